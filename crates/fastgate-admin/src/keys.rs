@@ -1,0 +1,175 @@
+//! `/admin/api/keys`: create (the secret is returned once), list, show, update,
+//! revoke, rotate. Every change reloads this instance's key snapshot at once;
+//! other instances pick it up on their next poll.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use fastgate_auth::{ApiKeyRecord, KeyLimits, KeyQuota, generate_key, new_key_record};
+use fastgate_proxy::AppState;
+use http::StatusCode;
+use serde::Deserialize;
+
+use crate::error::AdminError;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeyInput {
+    pub name: Option<String>,
+    pub source: Option<String>,
+    /// Duration from now, e.g. `30d`, `12h`.
+    pub expires_in: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub allowed_routes: Option<Vec<String>>,
+    pub allowed_models: Option<Vec<String>>,
+    pub limits: Option<KeyLimits>,
+    pub quota: Option<KeyQuota>,
+    pub is_active: Option<bool>,
+}
+
+/// Parse `30d`, `12h`, `90m` (humantime) into an expiry instant.
+pub fn expiry_from(input: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, AdminError> {
+    let d = humantime::parse_duration(input)
+        .map_err(|e| AdminError::BadRequest(format!("expires_in: {e}")))?;
+    let d = chrono::Duration::from_std(d)
+        .map_err(|e| AdminError::BadRequest(format!("expires_in: {e}")))?;
+    now.checked_add_signed(d)
+        .ok_or_else(|| AdminError::BadRequest("expires_in: too far in the future".into()))
+}
+
+fn apply(rec: &mut ApiKeyRecord, input: KeyInput, now: DateTime<Utc>) -> Result<(), AdminError> {
+    if let Some(name) = input.name {
+        validate_name(&name)?;
+        rec.name = name;
+    }
+    if let Some(s) = input.source {
+        rec.source = Some(s);
+    }
+    if let Some(e) = input.expires_in {
+        rec.expires_at = Some(expiry_from(&e, now)?);
+    }
+    if let Some(e) = input.expires_at {
+        rec.expires_at = Some(e);
+    }
+    if let Some(r) = input.allowed_routes {
+        rec.allowed_routes = r;
+    }
+    if let Some(m) = input.allowed_models {
+        rec.allowed_models = m;
+    }
+    if let Some(l) = input.limits {
+        rec.limits = l;
+    }
+    if let Some(q) = input.quota {
+        rec.quota = q;
+    }
+    if let Some(a) = input.is_active {
+        rec.is_active = a;
+        if a {
+            rec.revoked_at = None;
+        }
+    }
+    Ok(())
+}
+
+fn validate_name(name: &str) -> Result<(), AdminError> {
+    if name.trim().is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+        return Err(AdminError::BadRequest(
+            "name must be 1-128 printable characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn created_body(rec: &ApiKeyRecord, secret: &str) -> serde_json::Value {
+    let mut v = serde_json::to_value(rec).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("key".into(), serde_json::Value::String(secret.to_string()));
+    }
+    v
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Json(input): Json<KeyInput>,
+) -> Result<impl IntoResponse, AdminError> {
+    let now = Utc::now();
+    let name = input
+        .name
+        .clone()
+        .ok_or_else(|| AdminError::BadRequest("name is required".into()))?;
+    validate_name(&name)?;
+    let (generated, mut rec) = new_key_record(&name, now);
+    apply(&mut rec, input, now)?;
+    state.store().insert_key(&rec).await?;
+    fastgate_proxy::sync::reload_keys(&state).await;
+    Ok((
+        StatusCode::CREATED,
+        Json(created_body(&rec, &generated.secret)),
+    ))
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<impl IntoResponse, AdminError> {
+    let keys = state.store().list_keys().await?;
+    Ok(Json(serde_json::json!({ "object": "list", "data": keys })))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, AdminError> {
+    let key = state
+        .store()
+        .get_key(&id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("key '{id}'")))?;
+    Ok(Json(key))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(input): Json<KeyInput>,
+) -> Result<impl IntoResponse, AdminError> {
+    let mut key = state
+        .store()
+        .get_key(&id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("key '{id}'")))?;
+    apply(&mut key, input, Utc::now())?;
+    state.store().update_key(&key).await?;
+    fastgate_proxy::sync::reload_keys(&state).await;
+    Ok(Json(key))
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, AdminError> {
+    let key = state
+        .store()
+        .revoke_key(&id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("key '{id}'")))?;
+    fastgate_proxy::sync::reload_keys(&state).await;
+    Ok(Json(key))
+}
+
+/// New secret for the same key id; the old secret stops working at once.
+pub async fn rotate(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, AdminError> {
+    let mut key = state
+        .store()
+        .get_key(&id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("key '{id}'")))?;
+    let generated = generate_key();
+    key.key_hash = generated.hash.clone();
+    key.prefix = generated.prefix.clone();
+    state.store().update_key(&key).await?;
+    fastgate_proxy::sync::reload_keys(&state).await;
+    Ok(Json(created_body(&key, &generated.secret)))
+}

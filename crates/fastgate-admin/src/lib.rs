@@ -1,0 +1,117 @@
+//! The admin surface: `/admin/api/*` (admin token required), `/health` and
+//! `/metrics`. The proxy fallback handles every other path.
+
+mod error;
+mod keys;
+mod logs;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use fastgate_proxy::AppState;
+use http::{StatusCode, header};
+use subtle::ConstantTimeEq;
+
+pub use error::AdminError;
+pub use keys::{KeyInput, expiry_from};
+pub use logs::LogQuery;
+
+/// The whole HTTP surface: admin API, health, metrics, and the proxy fallback.
+pub fn router(state: AppState) -> Router {
+    let admin = Router::new()
+        .route("/keys", get(keys::list).post(keys::create))
+        .route(
+            "/keys/{id}",
+            get(keys::show).patch(keys::update).delete(keys::revoke),
+        )
+        .route("/keys/{id}/rotate", post(keys::rotate))
+        .route("/routes", get(routes))
+        .route("/logs", get(logs::query))
+        .route("/logs/{id}", get(logs::detail))
+        .route("/config", get(config))
+        .fallback(admin_not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .nest("/admin/api", admin)
+        .fallback(fastgate_proxy::proxy_handler)
+        .with_state(state)
+}
+
+/// Constant-time comparison of the presented bearer token with the admin token.
+fn is_admin(state: &AppState, headers: &http::HeaderMap) -> bool {
+    let expected = state.inner().admin_token.expose().as_bytes();
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or("");
+    !expected.is_empty() && bool::from(presented.as_bytes().ct_eq(expected))
+}
+
+async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !is_admin(&state, req.headers()) {
+        return AdminError::Unauthorized.into_response();
+    }
+    next.run(req).await
+}
+
+async fn admin_not_found() -> AdminError {
+    AdminError::NotFound("admin endpoint".into())
+}
+
+async fn routes(State(state): State<AppState>) -> impl IntoResponse {
+    let snap = state.inner().snapshot.load();
+    Json(serde_json::json!({ "object": "list", "data": snap.route_names }))
+}
+
+/// The effective configuration, secrets redacted.
+async fn config(State(state): State<AppState>) -> impl IntoResponse {
+    let cfg = state.inner().config.load_full();
+    Json(serde_json::to_value(&*cfg).unwrap_or_default())
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    let db = state.store().ping().await.is_ok();
+    state.set_db_healthy(db);
+    let status = if db {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "status": if db { "ok" } else { "degraded" },
+        "database": if db { "ok" } else { "unreachable" },
+        "backend": state.store().backend(),
+        "audit_queue_depth": state.audit_queue_depth(),
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<AppState>, req: Request) -> Response {
+    let require = state.inner().config.load().metrics.require_auth;
+    if require && !is_admin(&state, req.headers()) {
+        return AdminError::Unauthorized.into_response();
+    }
+    if !state.inner().config.load().metrics.enabled {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    metrics_gauges(&state);
+    let handle = &state.inner().metrics;
+    handle.run_upkeep();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response()
+}
+
+fn metrics_gauges(state: &AppState) {
+    fastgate_proxy::metrics::set_audit_depth(state.audit_queue_depth());
+}

@@ -1,0 +1,25 @@
+//! The destination of audit batches, implemented by the store.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::AuditRecord;
+
+/// Where the writer delivers batches (the database, in production).
+///
+/// Implementations must be idempotent on `request_id`: the writer may hand the same record
+/// over more than once (a retried batch whose first attempt partly succeeded, a spill file
+/// replayed after a crash).
+pub trait AuditSink: Send + Sync + 'static {
+    /// Insert a batch; must be idempotent on request_id. Err means nothing may be assumed
+    /// written. Returns the number of rows actually inserted (duplicates may be skipped).
+    fn write_batch<'a>(
+        &'a self,
+        rows: &'a [AuditRecord],
+    ) -> Pin<Box<dyn Future<Output = Result<u64, SinkError>> + Send + 'a>>;
+}
+
+/// A failed batch write. The message must not contain secrets (it is logged).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SinkError(pub String);

@@ -1,0 +1,314 @@
+//! The spill file: checksummed NDJSON, appended when the sink cannot take records, replayed
+//! when it can again.
+//!
+//! One record per line: `<crc32 as 8 lowercase hex digits> <compact JSON>\n`. The checksum
+//! covers the JSON bytes, so a line torn by `kill -9` or a crash mid-write (or any other
+//! damage) is detected and skipped instead of poisoning the replay. Compact `serde_json`
+//! output never contains a raw newline, so lines cannot be confused.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use tokio::fs::{File, OpenOptions};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
+
+use crate::AuditRecord;
+
+/// File name of the spill file inside the configured spill directory.
+pub const SPILL_FILE_NAME: &str = "audit-spill.ndjson";
+
+/// File name of the quarantine file: records the sink rejected one by one while it accepted
+/// others (a poison record), kept in the same format for an operator to inspect.
+pub const REJECTED_FILE_NAME: &str = "audit-rejected.ndjson";
+
+/// CRC-32 (IEEE 802.3, the zlib/PNG polynomial) lookup table.
+const CRC_TABLE: [u32; 256] = crc_table();
+
+const fn crc_table() -> [u32; 256] {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+}
+
+/// CRC-32 (IEEE) of `data`.
+pub(crate) fn crc32(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c = CRC_TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
+    }
+    !c
+}
+
+/// Append the spill line for `record` (terminated by `\n`) to `out`.
+///
+/// A non-finite `duration_ms` (which JSON cannot carry and would make the line unreadable)
+/// is written as 0.
+pub(crate) fn encode_line(
+    record: &AuditRecord,
+    out: &mut Vec<u8>,
+) -> Result<(), serde_json::Error> {
+    let json = if record.duration_ms.is_finite() {
+        serde_json::to_vec(record)?
+    } else {
+        let mut fixed = record.clone();
+        fixed.duration_ms = 0.0;
+        serde_json::to_vec(&fixed)?
+    };
+    out.extend_from_slice(format!("{:08x} ", crc32(&json)).as_bytes());
+    out.extend_from_slice(&json);
+    out.push(b'\n');
+    Ok(())
+}
+
+/// Why a spill line was skipped.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum LineError {
+    /// No `<checksum> ` prefix.
+    Malformed,
+    /// The checksum does not match the payload (torn or damaged line).
+    Checksum,
+    /// The checksum matched but the payload is not an audit record.
+    Json,
+}
+
+/// Decode one spill line (with or without its trailing newline).
+pub(crate) fn decode_line(line: &[u8]) -> Result<AuditRecord, LineError> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let (sum, json) = match (line.get(..8), line.get(8), line.get(9..)) {
+        (Some(sum), Some(b' '), Some(json)) => (sum, json),
+        _ => return Err(LineError::Malformed),
+    };
+    let sum = std::str::from_utf8(sum)
+        .ok()
+        .and_then(|s| u32::from_str_radix(s, 16).ok())
+        .ok_or(LineError::Malformed)?;
+    if crc32(json) != sum {
+        return Err(LineError::Checksum);
+    }
+    serde_json::from_slice(json).map_err(|_| LineError::Json)
+}
+
+/// The open spill file: appended in whole lines, truncated after a successful replay.
+pub(crate) struct SpillFile {
+    path: PathBuf,
+    file: File,
+    len: u64,
+}
+
+impl SpillFile {
+    /// Create `dir` if needed and open (or create) the spill file in append mode. A last
+    /// line without its newline (torn by a crash) is terminated so that the next append
+    /// starts on a fresh line; the torn line itself fails its checksum at replay.
+    pub(crate) async fn open(dir: &Path, name: &str) -> io::Result<Self> {
+        tokio::fs::create_dir_all(dir).await?;
+        let path = dir.join(name);
+        let mut file = append_options().open(&path).await?;
+        let mut len = file.metadata().await?.len();
+        if len > 0 {
+            let mut reader = File::open(&path).await?;
+            reader.seek(io::SeekFrom::End(-1)).await?;
+            let mut last = [0u8; 1];
+            reader.read_exact(&mut last).await?;
+            if last != [b'\n'] {
+                file.write_all(b"\n").await?;
+                file.sync_data().await?;
+                len += 1;
+            }
+        }
+        Ok(Self { path, file, len })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes currently in the file.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Append `records` with one write and make them durable (`fdatasync`).
+    pub(crate) async fn append(&mut self, records: &[AuditRecord]) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(records.len() * 512);
+        for record in records {
+            encode_line(record, &mut buf).map_err(io::Error::other)?;
+        }
+        self.file.write_all(&buf).await?;
+        self.file.sync_data().await?;
+        self.len += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Empty the file after everything in it was replayed.
+    pub(crate) async fn truncate(&mut self) -> io::Result<()> {
+        self.file.set_len(0).await?;
+        self.file.sync_all().await?;
+        self.len = 0;
+        Ok(())
+    }
+
+    /// Flush metadata too (used at shutdown).
+    pub(crate) async fn sync_all(&mut self) -> io::Result<()> {
+        self.file.sync_all().await
+    }
+
+    /// A line reader over the file from its beginning. Lines appended while reading are
+    /// seen by the reader.
+    pub(crate) async fn reader(&self) -> io::Result<LineReader> {
+        let file = File::open(&self.path).await?;
+        Ok(LineReader {
+            inner: BufReader::with_capacity(64 * 1024, file),
+            buf: Vec::new(),
+        })
+    }
+}
+
+fn append_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options
+}
+
+/// Synchronous single-record append, used only after the writer stopped (a record sent
+/// after shutdown). One `write` call per line, `O_APPEND`, so concurrent appenders never
+/// interleave within a line.
+pub(crate) fn append_blocking(path: &Path, record: &AuditRecord) -> io::Result<()> {
+    use std::io::Write;
+    let mut line = Vec::with_capacity(1024);
+    encode_line(record, &mut line).map_err(io::Error::other)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(&line)?;
+    file.sync_data()
+}
+
+/// Reads the spill file line by line.
+pub(crate) struct LineReader {
+    inner: BufReader<File>,
+    buf: Vec<u8>,
+}
+
+impl LineReader {
+    /// The next line (with its newline, if any), or `None` at the end of the file.
+    pub(crate) async fn next_line(&mut self) -> io::Result<Option<&[u8]>> {
+        self.buf.clear();
+        let n = self.inner.read_until(b'\n', &mut self.buf).await?;
+        Ok(if n == 0 { None } else { Some(&self.buf) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::sample_record;
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(b""), 0);
+    }
+
+    #[test]
+    fn line_round_trips() {
+        let record = sample_record("r-1");
+        let mut buf = Vec::new();
+        encode_line(&record, &mut buf).unwrap();
+        assert_eq!(buf.iter().filter(|&&b| b == b'\n').count(), 1);
+        assert_eq!(decode_line(&buf).unwrap(), record);
+        // Without the newline (complete but unterminated) it still decodes.
+        assert_eq!(decode_line(&buf[..buf.len() - 1]).unwrap(), record);
+    }
+
+    #[test]
+    fn newlines_inside_values_stay_escaped() {
+        let mut record = sample_record("r-2");
+        record.response_body = Some("line one\nline two\r\n".into());
+        let mut buf = Vec::new();
+        encode_line(&record, &mut buf).unwrap();
+        assert_eq!(buf.iter().filter(|&&b| b == b'\n').count(), 1);
+        assert_eq!(decode_line(&buf).unwrap(), record);
+    }
+
+    #[test]
+    fn damaged_lines_are_rejected() {
+        let mut buf = Vec::new();
+        encode_line(&sample_record("r-3"), &mut buf).unwrap();
+        let torn = &buf[..buf.len() / 2];
+        assert_eq!(decode_line(torn), Err(LineError::Checksum));
+        let mut flipped = buf.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0x01;
+        assert_eq!(decode_line(&flipped), Err(LineError::Checksum));
+        assert_eq!(decode_line(b"abc"), Err(LineError::Malformed));
+        assert_eq!(decode_line(b"zzzzzzzz {}"), Err(LineError::Malformed));
+        assert_eq!(decode_line(b""), Err(LineError::Malformed));
+        let json = b"{\"a\":1}";
+        let line = format!("{:08x} {}", crc32(json), std::str::from_utf8(json).unwrap());
+        assert_eq!(decode_line(line.as_bytes()), Err(LineError::Json));
+    }
+
+    #[tokio::test]
+    async fn open_terminates_a_torn_tail_and_appends_on_a_fresh_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SPILL_FILE_NAME);
+        let mut good = Vec::new();
+        encode_line(&sample_record("a"), &mut good).unwrap();
+        let mut torn = Vec::new();
+        encode_line(&sample_record("b"), &mut torn).unwrap();
+        torn.truncate(torn.len() / 2);
+        std::fs::write(&path, [good.as_slice(), torn.as_slice()].concat()).unwrap();
+
+        let mut file = SpillFile::open(dir.path(), SPILL_FILE_NAME).await.unwrap();
+        file.append(&[sample_record("c")]).await.unwrap();
+        let mut reader = file.reader().await.unwrap();
+        let mut ids = Vec::new();
+        let mut bad = 0;
+        while let Some(line) = reader.next_line().await.unwrap() {
+            match decode_line(line) {
+                Ok(r) => ids.push(r.request_id),
+                Err(_) => bad += 1,
+            }
+        }
+        assert_eq!(ids, ["a", "c"]);
+        assert_eq!(bad, 1);
+        assert_eq!(file.len(), std::fs::metadata(&path).unwrap().len());
+        file.truncate().await.unwrap();
+        assert!(file.is_empty());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    }
+
+    #[tokio::test]
+    async fn blocking_append_writes_a_valid_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = SpillFile::open(dir.path(), SPILL_FILE_NAME).await.unwrap();
+        append_blocking(file.path(), &sample_record("late")).unwrap();
+        let mut reader = file.reader().await.unwrap();
+        let line = reader.next_line().await.unwrap().unwrap().to_vec();
+        assert_eq!(decode_line(&line).unwrap().request_id, "late");
+        assert!(reader.next_line().await.unwrap().is_none());
+    }
+}

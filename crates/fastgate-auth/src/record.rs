@@ -1,0 +1,80 @@
+//! The stored form of a gateway key. Holds the SHA-256 hash, never the key.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuotaPeriod {
+    #[default]
+    Never,
+    Daily,
+    Monthly,
+}
+
+impl QuotaPeriod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Never => "never",
+            Self::Daily => "daily",
+            Self::Monthly => "monthly",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "never" => Some(Self::Never),
+            "daily" => Some(Self::Daily),
+            "monthly" => Some(Self::Monthly),
+            _ => None,
+        }
+    }
+}
+
+/// Rate limits of one key; `None` means unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeyLimits {
+    pub requests_per_minute: Option<u32>,
+    pub requests_per_day: Option<u32>,
+    pub tokens_per_minute: Option<u64>,
+    pub max_concurrent: Option<u32>,
+}
+
+/// Quotas of one key over `period`; `None` means unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeyQuota {
+    pub requests: Option<u64>,
+    pub tokens: Option<u64>,
+    pub cost: Option<f64>,
+    pub period: QuotaPeriod,
+}
+
+/// A gateway key as stored and as held in the in-memory index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    /// UUIDv7 string.
+    pub id: String,
+    pub name: String,
+    /// Owner / source label.
+    pub source: Option<String>,
+    /// Lowercase hex SHA-256 of the full key. Never sent to clients.
+    #[serde(skip_serializing)]
+    pub key_hash: String,
+    /// Non-secret display prefix, e.g. `fg_ab12cd`.
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub is_active: bool,
+    /// Route names this key may use; empty = all routes.
+    pub allowed_routes: Vec<String>,
+    /// Model patterns (`gpt-4o`, `claude-*`) this key may use; empty = all.
+    pub allowed_models: Vec<String>,
+    pub limits: KeyLimits,
+    pub quota: KeyQuota,
+    pub usage_count: u64,
+    pub last_used_at: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,25 @@
+//! FastGate configuration: the YAML model, `${VAR}` interpolation, environment
+//! overrides and validation with field paths.
+//!
+//! ```no_run
+//! let cfg = fastgate_config::load(Some(std::path::Path::new("fastgate.yaml")))?;
+//! println!("listening on {}", cfg.server.listen);
+//! # Ok::<(), fastgate_config::ConfigError>(())
+//! ```
+//!
+//! The pipeline and every setting are described in `docs/configuration.md`.
+
+mod env;
+mod error;
+mod interpolate;
+mod load;
+mod model;
+mod secret;
+mod validate;
+
+pub use env::{ENV_PREFIX, ENV_SHORTCUTS, override_vars};
+pub use error::ConfigError;
+pub use load::{DEFAULT_DATA_DIR, check, check_str, load, load_str};
+pub use model::*;
+pub use secret::Secret;
+pub use validate::{MAX_RETRIES, MIN_ADMIN_TOKEN_LEN, validate, validate_all};

@@ -1,0 +1,323 @@
+//! The configuration model: what `fastgate.yaml` may contain.
+//!
+//! Every struct denies unknown fields so a typo fails loudly with its field path.
+//! Defaults are chosen so that an empty file is a working single-node gateway.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub admin: AdminConfig,
+    pub audit: AuditConfig,
+    pub log: LogConfig,
+    pub metrics: MetricsConfig,
+    /// Directory for local state (SQLite file, generated admin token, spill files).
+    pub data_dir: PathBuf,
+    pub upstreams: Vec<UpstreamConfig>,
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the gateway listens on.
+    pub listen: SocketAddr,
+    /// Largest request body accepted; larger ones get 413 before any upstream connection.
+    pub max_body_bytes: usize,
+    /// Time allowed to receive the request headers.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Time allowed to receive a buffered request body.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// How long in-flight requests may take to finish on shutdown.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Maximum concurrent client connections.
+    pub max_connections: usize,
+    /// Peers whose `X-Forwarded-For` is trusted for the client IP.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8514)),
+            max_body_bytes: 4 * 1024 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+            max_connections: 10_000,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path` or `postgres://…`. Empty means `sqlite://<data_dir>/fastgate.db`.
+    pub url: Secret<String>,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: Secret::new(String::new()),
+            max_connections: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Admin bearer token. When absent, one is generated on first start and stored in
+    /// `<data_dir>/admin_token` (mode 0600).
+    pub token: Option<Secret<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    pub enabled: bool,
+    /// Bounded queue between the request path and the batch writer.
+    pub queue_capacity: usize,
+    pub batch_size: usize,
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Delete audit rows older than this many days (0 = keep forever).
+    pub retention_days: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            queue_capacity: 65_536,
+            batch_size: 512,
+            flush_interval: Duration::from_millis(200),
+            retention_days: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` filter directive, e.g. `info` or `fastgate_proxy=debug`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    /// Require the admin token on `/metrics`.
+    pub require_auth: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            require_auth: false,
+        }
+    }
+}
+
+/// Which protocol an upstream speaks; decides the header the credential goes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamKind {
+    /// `Authorization: Bearer <key>`
+    Openai,
+    /// `x-api-key: <key>` plus `anthropic-version` if the client sent none.
+    Anthropic,
+    /// Generic HTTP: `Authorization: Bearer <key>` unless `auth_header` says otherwise.
+    Http,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub name: String,
+    pub kind: UpstreamKind,
+    pub base_url: String,
+    /// Header name that carries the credential, overriding the kind's default.
+    #[serde(default)]
+    pub auth_header: Option<String>,
+    /// Prefix put before the credential value (default `Bearer ` for Authorization).
+    #[serde(default)]
+    pub auth_scheme: Option<String>,
+    /// Headers sent on every request to this upstream.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub credentials: Vec<CredentialConfig>,
+    #[serde(default)]
+    pub pool: PoolConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialConfig {
+    pub name: String,
+    pub key: Secret<String>,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolConfig {
+    pub max_idle_per_host: usize,
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_idle_per_host: 256,
+            idle_timeout: Duration::from_secs(90),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub name: String,
+    /// Lower number wins.
+    #[serde(default = "default_priority")]
+    pub priority: i32,
+    #[serde(rename = "match")]
+    pub matcher: MatchConfig,
+    pub upstream: String,
+    /// Path sent upstream; may use `{param}` and `{**}` (the `**` remainder).
+    /// Absent: the request path (after `strip_prefix`).
+    #[serde(default)]
+    pub target_path: Option<String>,
+    /// Remove the literal prefix of the pattern before forwarding.
+    #[serde(default)]
+    pub strip_prefix: bool,
+    #[serde(default)]
+    pub add_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub remove_headers: Vec<String>,
+    #[serde(default)]
+    pub add_body_fields: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub timeout: TimeoutConfig,
+    #[serde(default)]
+    pub retries: u32,
+    #[serde(default)]
+    pub audit: RouteAuditConfig,
+    #[serde(default = "default_true")]
+    pub active: bool,
+    /// Require a gateway key (default true). `false` makes a public route.
+    #[serde(default = "default_true")]
+    pub auth: bool,
+}
+
+fn default_priority() -> i32 {
+    100
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    pub path: String,
+    /// Empty or containing `ANY` matches every method.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Header name -> exact value required.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Top-level JSON body field -> exact value required.
+    #[serde(default)]
+    pub body: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutConfig {
+    #[serde(with = "humantime_serde")]
+    pub connect: Duration,
+    #[serde(with = "humantime_serde")]
+    pub first_byte: Duration,
+    /// Longest silence allowed between two response chunks.
+    #[serde(with = "humantime_serde")]
+    pub idle: Duration,
+    /// Whole exchange, streaming included.
+    #[serde(with = "humantime_serde")]
+    pub total: Duration,
+}
+
+impl Default for TimeoutConfig {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            first_byte: Duration::from_secs(60),
+            idle: Duration::from_secs(60),
+            total: Duration::from_secs(600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouteAuditConfig {
+    pub headers: bool,
+    pub bodies: bool,
+    pub body_max_bytes: usize,
+}
+
+impl Default for RouteAuditConfig {
+    fn default() -> Self {
+        Self {
+            headers: false,
+            bodies: false,
+            body_max_bytes: 10_240,
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The per-request context: one typed struct that travels through the phases and
+//! turns into exactly one audit record (and one set of metrics) when the request
+//! ends, however it ends.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use fastgate_audit::AuditRecord;
+use fastgate_auth::ApiKeyRecord;
+use fastgate_config::RouteAuditConfig;
+use http::{HeaderValue, Method};
+
+use crate::error::ClientProtocol;
+use crate::metrics as m;
+use crate::state::AppState;
+
+/// Keeps the in-flight gauge right even when a future is dropped mid-way.
+pub struct InFlightGuard;
+
+impl InFlightGuard {
+    #[expect(clippy::new_without_default, reason = "construction has a side effect")]
+    pub fn new() -> Self {
+        metrics::gauge!(m::IN_FLIGHT).increment(1.0);
+        Self
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        metrics::gauge!(m::IN_FLIGHT).decrement(1.0);
+    }
+}
+
+pub struct RequestContext {
+    pub state: AppState,
+    pub request_id: HeaderValue,
+    pub started: Instant,
+    pub request_time: DateTime<Utc>,
+    pub method: Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub protocol: ClientProtocol,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub key: Option<Arc<ApiKeyRecord>>,
+    pub route: Option<Arc<str>>,
+    pub upstream: Option<Arc<str>>,
+    pub credential: Option<Arc<str>>,
+    pub target_url: Option<String>,
+    pub request_bytes: u64,
+    pub model: Option<String>,
+    pub stream_requested: bool,
+    pub audit: RouteAuditConfig,
+    pub request_headers: Option<String>,
+    pub request_body: Option<String>,
+    /// Time spent waiting on the upstream for response headers.
+    pub upstream_wait: Duration,
+    _in_flight: InFlightGuard,
+}
+
+/// How the exchange ended, as seen by the client.
+#[derive(Default)]
+pub struct Outcome {
+    pub status: u16,
+    pub ttfb: Option<Duration>,
+    pub response_bytes: u64,
+    pub is_stream: bool,
+    pub chunks: u64,
+    pub error: Option<String>,
+    pub response_headers: Option<String>,
+    pub response_body: Option<String>,
+}
+
+impl RequestContext {
+    pub fn new(state: AppState, method: Method, path: String) -> Self {
+        Self {
+            state,
+            request_id: HeaderValue::from_static(""),
+            started: Instant::now(),
+            request_time: Utc::now(),
+            method,
+            path,
+            query: None,
+            protocol: ClientProtocol::OpenAi,
+            client_ip: None,
+            user_agent: None,
+            key: None,
+            route: None,
+            upstream: None,
+            credential: None,
+            target_url: None,
+            request_bytes: 0,
+            model: None,
+            stream_requested: false,
+            audit: RouteAuditConfig::default(),
+            request_headers: None,
+            request_body: None,
+            upstream_wait: Duration::ZERO,
+            _in_flight: InFlightGuard::new(),
+        }
+    }
+
+    /// Close the request: metrics, key usage, and one audit record.
+    pub fn finish(self, outcome: Outcome) {
+        let elapsed = self.started.elapsed();
+        let route_label: metrics::SharedString = match &self.route {
+            Some(r) => metrics::SharedString::from(Arc::clone(r)),
+            None => "".into(),
+        };
+        metrics::counter!(m::REQUESTS_TOTAL, "route" => route_label.clone(), "status" => m::status_label(outcome.status)).increment(1);
+        metrics::histogram!(m::REQUEST_DURATION, "route" => route_label.clone())
+            .record(elapsed.as_secs_f64());
+        if let Some(ttfb) = outcome.ttfb {
+            metrics::histogram!(m::UPSTREAM_TTFB, "route" => route_label)
+                .record(ttfb.as_secs_f64());
+            // Gateway's own share before the first byte: arrival to first byte minus
+            // the time the upstream took to answer.
+            let overhead = ttfb.saturating_sub(self.upstream_wait);
+            metrics::histogram!(m::GATEWAY_OVERHEAD).record(overhead.as_secs_f64());
+        }
+        if let Some(key) = &self.key {
+            self.state.record_key_use(&key.id);
+        }
+        let state = self.state.clone();
+        state.send_audit(self.into_record(outcome, elapsed));
+    }
+
+    fn into_record(self, o: Outcome, elapsed: Duration) -> AuditRecord {
+        AuditRecord {
+            request_id: String::from_utf8_lossy(self.request_id.as_bytes()).into_owned(),
+            key_id: self.key.as_ref().map(|k| k.id.clone()),
+            key_name: self.key.as_ref().map(|k| k.name.clone()),
+            source: self.key.as_ref().and_then(|k| k.source.clone()),
+            method: self.method.as_str().to_string(),
+            path: self.path,
+            query: self.query,
+            route: self.route.map(|r| r.to_string()),
+            upstream: self.upstream.map(|u| u.to_string()),
+            credential: self.credential.map(|c| c.to_string()),
+            target_url: self.target_url,
+            status_code: o.status,
+            request_time: self.request_time,
+            ttfb_ms: o.ttfb.map(|d| d.as_secs_f64() * 1000.0),
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+            request_bytes: self.request_bytes,
+            response_bytes: o.response_bytes,
+            user_agent: self.user_agent,
+            client_ip: self.client_ip,
+            is_stream: o.is_stream,
+            stream_chunks: o.chunks,
+            model: self.model,
+            tokens_in: None,
+            tokens_out: None,
+            tokens_estimated: false,
+            cost: None,
+            error_message: o.error,
+            request_headers: self.request_headers,
+            response_headers: o.response_headers,
+            request_body: self.request_body,
+            response_body: o.response_body,
+        }
+    }
+}
+
+/// Up to `max` bytes of `body` as text for the audit log (lossy UTF-8).
+pub fn capture_text(body: &[u8], max: usize) -> String {
+    let cut = &body[..body.len().min(max)];
+    String::from_utf8_lossy(cut).into_owned()
+}

@@ -1,0 +1,203 @@
+//! Every error a client can see, and its one mapping to HTTP.
+//!
+//! The body is JSON in the protocol the client speaks: OpenAI's
+//! `{"error":{"message","type","param","code"}}` by default, Anthropic's
+//! `{"type":"error","error":{"type","message"}}` for Anthropic-style requests.
+
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+
+/// Which error shape the client expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientProtocol {
+    OpenAi,
+    Anthropic,
+}
+
+impl ClientProtocol {
+    /// Anthropic clients call `/v1/messages…` or send `anthropic-version`.
+    pub fn detect(path: &str, headers: &http::HeaderMap) -> Self {
+        if path.starts_with("/v1/messages") || headers.contains_key("anthropic-version") {
+            Self::Anthropic
+        } else {
+            Self::OpenAi
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("missing API key: send it as 'Authorization: Bearer <key>' or 'X-API-Key'")]
+    MissingKey,
+    #[error("invalid API key")]
+    UnknownKey,
+    #[error("API key has expired")]
+    ExpiredKey,
+    #[error("API key has been revoked")]
+    RevokedKey,
+    #[error("this API key is not allowed to use route '{0}'")]
+    RouteForbidden(String),
+    #[error("no route matches {method} {path}")]
+    NoRoute { method: String, path: String },
+    #[error("invalid request path: {0}")]
+    BadPath(String),
+    #[error("request body exceeds the limit of {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("request body was not received in time")]
+    BodyTimeout,
+    #[error("could not read request body: {0}")]
+    BodyRead(String),
+    #[error("request body is not valid JSON: {0}")]
+    BadJson(String),
+    #[error("request body must be a JSON object to add fields")]
+    BodyNotObject,
+    #[error("invalid request header: {0}")]
+    BadHeader(String),
+    #[error("upstream '{upstream}' is unreachable: {reason}")]
+    UpstreamConnect { upstream: String, reason: String },
+    #[error("upstream '{upstream}' did not answer within {secs:.1}s")]
+    UpstreamTimeout { upstream: String, secs: f64 },
+    #[error("upstream '{upstream}' failed: {reason}")]
+    UpstreamFailed { upstream: String, reason: String },
+    #[error("upstream '{0}' has no usable credential")]
+    NoCredential(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingKey | Self::UnknownKey | Self::ExpiredKey | Self::RevokedKey => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::RouteForbidden(_) => StatusCode::FORBIDDEN,
+            Self::NoRoute { .. } => StatusCode::NOT_FOUND,
+            Self::BadPath(_)
+            | Self::BadJson(_)
+            | Self::BodyNotObject
+            | Self::BadHeader(_)
+            | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::UpstreamConnect { .. } | Self::UpstreamFailed { .. } => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::NoCredential(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// OpenAI `code` / machine-readable reason.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingKey => "missing_api_key",
+            Self::UnknownKey => "invalid_api_key",
+            Self::ExpiredKey => "expired_api_key",
+            Self::RevokedKey => "revoked_api_key",
+            Self::RouteForbidden(_) => "route_not_allowed",
+            Self::NoRoute { .. } => "route_not_found",
+            Self::BadPath(_) => "invalid_path",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::BodyTimeout => "body_timeout",
+            Self::BodyRead(_) => "body_read_error",
+            Self::BadJson(_) | Self::BodyNotObject => "invalid_json",
+            Self::BadHeader(_) => "invalid_header",
+            Self::UpstreamConnect { .. } => "upstream_unreachable",
+            Self::UpstreamTimeout { .. } => "upstream_timeout",
+            Self::UpstreamFailed { .. } => "upstream_error",
+            Self::NoCredential(_) => "no_credential",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    fn openai_type(&self) -> &'static str {
+        match self.status().as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            400 | 408 | 413 => "invalid_request_error",
+            _ => "api_error",
+        }
+    }
+
+    fn anthropic_type(&self) -> &'static str {
+        match self.status().as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            400 | 408 => "invalid_request_error",
+            504 => "timeout_error",
+            _ => "api_error",
+        }
+    }
+
+    /// The JSON body in the client's protocol.
+    pub fn body(&self, protocol: ClientProtocol) -> Bytes {
+        let message = self.to_string();
+        let value = match protocol {
+            ClientProtocol::OpenAi => serde_json::json!({
+                "error": {
+                    "message": message,
+                    "type": self.openai_type(),
+                    "param": null,
+                    "code": self.code(),
+                }
+            }),
+            ClientProtocol::Anthropic => serde_json::json!({
+                "type": "error",
+                "error": { "type": self.anthropic_type(), "message": message }
+            }),
+        };
+        Bytes::from(value.to_string())
+    }
+
+    pub fn to_response(&self, protocol: ClientProtocol) -> Response {
+        let mut resp = (self.status(), self.body(protocol)).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if matches!(self, Self::MissingKey | Self::UnknownKey) {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes() {
+        let e = ProxyError::ExpiredKey;
+        assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
+        let v: serde_json::Value = serde_json::from_slice(&e.body(ClientProtocol::OpenAi)).unwrap();
+        assert_eq!(v["error"]["code"], "expired_api_key");
+        assert_eq!(v["error"]["type"], "authentication_error");
+        let v: serde_json::Value =
+            serde_json::from_slice(&e.body(ClientProtocol::Anthropic)).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "authentication_error");
+        assert_ne!(
+            ProxyError::UnknownKey.to_string(),
+            ProxyError::RevokedKey.to_string()
+        );
+    }
+
+    #[test]
+    fn detect_protocol() {
+        let h = http::HeaderMap::new();
+        assert_eq!(
+            ClientProtocol::detect("/v1/messages", &h),
+            ClientProtocol::Anthropic
+        );
+        assert_eq!(
+            ClientProtocol::detect("/v1/chat/completions", &h),
+            ClientProtocol::OpenAi
+        );
+    }
+}

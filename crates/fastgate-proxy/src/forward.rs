@@ -1,0 +1,153 @@
+//! Forwarding: build the upstream request (credential injected, transforms
+//! applied), send it on the pooled client with the first-byte timeout, and retry
+//! with backoff while nothing has reached the client yet.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use rand::Rng;
+
+use crate::context::RequestContext;
+use crate::error::ProxyError;
+use crate::metrics as m;
+use crate::snapshot::{RouteRuntime, UpstreamRuntime};
+use fastgate_config::UpstreamKind;
+
+pub struct ForwardPlan<'a> {
+    pub route: &'a RouteRuntime,
+    pub method: Method,
+    pub upstream_path: String,
+    pub query: Option<String>,
+    /// Client headers already stripped of hop-by-hop and credential headers.
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub deadline: tokio::time::Instant,
+}
+
+const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+fn target_uri(up: &UpstreamRuntime, path: &str, query: Option<&str>) -> Result<Uri, ProxyError> {
+    let mut pq =
+        String::with_capacity(up.base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1));
+    pq.push_str(&up.base_path);
+    pq.push_str(path);
+    if let Some(q) = query {
+        pq.push('?');
+        pq.push_str(q);
+    }
+    Uri::builder()
+        .scheme(up.scheme.clone())
+        .authority(up.authority.clone())
+        .path_and_query(pq)
+        .build()
+        .map_err(|e| ProxyError::Internal(format!("cannot build upstream URI: {e}")))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let base = 25u64.saturating_mul(1 << attempt.min(5)).min(1000);
+    let jitter = rand::rng().random_range(0..=base / 2);
+    Duration::from_millis(base + jitter)
+}
+
+fn retryable_status(status: u16) -> bool {
+    matches!(status, 502..=504)
+}
+
+pub async fn forward(
+    ctx: &mut RequestContext,
+    plan: ForwardPlan<'_>,
+) -> Result<Response<Incoming>, ProxyError> {
+    let route = plan.route;
+    let up = &route.upstream;
+    let uri = target_uri(up, &plan.upstream_path, plan.query.as_deref())?;
+    ctx.target_url = Some(format!(
+        "{}://{}{}{}",
+        up.scheme, up.authority, up.base_path, plan.upstream_path
+    ));
+
+    let mut base_headers = plan.headers;
+    for (name, value) in up.headers.iter().chain(route.add_headers.iter()) {
+        base_headers.insert(name.clone(), value.clone());
+    }
+    if up.kind == UpstreamKind::Anthropic && !base_headers.contains_key(&ANTHROPIC_VERSION) {
+        base_headers.insert(ANTHROPIC_VERSION, HeaderValue::from_static("2023-06-01"));
+    }
+    base_headers.insert(REQUEST_ID, ctx.request_id.clone());
+
+    let mut attempt = 0u32;
+    loop {
+        let mut headers = base_headers.clone();
+        if let Some(cred) = up.pick_credential() {
+            headers.insert(cred.header_name.clone(), cred.header_value.clone());
+            ctx.credential = Some(cred.name.clone());
+        }
+        let mut req = Request::new(Full::new(plan.body.clone()));
+        *req.method_mut() = plan.method.clone();
+        *req.uri_mut() = uri.clone();
+        *req.headers_mut() = headers;
+
+        let now = tokio::time::Instant::now();
+        let wait = route
+            .timeout
+            .first_byte
+            .min(plan.deadline.saturating_duration_since(now));
+        let sent_at = Instant::now();
+        let result = tokio::time::timeout(wait, route.client.request(req)).await;
+        ctx.upstream_wait += sent_at.elapsed();
+        let can_retry = attempt < route.retries;
+        match result {
+            Ok(Ok(resp)) if can_retry && retryable_status(resp.status().as_u16()) => {
+                tracing::debug!(
+                    status = resp.status().as_u16(),
+                    attempt,
+                    "retrying upstream status"
+                );
+            }
+            Ok(Ok(resp)) => return Ok(resp),
+            Ok(Err(e)) if can_retry => {
+                tracing::debug!(error = %error_chain(&e), attempt, "retrying upstream error");
+            }
+            Ok(Err(e)) => {
+                metrics::counter!(m::UPSTREAM_ERRORS, "upstream" => metrics::SharedString::from(up.name.clone())).increment(1);
+                let reason = error_chain(&e);
+                return Err(if e.is_connect() {
+                    ProxyError::UpstreamConnect {
+                        upstream: up.name.to_string(),
+                        reason,
+                    }
+                } else {
+                    ProxyError::UpstreamFailed {
+                        upstream: up.name.to_string(),
+                        reason,
+                    }
+                });
+            }
+            Err(_) => {
+                metrics::counter!(m::UPSTREAM_ERRORS, "upstream" => metrics::SharedString::from(up.name.clone())).increment(1);
+                return Err(ProxyError::UpstreamTimeout {
+                    upstream: up.name.to_string(),
+                    secs: wait.as_secs_f64(),
+                });
+            }
+        }
+        metrics::counter!(m::UPSTREAM_RETRIES, "upstream" => metrics::SharedString::from(up.name.clone())).increment(1);
+        tokio::time::sleep(backoff(attempt)).await;
+        attempt += 1;
+    }
+}

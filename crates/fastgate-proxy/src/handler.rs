@@ -1,0 +1,333 @@
+//! The proxy handler: the request path's phases in order (DESIGN.md §1).
+//!
+//! normalise path → authenticate → read body (bounded) → match route →
+//! authorise → transform → forward → stream back. Every phase reads only
+//! in-memory snapshots; the only awaits are the client's body and the upstream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use bytes::Bytes;
+use chrono::Utc;
+use fastgate_auth::KeyCheck;
+use fastgate_routing::{BodyView, MatchOutcome, is_reserved_path, normalize_path};
+use http::{header, request::Parts};
+use http_body_util::{BodyExt, Limited};
+use serde::Deserialize;
+
+use crate::body::TrackedBody;
+use crate::context::{Outcome, RequestContext, capture_text};
+use crate::error::{ClientProtocol, ProxyError};
+use crate::forward::{ForwardPlan, forward};
+use crate::headers::{self, extract_key, find_underscore_header, strip_key_param};
+use crate::metrics as m;
+use crate::snapshot::Snapshot;
+use crate::state::{AppState, PeerAddr};
+
+/// What a matched, authorised request needs to be forwarded.
+struct Admitted {
+    snapshot: Arc<Snapshot>,
+    route_index: usize,
+    upstream_path: String,
+    body: Bytes,
+}
+
+pub async fn proxy_handler(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let mut ctx = RequestContext::new(
+        state.clone(),
+        parts.method.clone(),
+        parts.uri.path().to_string(),
+    );
+    ctx.request_id = headers::request_id(&parts.headers);
+    ctx.query = parts.uri.query().and_then(strip_key_param);
+    ctx.protocol = ClientProtocol::detect(parts.uri.path(), &parts.headers);
+    let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0);
+    ctx.client_ip = state.client_ip(peer, &parts.headers);
+    ctx.user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+
+    let result = match admit(&state, &mut ctx, &parts, body).await {
+        Ok(admitted) => send(&mut ctx, &parts, admitted).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok((resp, idle, deadline, capture)) => {
+            let (mut head, incoming) = resp.into_parts();
+            let outcome = Outcome {
+                status: head.status.as_u16(),
+                ttfb: Some(ctx.started.elapsed()),
+                is_stream: is_stream_response(&head.headers, ctx.stream_requested),
+                response_headers: ctx
+                    .audit
+                    .headers
+                    .then(|| headers::redacted_json(&head.headers)),
+                ..Outcome::default()
+            };
+            head.headers = headers::response_headers(&head.headers);
+            head.headers.insert("x-request-id", ctx.request_id.clone());
+            let tracked = TrackedBody::new(incoming, ctx, outcome, idle, deadline, capture);
+            Response::from_parts(head, Body::new(tracked))
+        }
+        Err(err) => error_response(ctx, err),
+    }
+}
+
+fn error_response(ctx: RequestContext, err: ProxyError) -> Response {
+    if matches!(
+        err,
+        ProxyError::MissingKey
+            | ProxyError::UnknownKey
+            | ProxyError::ExpiredKey
+            | ProxyError::RevokedKey
+    ) {
+        metrics::counter!(m::AUTH_FAILURES, "reason" => err.code()).increment(1);
+    }
+    let mut resp = err.to_response(ctx.protocol);
+    resp.headers_mut()
+        .insert("x-request-id", ctx.request_id.clone());
+    let body_len = err.body(ctx.protocol).len() as u64;
+    ctx.finish(Outcome {
+        status: err.status().as_u16(),
+        response_bytes: body_len,
+        error: Some(err.to_string()),
+        ..Outcome::default()
+    });
+    resp
+}
+
+fn is_stream_response(headers: &http::HeaderMap, requested: bool) -> bool {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    ct.starts_with("text/event-stream")
+        || ct.starts_with("application/x-ndjson")
+        || (requested && !headers.contains_key(header::CONTENT_LENGTH))
+}
+
+/// Phases up to the decision to forward: path, key, body, route, permission.
+async fn admit(
+    state: &AppState,
+    ctx: &mut RequestContext,
+    parts: &Parts,
+    body: Body,
+) -> Result<Admitted, ProxyError> {
+    let path = normalize_path(parts.uri.path()).map_err(|e| ProxyError::BadPath(e.to_string()))?;
+    ctx.path = path;
+    if is_reserved_path(&ctx.path) {
+        return Err(ProxyError::NoRoute {
+            method: parts.method.to_string(),
+            path: ctx.path.clone(),
+        });
+    }
+    if let Some(name) = find_underscore_header(&parts.headers) {
+        return Err(ProxyError::BadHeader(format!(
+            "header names may not contain '_': {name}"
+        )));
+    }
+    let snapshot = state.inner().snapshot.load_full();
+    authenticate(state, ctx, parts, &snapshot)?;
+    let body = read_body(state, parts, body).await?;
+    ctx.request_bytes = body.len() as u64;
+
+    let mut parsed: Option<serde_json::Value> = None;
+    let (route_index, upstream_path) = loop {
+        let view = parsed.as_ref().map_or(BodyView::NotLoaded, BodyView::Json);
+        match snapshot
+            .routes
+            .find(&parts.method, &ctx.path, &parts.headers, view)
+        {
+            MatchOutcome::Matched(m) => break (m.index(), m.upstream_path(&ctx.path)),
+            MatchOutcome::NeedBody if parsed.is_none() => parsed = Some(parse_json(&body)?),
+            MatchOutcome::NeedBody | MatchOutcome::NotFound => {
+                if ctx.key.is_none() {
+                    return Err(ProxyError::MissingKey);
+                }
+                return Err(ProxyError::NoRoute {
+                    method: parts.method.to_string(),
+                    path: ctx.path.clone(),
+                });
+            }
+        }
+    };
+    let rt = snapshot
+        .route(route_index)
+        .ok_or_else(|| ProxyError::Internal("matched route has no runtime".into()))?;
+    ctx.route = Some(Arc::clone(&rt.name));
+    ctx.upstream = Some(Arc::clone(&rt.upstream.name));
+    ctx.audit = rt.audit;
+    match &ctx.key {
+        None if rt.auth => return Err(ProxyError::MissingKey),
+        Some(key) if !key.allows_route(&rt.name) => {
+            return Err(ProxyError::RouteForbidden(rt.name.to_string()));
+        }
+        _ => {}
+    }
+    probe_model(ctx, parts, &body, parsed.as_ref());
+    let body = match &rt.add_body_fields {
+        Some(fields) => add_fields(parsed.take(), &body, fields)?,
+        None => body,
+    };
+    if ctx.audit.headers {
+        ctx.request_headers = Some(headers::redacted_json(&parts.headers));
+    }
+    if ctx.audit.bodies {
+        ctx.request_body = Some(capture_text(&body, ctx.audit.body_max_bytes));
+    }
+    Ok(Admitted {
+        route_index,
+        upstream_path,
+        body,
+        snapshot,
+    })
+}
+
+fn authenticate(
+    state: &AppState,
+    ctx: &mut RequestContext,
+    parts: &Parts,
+    snapshot: &Snapshot,
+) -> Result<(), ProxyError> {
+    match extract_key(&parts.headers, parts.uri.query()) {
+        Some((presented, _)) => match state.inner().keys.load().check(presented, Utc::now()) {
+            KeyCheck::Valid(rec) => {
+                ctx.key = Some(rec);
+                Ok(())
+            }
+            KeyCheck::Unknown => Err(ProxyError::UnknownKey),
+            KeyCheck::Expired(rec) => {
+                ctx.key = Some(rec);
+                Err(ProxyError::ExpiredKey)
+            }
+            KeyCheck::Revoked(rec) => {
+                ctx.key = Some(rec);
+                Err(ProxyError::RevokedKey)
+            }
+        },
+        None if !snapshot.has_public_routes => Err(ProxyError::MissingKey),
+        None => Ok(()),
+    }
+}
+
+async fn read_body(state: &AppState, parts: &Parts, body: Body) -> Result<Bytes, ProxyError> {
+    let (limit, timeout) = {
+        let cfg = state.inner().config.load();
+        (cfg.server.max_body_bytes, cfg.server.body_read_timeout)
+    };
+    if let Some(len) = parts.headers.get(header::CONTENT_LENGTH) {
+        let len: u64 = len
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| ProxyError::BadHeader("invalid Content-Length".into()))?;
+        if len > limit as u64 {
+            return Err(ProxyError::BodyTooLarge { limit });
+        }
+    }
+    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| ProxyError::BodyTimeout)?;
+    match collected {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ProxyError::BodyTooLarge { limit })
+        }
+        Err(e) => Err(ProxyError::BodyRead(e.to_string())),
+    }
+}
+
+fn parse_json(body: &[u8]) -> Result<serde_json::Value, ProxyError> {
+    serde_json::from_slice(body).map_err(|e| ProxyError::BadJson(e.to_string()))
+}
+
+#[derive(Deserialize)]
+struct ModelProbe {
+    model: Option<String>,
+    stream: Option<bool>,
+}
+
+/// Read `model` and `stream` from a JSON body for the audit log and stream
+/// detection; skipped for non-JSON bodies.
+fn probe_model(
+    ctx: &mut RequestContext,
+    parts: &Parts,
+    body: &[u8],
+    parsed: Option<&serde_json::Value>,
+) {
+    if let Some(v) = parsed {
+        ctx.model = v.get("model").and_then(|m| m.as_str()).map(str::to_owned);
+        ctx.stream_requested = v
+            .get("stream")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        return;
+    }
+    let is_json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if is_json
+        && !body.is_empty()
+        && let Ok(p) = serde_json::from_slice::<ModelProbe>(body)
+    {
+        ctx.model = p.model;
+        ctx.stream_requested = p.stream.unwrap_or(false);
+    }
+}
+
+fn add_fields(
+    parsed: Option<serde_json::Value>,
+    body: &[u8],
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Bytes, ProxyError> {
+    let mut value = match parsed {
+        Some(v) => v,
+        None if body.is_empty() => serde_json::Value::Object(serde_json::Map::new()),
+        None => parse_json(body)?,
+    };
+    let obj = value.as_object_mut().ok_or(ProxyError::BodyNotObject)?;
+    for (k, v) in fields {
+        obj.insert(k.clone(), v.clone());
+    }
+    serde_json::to_vec(&value)
+        .map(Bytes::from)
+        .map_err(|e| ProxyError::Internal(e.to_string()))
+}
+
+type Sent = (
+    http::Response<hyper::body::Incoming>,
+    Duration,
+    tokio::time::Instant,
+    Option<usize>,
+);
+
+async fn send(
+    ctx: &mut RequestContext,
+    parts: &Parts,
+    admitted: Admitted,
+) -> Result<Sent, ProxyError> {
+    let rt = admitted
+        .snapshot
+        .route(admitted.route_index)
+        .ok_or_else(|| ProxyError::Internal("matched route has no runtime".into()))?;
+    let deadline = tokio::time::Instant::from_std(ctx.started + rt.timeout.total);
+    let plan = ForwardPlan {
+        route: rt,
+        method: parts.method.clone(),
+        upstream_path: admitted.upstream_path,
+        query: ctx.query.clone(),
+        headers: headers::upstream_headers(&parts.headers, &rt.remove_headers),
+        body: admitted.body,
+        deadline,
+    };
+    let resp = forward(ctx, plan).await?;
+    let capture = ctx.audit.bodies.then_some(ctx.audit.body_max_bytes);
+    Ok((resp, rt.timeout.idle, deadline, capture))
+}

@@ -1,0 +1,270 @@
+//! Header handling: finding the client's gateway key, stripping hop-by-hop and
+//! credential headers, and redacting secrets for audit capture.
+
+use http::HeaderMap;
+use http::header::{self, HeaderName, HeaderValue};
+
+/// Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1), plus
+/// the proxy-auth pair.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// Headers that may carry the client's gateway key; never forwarded upstream.
+const CLIENT_CREDENTIALS: [HeaderName; 3] = [
+    header::AUTHORIZATION,
+    HeaderName::from_static("x-api-key"),
+    HeaderName::from_static("x-goog-api-key"),
+];
+
+/// Where the client's key came from (so the right header can be stripped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    Bearer,
+    XApiKey,
+    GoogApiKey,
+    Query,
+}
+
+/// Find the gateway key: `Authorization: Bearer`, `X-API-Key`, `x-goog-api-key`,
+/// then `?key=`. Returns `None` when none is present.
+pub fn extract_key<'a>(
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+) -> Option<(&'a str, KeySource)> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let v = v.trim();
+        let token = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .unwrap_or(v)
+            .trim();
+        if !token.is_empty() {
+            return Some((token, KeySource::Bearer));
+        }
+    }
+    for (name, source) in [
+        ("x-api-key", KeySource::XApiKey),
+        ("x-goog-api-key", KeySource::GoogApiKey),
+    ] {
+        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            let v = v.trim();
+            if !v.is_empty() {
+                return Some((v, source));
+            }
+        }
+    }
+    query.and_then(|q| {
+        q.split('&')
+            .find_map(|pair| pair.strip_prefix("key="))
+            .filter(|k| !k.is_empty())
+            .map(|k| (k, KeySource::Query))
+    })
+}
+
+/// Remove `key=` from a query string (the client's key is never forwarded).
+pub fn strip_key_param(query: &str) -> Option<String> {
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("key="))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("&"))
+}
+
+/// Reject header names with '_' (aliasing with '-' in some upstream frameworks).
+pub fn find_underscore_header(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .keys()
+        .map(HeaderName::as_str)
+        .find(|name| name.contains('_'))
+}
+
+/// Build the headers sent upstream: the client's headers minus hop-by-hop headers,
+/// headers the client's `Connection` names, its credentials, `Host` and
+/// `Content-Length` (recomputed from the body), and the route's `remove_headers`.
+pub fn upstream_headers(client: &HeaderMap, remove: &[HeaderName]) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(client.len() + 4);
+    let named_by_connection: Vec<String> = client
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    for (name, value) in client {
+        if HOP_BY_HOP.contains(name)
+            || CLIENT_CREDENTIALS.contains(name)
+            || name == header::HOST
+            || name == header::CONTENT_LENGTH
+            || remove.contains(name)
+            || named_by_connection.iter().any(|n| n == name.as_str())
+        {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+/// Copy an upstream response's headers for the client, minus hop-by-hop ones.
+pub fn response_headers(upstream: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(upstream.len() + 1);
+    for (name, value) in upstream {
+        if HOP_BY_HOP.contains(name) {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+fn is_secret_header(name: &str) -> bool {
+    matches!(
+        name,
+        "authorization"
+            | "proxy-authorization"
+            | "x-api-key"
+            | "x-goog-api-key"
+            | "api-key"
+            | "cookie"
+            | "set-cookie"
+    ) || name.contains("token")
+        || name.contains("secret")
+        || name.ends_with("-key")
+}
+
+/// JSON object of headers for the audit log, secrets replaced by `[redacted]`.
+pub fn redacted_json(headers: &HeaderMap) -> String {
+    let mut map = serde_json::Map::new();
+    for (name, value) in headers {
+        let shown = if is_secret_header(name.as_str()) {
+            "[redacted]".to_string()
+        } else {
+            String::from_utf8_lossy(value.as_bytes()).into_owned()
+        };
+        match map.get_mut(name.as_str()) {
+            Some(serde_json::Value::String(existing)) => {
+                existing.push_str(", ");
+                existing.push_str(&shown);
+            }
+            _ => {
+                map.insert(name.as_str().to_string(), serde_json::Value::String(shown));
+            }
+        }
+    }
+    serde_json::Value::Object(map).to_string()
+}
+
+/// A request id: the client's `x-request-id` if it is short and plain, else a new UUIDv7.
+pub fn request_id(headers: &HeaderMap) -> HeaderValue {
+    if let Some(v) = headers.get("x-request-id") {
+        let b = v.as_bytes();
+        if !b.is_empty()
+            && b.len() <= 128
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+        {
+            return v.clone();
+        }
+    }
+    let id = uuid::Uuid::now_v7();
+    let mut buf = uuid::Uuid::encode_buffer();
+    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf))
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn extracts_keys_in_order() {
+        let h = map(&[
+            ("authorization", "Bearer fg_abc"),
+            ("x-api-key", "fg_other"),
+        ]);
+        assert_eq!(extract_key(&h, None), Some(("fg_abc", KeySource::Bearer)));
+        let h = map(&[("x-api-key", "fg_x")]);
+        assert_eq!(extract_key(&h, None), Some(("fg_x", KeySource::XApiKey)));
+        let h = map(&[("x-goog-api-key", "fg_g")]);
+        assert_eq!(extract_key(&h, None), Some(("fg_g", KeySource::GoogApiKey)));
+        assert_eq!(
+            extract_key(&HeaderMap::new(), Some("a=1&key=fg_q")),
+            Some(("fg_q", KeySource::Query))
+        );
+        assert_eq!(extract_key(&HeaderMap::new(), Some("a=1")), None);
+        assert_eq!(
+            extract_key(&map(&[("authorization", "Bearer ")]), None),
+            None
+        );
+    }
+
+    #[test]
+    fn strips_hop_by_hop_credentials_and_connection_named() {
+        let h = map(&[
+            ("authorization", "Bearer fg_abc"),
+            ("x-api-key", "fg_abc"),
+            ("connection", "keep-alive, x-custom"),
+            ("x-custom", "1"),
+            ("x-keep", "2"),
+            ("x-debug", "3"),
+            ("host", "evil.example"),
+            ("content-length", "10"),
+            ("transfer-encoding", "chunked"),
+        ]);
+        let out = upstream_headers(&h, &[HeaderName::from_static("x-debug")]);
+        let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["x-keep"]);
+    }
+
+    #[test]
+    fn redacts_secrets() {
+        let h = map(&[
+            ("authorization", "Bearer sk-canary"),
+            ("cookie", "s=canary"),
+            ("x-ok", "v"),
+        ]);
+        let j = redacted_json(&h);
+        assert!(!j.contains("canary"));
+        assert!(j.contains("x-ok"));
+    }
+
+    #[test]
+    fn query_key_stripped() {
+        assert_eq!(
+            strip_key_param("key=fg_x&alt=sse").as_deref(),
+            Some("alt=sse")
+        );
+        assert_eq!(strip_key_param("key=fg_x"), None);
+    }
+
+    #[test]
+    fn request_ids() {
+        let h = map(&[("x-request-id", "abc-123")]);
+        assert_eq!(request_id(&h), "abc-123");
+        let h = map(&[("x-request-id", "bad id with spaces")]);
+        assert_ne!(request_id(&h), "bad id with spaces");
+    }
+}

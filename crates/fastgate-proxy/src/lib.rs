@@ -1,0 +1,19 @@
+//! FastGate's request path: snapshot state, the proxy phases, forwarding and
+//! streaming. See DESIGN.md §1 for the phases.
+
+pub mod body;
+pub mod client;
+pub mod context;
+pub mod error;
+pub mod forward;
+pub mod handler;
+pub mod headers;
+pub mod metrics;
+pub mod snapshot;
+pub mod state;
+pub mod sync;
+
+pub use error::{ClientProtocol, ProxyError};
+pub use handler::proxy_handler;
+pub use snapshot::{Snapshot, SnapshotError};
+pub use state::{AppState, PeerAddr, StateParts};

@@ -1,0 +1,78 @@
+//! Prometheus metrics. Names are a public contract (dashboards scrape them).
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const REQUESTS_TOTAL: &str = "fastgate_requests_total";
+pub const REQUEST_DURATION: &str = "fastgate_request_duration_seconds";
+pub const UPSTREAM_TTFB: &str = "fastgate_upstream_ttfb_seconds";
+pub const GATEWAY_OVERHEAD: &str = "fastgate_gateway_overhead_seconds";
+pub const IN_FLIGHT: &str = "fastgate_requests_in_flight";
+pub const ACTIVE_STREAMS: &str = "fastgate_active_streams";
+pub const AUTH_FAILURES: &str = "fastgate_auth_failures_total";
+pub const UPSTREAM_ERRORS: &str = "fastgate_upstream_errors_total";
+pub const UPSTREAM_RETRIES: &str = "fastgate_upstream_retries_total";
+pub const AUDIT_QUEUE_DEPTH: &str = "fastgate_audit_queue_depth";
+pub const KEYS_LOADED: &str = "fastgate_keys_loaded";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Install the process-wide recorder once; later calls (several servers in one
+/// test process) share it.
+pub fn prometheus_handle() -> Result<PrometheusHandle, String> {
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    let latency = [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+    ];
+    let overhead = [
+        0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01,
+    ];
+    let builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &latency)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(UPSTREAM_TTFB.into()), &latency))
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(GATEWAY_OVERHEAD.into()), &overhead))
+        .and_then(|b| b.set_buckets(&latency))
+        .map_err(|e| e.to_string())?;
+    match builder.install_recorder() {
+        Ok(handle) => {
+            let _ = HANDLE.set(handle);
+        }
+        Err(e) => {
+            if HANDLE.get().is_none() {
+                return Err(e.to_string());
+            }
+        }
+    }
+    HANDLE
+        .get()
+        .cloned()
+        .ok_or_else(|| "metrics recorder unavailable".into())
+}
+
+/// `"200"`, `"404"`… without allocating for the common codes.
+pub fn status_label(status: u16) -> metrics::SharedString {
+    match status {
+        200 => "200".into(),
+        201 => "201".into(),
+        204 => "204".into(),
+        400 => "400".into(),
+        401 => "401".into(),
+        403 => "403".into(),
+        404 => "404".into(),
+        413 => "413".into(),
+        429 => "429".into(),
+        500 => "500".into(),
+        502 => "502".into(),
+        503 => "503".into(),
+        504 => "504".into(),
+        other => other.to_string().into(),
+    }
+}
+
+pub fn set_audit_depth(depth: usize) {
+    metrics::gauge!(AUDIT_QUEUE_DEPTH).set(depth as f64);
+}

@@ -1,0 +1,288 @@
+//! The immutable, validated world the request path reads: compiled route table,
+//! upstreams with their credentials, per-route transforms. Built off the hot path
+//! from a validated `Config` and swapped in atomically.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use fastgate_config::{
+    Config, RouteAuditConfig, RouteConfig, TimeoutConfig, UpstreamConfig, UpstreamKind,
+};
+use fastgate_routing::{RouteSpec, RouteTable};
+use http::header::{HeaderName, HeaderValue};
+use http::uri::{Authority, Scheme};
+
+use crate::client::{ClientCache, ClientSettings, HttpClient};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+fn invalid(path: impl Into<String>, message: impl Into<String>) -> SnapshotError {
+    SnapshotError::Invalid {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+pub struct Snapshot {
+    pub routes: RouteTable,
+    /// Indexed by the route's position in the config (`RouteSpec::index`).
+    pub route_rt: Vec<Option<RouteRuntime>>,
+    pub upstreams: Vec<Arc<UpstreamRuntime>>,
+    /// True if some active route needs no gateway key.
+    pub has_public_routes: bool,
+    pub route_names: Vec<RouteSummary>,
+}
+
+/// What the admin API lists about a route.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RouteSummary {
+    pub name: String,
+    pub priority: i32,
+    pub path: String,
+    pub methods: Vec<String>,
+    pub upstream: String,
+    pub target_path: Option<String>,
+    pub strip_prefix: bool,
+    pub active: bool,
+    pub auth: bool,
+    pub retries: u32,
+}
+
+pub struct RouteRuntime {
+    pub name: Arc<str>,
+    pub upstream: Arc<UpstreamRuntime>,
+    pub client: Arc<HttpClient>,
+    pub add_headers: Vec<(HeaderName, HeaderValue)>,
+    pub remove_headers: Vec<HeaderName>,
+    pub add_body_fields: Option<serde_json::Map<String, serde_json::Value>>,
+    pub timeout: TimeoutConfig,
+    pub retries: u32,
+    pub audit: RouteAuditConfig,
+    pub auth: bool,
+}
+
+pub struct CredentialRuntime {
+    pub name: Arc<str>,
+    pub header_name: HeaderName,
+    /// Marked sensitive so hyper never logs it and HPACK never indexes it.
+    pub header_value: HeaderValue,
+}
+
+pub struct UpstreamRuntime {
+    pub name: Arc<str>,
+    pub kind: UpstreamKind,
+    pub scheme: Scheme,
+    pub authority: Authority,
+    /// Path prefix of base_url without trailing slash ("" for none).
+    pub base_path: String,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub credentials: Vec<CredentialRuntime>,
+    pub pool: fastgate_config::PoolConfig,
+    next_credential: AtomicUsize,
+}
+
+impl UpstreamRuntime {
+    /// Round-robin over the credentials, weighted by repetition at build time.
+    pub fn pick_credential(&self) -> Option<&CredentialRuntime> {
+        if self.credentials.is_empty() {
+            return None;
+        }
+        let n = self.next_credential.fetch_add(1, Ordering::Relaxed);
+        self.credentials.get(n % self.credentials.len())
+    }
+}
+
+fn header_pairs(
+    path: &str,
+    map: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, SnapshotError> {
+    map.iter()
+        .map(|(k, v)| {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| invalid(format!("{path}.{k}"), "invalid header name"))?;
+            let value = HeaderValue::from_str(v)
+                .map_err(|_| invalid(format!("{path}.{k}"), "invalid header value"))?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+fn build_upstream(i: usize, u: &UpstreamConfig) -> Result<UpstreamRuntime, SnapshotError> {
+    let path = format!("upstreams[{i}]");
+    let uri: http::Uri = u
+        .base_url
+        .parse()
+        .map_err(|e| invalid(format!("{path}.base_url"), format!("{e}")))?;
+    let scheme = uri
+        .scheme()
+        .cloned()
+        .ok_or_else(|| invalid(format!("{path}.base_url"), "missing scheme"))?;
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| invalid(format!("{path}.base_url"), "missing host"))?;
+    let base_path = uri.path().trim_end_matches('/').to_string();
+    let default_header = match u.kind {
+        UpstreamKind::Anthropic => "x-api-key",
+        UpstreamKind::Openai | UpstreamKind::Http => "authorization",
+    };
+    let header_name_str = u.auth_header.as_deref().unwrap_or(default_header);
+    let header_name = HeaderName::from_bytes(header_name_str.as_bytes())
+        .map_err(|_| invalid(format!("{path}.auth_header"), "invalid header name"))?;
+    let scheme_prefix = match &u.auth_scheme {
+        Some(s) => s.clone(),
+        None if header_name == http::header::AUTHORIZATION => "Bearer ".to_string(),
+        None => String::new(),
+    };
+    let mut credentials = Vec::new();
+    for (j, c) in u.credentials.iter().enumerate() {
+        let mut value = HeaderValue::from_str(&format!("{scheme_prefix}{}", c.key.expose()))
+            .map_err(|_| {
+                invalid(
+                    format!("{path}.credentials[{j}].key"),
+                    "not a valid header value",
+                )
+            })?;
+        value.set_sensitive(true);
+        for _ in 0..c.weight.max(1) {
+            credentials.push(CredentialRuntime {
+                name: Arc::from(c.name.as_str()),
+                header_name: header_name.clone(),
+                header_value: value.clone(),
+            });
+        }
+    }
+    Ok(UpstreamRuntime {
+        name: Arc::from(u.name.as_str()),
+        kind: u.kind,
+        scheme,
+        authority,
+        base_path,
+        headers: header_pairs(&format!("{path}.headers"), &u.headers)?,
+        credentials,
+        pool: u.pool.clone(),
+        next_credential: AtomicUsize::new(0),
+    })
+}
+
+fn build_route(
+    i: usize,
+    r: &RouteConfig,
+    upstreams: &[Arc<UpstreamRuntime>],
+    clients: &ClientCache,
+) -> Result<RouteRuntime, SnapshotError> {
+    let path = format!("routes[{i}]");
+    let upstream = upstreams
+        .iter()
+        .find(|u| &*u.name == r.upstream.as_str())
+        .cloned()
+        .ok_or_else(|| {
+            invalid(
+                format!("{path}.upstream"),
+                format!("unknown upstream '{}'", r.upstream),
+            )
+        })?;
+    let client = clients
+        .get(ClientSettings {
+            connect_timeout: r.timeout.connect,
+            max_idle_per_host: upstream.pool.max_idle_per_host,
+            idle_timeout: upstream.pool.idle_timeout,
+        })
+        .map_err(|e| invalid(&path, e))?;
+    let remove_headers = r
+        .remove_headers
+        .iter()
+        .map(|h| {
+            HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
+                invalid(
+                    format!("{path}.remove_headers"),
+                    format!("invalid header name '{h}'"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RouteRuntime {
+        name: Arc::from(r.name.as_str()),
+        upstream,
+        client,
+        add_headers: header_pairs(&format!("{path}.add_headers"), &r.add_headers)?,
+        remove_headers,
+        add_body_fields: (!r.add_body_fields.is_empty()).then(|| r.add_body_fields.clone()),
+        timeout: r.timeout,
+        retries: r.retries,
+        audit: r.audit,
+        auth: r.auth,
+    })
+}
+
+impl Snapshot {
+    pub fn build(cfg: &Config, clients: &ClientCache) -> Result<Snapshot, SnapshotError> {
+        let upstreams = cfg
+            .upstreams
+            .iter()
+            .enumerate()
+            .map(|(i, u)| build_upstream(i, u).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut route_rt = Vec::with_capacity(cfg.routes.len());
+        let mut specs = Vec::new();
+        let mut has_public_routes = false;
+        let mut route_names = Vec::new();
+        for (i, r) in cfg.routes.iter().enumerate() {
+            route_names.push(RouteSummary {
+                name: r.name.clone(),
+                priority: r.priority,
+                path: r.matcher.path.clone(),
+                methods: r.matcher.methods.clone(),
+                upstream: r.upstream.clone(),
+                target_path: r.target_path.clone(),
+                strip_prefix: r.strip_prefix,
+                active: r.active,
+                auth: r.auth,
+                retries: r.retries,
+            });
+            if !r.active {
+                route_rt.push(None);
+                continue;
+            }
+            has_public_routes |= !r.auth;
+            route_rt.push(Some(build_route(i, r, &upstreams, clients)?));
+            specs.push(RouteSpec {
+                index: i,
+                name: r.name.clone(),
+                priority: r.priority,
+                pattern: r.matcher.path.clone(),
+                methods: r.matcher.methods.clone(),
+                headers: r
+                    .matcher
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                body: r
+                    .matcher
+                    .body
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                target_path: r.target_path.clone(),
+                strip_prefix: r.strip_prefix,
+            });
+        }
+        let routes = RouteTable::build(specs).map_err(|e| invalid("routes", e.to_string()))?;
+        Ok(Snapshot {
+            routes,
+            route_rt,
+            upstreams,
+            has_public_routes,
+            route_names,
+        })
+    }
+
+    pub fn route(&self, index: usize) -> Option<&RouteRuntime> {
+        self.route_rt.get(index).and_then(Option::as_ref)
+    }
+}

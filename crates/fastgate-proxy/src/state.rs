@@ -1,0 +1,152 @@
+//! `AppState`: cheap to clone, holds the swappable snapshots and the handles the
+//! request path needs. Nothing here is awaited on the request path.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
+use fastgate_audit::{AuditRecord, AuditSender};
+use fastgate_auth::KeyIndex;
+use fastgate_config::{Config, Secret};
+use fastgate_store::Store;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::mpsc;
+
+use crate::client::ClientCache;
+use crate::snapshot::{Snapshot, SnapshotError};
+
+/// Peer address of the connection, put on every request by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+pub struct Inner {
+    pub config: ArcSwap<Config>,
+    pub snapshot: ArcSwap<Snapshot>,
+    pub keys: ArcSwap<KeyIndex>,
+    pub clients: ClientCache,
+    pub store: Store,
+    pub audit: Option<AuditSender>,
+    pub usage_tx: mpsc::Sender<Arc<str>>,
+    pub metrics: PrometheusHandle,
+    pub admin_token: Secret<String>,
+    pub trusted_proxies: Vec<IpAddr>,
+    pub db_healthy: AtomicBool,
+}
+
+/// What `AppState::new` needs.
+pub struct StateParts {
+    pub config: Config,
+    pub store: Store,
+    pub audit: Option<AuditSender>,
+    pub usage_tx: mpsc::Sender<Arc<str>>,
+    pub admin_token: Secret<String>,
+    pub keys: KeyIndex,
+}
+
+impl AppState {
+    pub fn new(parts: StateParts) -> Result<Self, SnapshotError> {
+        let clients = ClientCache::default();
+        let snapshot = Snapshot::build(&parts.config, &clients)?;
+        let metrics = crate::metrics::prometheus_handle().map_err(|e| SnapshotError::Invalid {
+            path: "metrics".into(),
+            message: e,
+        })?;
+        let trusted_proxies = parts
+            .config
+            .server
+            .trusted_proxies
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config: ArcSwap::from_pointee(parts.config),
+                snapshot: ArcSwap::from_pointee(snapshot),
+                keys: ArcSwap::from_pointee(parts.keys),
+                clients,
+                store: parts.store,
+                audit: parts.audit,
+                usage_tx: parts.usage_tx,
+                metrics,
+                admin_token: parts.admin_token,
+                trusted_proxies,
+                db_healthy: AtomicBool::new(true),
+            }),
+        })
+    }
+
+    pub fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Build a snapshot from `config` and swap it in; on error the old one keeps serving.
+    pub fn apply_config(&self, config: Config) -> Result<(), SnapshotError> {
+        let snapshot = Snapshot::build(&config, &self.inner.clients)?;
+        self.inner.snapshot.store(Arc::new(snapshot));
+        self.inner.config.store(Arc::new(config));
+        Ok(())
+    }
+
+    pub fn set_keys(&self, index: KeyIndex) {
+        metrics::gauge!(crate::metrics::KEYS_LOADED).set(index.len() as f64);
+        self.inner.keys.store(Arc::new(index));
+    }
+
+    pub fn send_audit(&self, record: AuditRecord) {
+        if let Some(tx) = &self.inner.audit {
+            tx.send(record);
+        }
+    }
+
+    /// Count a use of key `id`; aggregated and written in batches. Never waits:
+    /// if the usage queue is full the count is dropped (usage counters are
+    /// informational; the audit log is the record of truth).
+    pub fn record_key_use(&self, id: &str) {
+        let _ = self.inner.usage_tx.try_send(Arc::from(id));
+    }
+
+    pub fn audit_queue_depth(&self) -> usize {
+        self.inner
+            .audit
+            .as_ref()
+            .map_or(0, AuditSender::queue_depth)
+    }
+
+    pub fn set_db_healthy(&self, ok: bool) {
+        self.inner.db_healthy.store(ok, Ordering::Relaxed);
+    }
+
+    pub fn db_healthy(&self) -> bool {
+        self.inner.db_healthy.load(Ordering::Relaxed)
+    }
+
+    /// The client's address: the peer, or the first untrusted hop of
+    /// `X-Forwarded-For` when the peer is a trusted proxy.
+    pub fn client_ip(&self, peer: Option<SocketAddr>, headers: &http::HeaderMap) -> Option<String> {
+        let peer = peer?;
+        if !self.inner.trusted_proxies.contains(&peer.ip()) {
+            return Some(peer.ip().to_string());
+        }
+        let forwarded = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.split(',')
+                    .rev()
+                    .map(str::trim)
+                    .filter_map(|s| s.parse::<IpAddr>().ok())
+                    .find(|ip| !self.inner.trusted_proxies.contains(ip))
+            });
+        Some(forwarded.unwrap_or(peer.ip()).to_string())
+    }
+}

@@ -1,0 +1,295 @@
+//! The audit log (`audit_logs`): batched idempotent inserts, filtered reads, retention.
+
+use chrono::{DateTime, Utc};
+use fastgate_audit::{AuditFilter, AuditRecord};
+use sqlx::query_builder::Separated;
+use sqlx::{Database, Encode, QueryBuilder, Type};
+
+use crate::audit_filter::{push_order_and_page, push_where};
+use crate::convert::{
+    from_ms, i32_to_u16, i64_to_u64, opt_i64_to_u64, opt_u64_to_i64, to_ms, u64_to_i64,
+};
+use crate::{Store, StoreError};
+
+macro_rules! audit_cols {
+    () => {
+        "request_id, key_id, key_name, source, method, path, query, route, upstream, \
+         credential, target_url, status_code, request_time, ttfb_ms, duration_ms, \
+         request_bytes, response_bytes, user_agent, client_ip, is_stream, stream_chunks, \
+         model, tokens_in, tokens_out, tokens_estimated, cost, error_message, \
+         request_headers, response_headers, request_body, response_body"
+    };
+}
+
+/// Number of columns in `audit_cols!()`.
+const AUDIT_COLUMNS: usize = 31;
+/// SQLite's default `SQLITE_MAX_VARIABLE_NUMBER` (PostgreSQL allows 65535).
+const SQLITE_MAX_BINDS: usize = 32766;
+/// Rows per multi-row `INSERT`, within both backends' bind limits.
+const ROWS_PER_INSERT: usize = {
+    let fit = SQLITE_MAX_BINDS / AUDIT_COLUMNS;
+    if fit < 500 { fit } else { 500 }
+};
+
+const INSERT_HEAD: &str = concat!("INSERT INTO audit_logs (", audit_cols!(), ") ");
+const SELECT_HEAD: &str = concat!("SELECT ", audit_cols!(), " FROM audit_logs");
+const SELECT_ONE: &str = concat!(
+    "SELECT ",
+    audit_cols!(),
+    " FROM audit_logs WHERE request_id = $1"
+);
+const DELETE_BATCH: &str = "DELETE FROM audit_logs WHERE id IN \
+     (SELECT id FROM audit_logs WHERE request_time < $1 LIMIT $2)";
+
+/// `audit_logs` as stored.
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    request_id: String,
+    key_id: Option<String>,
+    key_name: Option<String>,
+    source: Option<String>,
+    method: String,
+    path: String,
+    query: Option<String>,
+    route: Option<String>,
+    upstream: Option<String>,
+    credential: Option<String>,
+    target_url: Option<String>,
+    status_code: i32,
+    request_time: i64,
+    ttfb_ms: Option<f64>,
+    duration_ms: f64,
+    request_bytes: i64,
+    response_bytes: i64,
+    user_agent: Option<String>,
+    client_ip: Option<String>,
+    is_stream: bool,
+    stream_chunks: i64,
+    model: Option<String>,
+    tokens_in: Option<i64>,
+    tokens_out: Option<i64>,
+    tokens_estimated: bool,
+    cost: Option<f64>,
+    error_message: Option<String>,
+    request_headers: Option<String>,
+    response_headers: Option<String>,
+    request_body: Option<String>,
+    response_body: Option<String>,
+}
+
+impl AuditRow {
+    fn from_record(r: &AuditRecord) -> Result<Self, StoreError> {
+        Ok(Self {
+            request_id: r.request_id.clone(),
+            key_id: r.key_id.clone(),
+            key_name: r.key_name.clone(),
+            source: r.source.clone(),
+            method: r.method.clone(),
+            path: r.path.clone(),
+            query: r.query.clone(),
+            route: r.route.clone(),
+            upstream: r.upstream.clone(),
+            credential: r.credential.clone(),
+            target_url: r.target_url.clone(),
+            status_code: i32::from(r.status_code),
+            request_time: to_ms(r.request_time),
+            ttfb_ms: r.ttfb_ms,
+            duration_ms: r.duration_ms,
+            request_bytes: u64_to_i64("request_bytes", r.request_bytes)?,
+            response_bytes: u64_to_i64("response_bytes", r.response_bytes)?,
+            user_agent: r.user_agent.clone(),
+            client_ip: r.client_ip.clone(),
+            is_stream: r.is_stream,
+            stream_chunks: u64_to_i64("stream_chunks", r.stream_chunks)?,
+            model: r.model.clone(),
+            tokens_in: opt_u64_to_i64("tokens_in", r.tokens_in)?,
+            tokens_out: opt_u64_to_i64("tokens_out", r.tokens_out)?,
+            tokens_estimated: r.tokens_estimated,
+            cost: r.cost,
+            error_message: r.error_message.clone(),
+            request_headers: r.request_headers.clone(),
+            response_headers: r.response_headers.clone(),
+            request_body: r.request_body.clone(),
+            response_body: r.response_body.clone(),
+        })
+    }
+
+    fn into_record(self) -> Result<AuditRecord, StoreError> {
+        Ok(AuditRecord {
+            status_code: i32_to_u16("status_code", self.status_code)?,
+            request_time: from_ms("request_time", self.request_time)?,
+            request_bytes: i64_to_u64("request_bytes", self.request_bytes)?,
+            response_bytes: i64_to_u64("response_bytes", self.response_bytes)?,
+            stream_chunks: i64_to_u64("stream_chunks", self.stream_chunks)?,
+            tokens_in: opt_i64_to_u64("tokens_in", self.tokens_in)?,
+            tokens_out: opt_i64_to_u64("tokens_out", self.tokens_out)?,
+            request_id: self.request_id,
+            key_id: self.key_id,
+            key_name: self.key_name,
+            source: self.source,
+            method: self.method,
+            path: self.path,
+            query: self.query,
+            route: self.route,
+            upstream: self.upstream,
+            credential: self.credential,
+            target_url: self.target_url,
+            ttfb_ms: self.ttfb_ms,
+            duration_ms: self.duration_ms,
+            user_agent: self.user_agent,
+            client_ip: self.client_ip,
+            is_stream: self.is_stream,
+            model: self.model,
+            tokens_estimated: self.tokens_estimated,
+            cost: self.cost,
+            error_message: self.error_message,
+            request_headers: self.request_headers,
+            response_headers: self.response_headers,
+            request_body: self.request_body,
+            response_body: self.response_body,
+        })
+    }
+}
+
+/// Binds one row's values, in `audit_cols!()` order.
+fn push_row<DB>(mut b: Separated<'_, DB, &'static str>, r: &AuditRow)
+where
+    DB: Database,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> i32: Encode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<f64>: Encode<'q, DB> + Type<DB>,
+{
+    b.push_bind(r.request_id.clone())
+        .push_bind(r.key_id.clone())
+        .push_bind(r.key_name.clone())
+        .push_bind(r.source.clone())
+        .push_bind(r.method.clone())
+        .push_bind(r.path.clone())
+        .push_bind(r.query.clone())
+        .push_bind(r.route.clone())
+        .push_bind(r.upstream.clone())
+        .push_bind(r.credential.clone())
+        .push_bind(r.target_url.clone())
+        .push_bind(r.status_code)
+        .push_bind(r.request_time)
+        .push_bind(r.ttfb_ms)
+        .push_bind(r.duration_ms)
+        .push_bind(r.request_bytes)
+        .push_bind(r.response_bytes)
+        .push_bind(r.user_agent.clone())
+        .push_bind(r.client_ip.clone())
+        .push_bind(r.is_stream)
+        .push_bind(r.stream_chunks)
+        .push_bind(r.model.clone())
+        .push_bind(r.tokens_in)
+        .push_bind(r.tokens_out)
+        .push_bind(r.tokens_estimated)
+        .push_bind(r.cost)
+        .push_bind(r.error_message.clone())
+        .push_bind(r.request_headers.clone())
+        .push_bind(r.response_headers.clone())
+        .push_bind(r.request_body.clone())
+        .push_bind(r.response_body.clone());
+}
+
+impl Store {
+    /// Inserts records in one transaction, as multi-row `INSERT`s of at most
+    /// `ROWS_PER_INSERT` rows. Idempotent on `request_id` (`ON CONFLICT DO NOTHING`),
+    /// so replaying a spill file is safe. Returns the number of rows inserted.
+    pub async fn insert_audit_batch(&self, rows: &[AuditRecord]) -> Result<u64, StoreError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let rows = rows
+            .iter()
+            .map(AuditRow::from_record)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut inserted = 0u64;
+        with_pool!(self, pool, DB => {
+            let mut tx = pool.begin().await?;
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                let mut qb = QueryBuilder::<DB>::new(INSERT_HEAD);
+                qb.push_values(chunk, push_row);
+                qb.push(" ON CONFLICT (request_id) DO NOTHING");
+                inserted += qb.build().execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+        });
+        Ok(inserted)
+    }
+
+    /// Records matching `filter`, ordered by `request_time` then `request_id` in
+    /// `filter.order`, paged by `limit` (clamped to 1..=1000, default 100) and `offset`.
+    /// `from` is inclusive, `to` exclusive.
+    pub async fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows: Vec<AuditRow> = with_pool!(self, pool, DB => {
+            let mut qb = QueryBuilder::<DB>::new(SELECT_HEAD);
+            push_where(&mut qb, filter);
+            push_order_and_page(&mut qb, filter);
+            qb.build_query_as().fetch_all(pool).await?
+        });
+        rows.into_iter().map(AuditRow::into_record).collect()
+    }
+
+    /// Number of records matching `filter` (its paging and order are ignored).
+    pub async fn count_audit(&self, filter: &AuditFilter) -> Result<u64, StoreError> {
+        let n: i64 = with_pool!(self, pool, DB => {
+            let mut qb = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM audit_logs");
+            push_where(&mut qb, filter);
+            qb.build_query_scalar().fetch_one(pool).await?
+        });
+        i64_to_u64("count", n)
+    }
+
+    /// The record with this request id.
+    pub async fn get_audit(&self, request_id: &str) -> Result<Option<AuditRecord>, StoreError> {
+        let row: Option<AuditRow> = with_pool!(self, pool, DB => {
+            sqlx::query_as(SELECT_ONE).bind(request_id).fetch_optional(pool).await?
+        });
+        row.map(AuditRow::into_record).transpose()
+    }
+
+    /// Retention: deletes records with `request_time < before`, `batch` rows per
+    /// statement (each its own transaction, so writers get in between), until none
+    /// is left. Returns the number deleted.
+    pub async fn delete_audit_before(
+        &self,
+        before: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        let before = to_ms(before);
+        let batch = i64::from(batch.max(1));
+        let mut total = 0u64;
+        loop {
+            let n = with_pool!(self, pool, DB => {
+                sqlx::query(DELETE_BATCH)
+                    .bind(before)
+                    .bind(batch)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            });
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n;
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_count_matches() {
+        assert_eq!(audit_cols!().split(',').count(), AUDIT_COLUMNS);
+        const { assert!(ROWS_PER_INSERT * AUDIT_COLUMNS <= SQLITE_MAX_BINDS) };
+    }
+}

@@ -1,0 +1,48 @@
+//! FastGate storage: the only crate with SQL.
+//!
+//! One [`Store`] handle wraps either a SQLite or a PostgreSQL pool (the sqlx `Any`
+//! driver is avoided on purpose). Both backends share one schema shape, kept in
+//! `migrations/sqlite` and `migrations/postgres`, with identical semantics:
+//!
+//! - timestamps are `BIGINT` unix milliseconds (UTC), so sub-millisecond precision of
+//!   a [`chrono::DateTime`] is dropped on the way in;
+//! - list fields (`allowed_routes`, `allowed_models`) are JSON text;
+//! - `u64` fields are `BIGINT` with checked conversion ([`StoreError::OutOfRange`]).
+//!
+//! Queries are written once and run against the concrete pool of each backend via
+//! the internal `with_pool!` macro; dynamic SQL is always built with
+//! [`sqlx::QueryBuilder`] and bound parameters.
+
+/// Runs `$body` with `$pool` bound to the concrete pool of the store and `$db` a
+/// type alias for the backend's `sqlx::Database`. The body is compiled once per backend.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident, $db:ident => $body:expr) => {
+        match &$store.inner {
+            $crate::store::Inner::Sqlite($pool) => {
+                #[allow(dead_code, reason = "not every body names the backend type")]
+                type $db = ::sqlx::Sqlite;
+                $body
+            }
+            $crate::store::Inner::Postgres($pool) => {
+                #[allow(dead_code, reason = "not every body names the backend type")]
+                type $db = ::sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+
+mod audit;
+mod audit_filter;
+mod convert;
+mod error;
+mod keys;
+mod store;
+pub mod testing;
+
+pub use error::StoreError;
+pub use keys::{KeyUsage, KeysVersion};
+pub use store::Store;
+
+pub use fastgate_audit::{AuditFilter, AuditRecord, SortOrder};
+pub use fastgate_auth::{ApiKeyRecord, KeyLimits, KeyQuota, QuotaPeriod};

@@ -1,0 +1,173 @@
+//! The store handle: pool construction, migrations, health.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::StoreError;
+
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A cheap-to-clone handle on the database (SQLite or PostgreSQL).
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Inner,
+}
+
+#[derive(Clone)]
+pub(crate) enum Inner {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects and runs the embedded migrations.
+    ///
+    /// - `sqlite://path/to/file.db` (relative) or `sqlite:///abs/file.db`: creates the
+    ///   parent directory and the file if missing; WAL, `synchronous=NORMAL`,
+    ///   `busy_timeout` 5 s, foreign keys on, case-sensitive `LIKE` (as PostgreSQL).
+    /// - `sqlite::memory:`: a private in-memory database shared by the pool's
+    ///   connections, alive as long as the pool (for tests).
+    /// - `postgres://…` / `postgresql://…`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        let max_connections = max_connections.max(1);
+        if url.starts_with("sqlite:") {
+            Self::connect_sqlite(url, max_connections).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)
+                .map_err(|e| StoreError::InvalidUrl(format!("{}: {e}", redact_url(url))))?;
+            Self::connect_pg_with(opts, max_connections).await
+        } else {
+            Err(StoreError::InvalidUrl(format!(
+                "{}: expected sqlite:… or postgres://…",
+                redact_url(url)
+            )))
+        }
+    }
+
+    async fn connect_sqlite(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::InvalidUrl(format!("{url}: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true)
+            .pragma("case_sensitive_like", "ON");
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut pool_opts = SqlitePoolOptions::new().max_connections(max_connections);
+        if in_memory {
+            // The database lives as long as one connection does: keep one forever.
+            pool_opts = pool_opts
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        } else {
+            create_parent_dir(opts.get_filename()).await?;
+        }
+        let pool = pool_opts.connect_with(opts).await?;
+        SQLITE_MIGRATOR.run(&pool).await?;
+        tracing::debug!(in_memory, "sqlite store ready");
+        Ok(Store {
+            inner: Inner::Sqlite(pool),
+        })
+    }
+
+    /// Connects to PostgreSQL with explicit options (e.g. a `search_path`) and migrates.
+    pub async fn connect_pg_with(
+        opts: PgConnectOptions,
+        max_connections: u32,
+    ) -> Result<Store, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await?;
+        PG_MIGRATOR.run(&pool).await?;
+        tracing::debug!("postgres store ready");
+        Ok(Store {
+            inner: Inner::Postgres(pool),
+        })
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend(&self) -> &'static str {
+        match self.inner {
+            Inner::Sqlite(_) => "sqlite",
+            Inner::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Round-trips a trivial query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_pool!(self, pool, DB => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for checked-out connections to come back.
+    pub async fn close(&self) {
+        match &self.inner {
+            Inner::Sqlite(p) => p.close().await,
+            Inner::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+async fn create_parent_dir(file: &Path) -> Result<(), StoreError> {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            tokio::fs::create_dir_all(dir).await?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The URL without its password, for error messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redacts_password() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db?x=1"),
+            "postgres://u:***@h:5432/db?x=1"
+        );
+        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+    }
+}

@@ -1,0 +1,118 @@
+mod common;
+
+use common::{at, audit, each_backend, key};
+use fastgate_store::{AuditFilter, Store, StoreError};
+
+#[tokio::test]
+async fn sqlite_file_is_created_with_parent_dirs_and_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nested/deeper/fastgate.db");
+    let url = format!("sqlite://{}", file.display());
+
+    let store = Store::connect(&url, 4).await.unwrap();
+    assert_eq!(store.backend(), "sqlite");
+    store.ping().await.unwrap();
+    store.insert_key(&key("persisted")).await.unwrap();
+    assert!(file.exists());
+    assert!(
+        dir.path().join("nested/deeper/fastgate.db-wal").exists(),
+        "WAL mode"
+    );
+    store.close().await;
+
+    // Reopening runs migrations again (a no-op) and sees the data.
+    let store = Store::connect(&url, 2).await.unwrap();
+    assert!(store.get_key("persisted").await.unwrap().is_some());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn bad_urls_are_rejected() {
+    for url in ["mysql://x/y", "", "file.db"] {
+        let err = Store::connect(url, 1).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidUrl(_)), "{url}: {err}");
+    }
+    let err = Store::connect("postgres://user:hunter2@127.0.0.1:notaport/db", 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidUrl(_)), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    assert!(!err.is_transient());
+    assert!(StoreError::Database(sqlx::Error::PoolTimedOut).is_transient());
+}
+
+#[tokio::test]
+async fn memory_stores_are_private_and_shared_by_the_pool() {
+    let a = Store::connect("sqlite::memory:", 4).await.unwrap();
+    let b = Store::connect("sqlite::memory:", 4).await.unwrap();
+    a.insert_key(&key("only-a")).await.unwrap();
+    assert!(b.get_key("only-a").await.unwrap().is_none());
+    // Every pooled connection sees the same in-memory database.
+    let reads = (0..8).map(|_| {
+        let a = a.clone();
+        tokio::spawn(async move { a.get_key("only-a").await })
+    });
+    for r in reads {
+        assert!(r.await.unwrap().unwrap().is_some());
+    }
+}
+
+#[tokio::test]
+async fn concurrent_writers() {
+    each_backend(|store: Store| async move {
+        let tasks: Vec<_> = (0..8)
+            .map(|t| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for i in 0..10 {
+                        let rows = [audit(&format!("c{t}-{i}"), at(i))];
+                        store.insert_audit_batch(&rows).await?;
+                        store.insert_key(&key(&format!("key-{t}-{i}"))).await?;
+                    }
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(
+            store.count_audit(&AuditFilter::default()).await.unwrap(),
+            80
+        );
+        assert_eq!(store.keys_version().await.unwrap().count, 80);
+        assert_eq!(store.keys_version().await.unwrap().changes, 80);
+    })
+    .await;
+}
+
+/// Every store future is `Send`, so callers can `tokio::spawn` them.
+#[expect(dead_code, reason = "compile-time check only")]
+fn futures_are_send(store: Store, f: AuditFilter) {
+    fn send<T: Send>(_: T) {}
+    let k = key("k");
+    let t = at(0);
+    send(Store::connect("sqlite::memory:", 1));
+    send(store.ping());
+    send(store.close());
+    send(store.insert_key(&k));
+    send(store.list_keys());
+    send(store.get_key("k"));
+    send(store.update_key(&k));
+    send(store.revoke_key("k"));
+    send(store.delete_key("k"));
+    send(store.keys_version());
+    send(store.record_key_usage(&[]));
+    send(store.insert_audit_batch(&[]));
+    send(store.query_audit(&f));
+    send(store.count_audit(&f));
+    send(store.get_audit("r"));
+    send(store.delete_audit_before(t, 10));
+    send(fastgate_store::testing::connect_isolated_pg(
+        "postgres://x/y",
+    ));
+    send(fastgate_store::testing::drop_isolated_pg(
+        "postgres://x/y",
+        "t_0",
+    ));
+}

@@ -1,0 +1,101 @@
+//! The command line: `fastgate serve|check|keys|routes|migrate|version`.
+
+pub mod check;
+pub mod keys;
+pub mod routes;
+pub mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fastgate",
+    version,
+    about = "FastGate: a fast LLM and HTTP API gateway"
+)]
+pub struct Cli {
+    /// Configuration file (YAML). Without it, built-in defaults are used.
+    #[arg(long, short = 'c', global = true, env = "FASTGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve(serve::ServeArgs),
+    /// Validate the configuration file and exit (exit code 2 when invalid).
+    Check,
+    /// Manage gateway keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Inspect routes.
+    #[command(subcommand)]
+    Routes(routes::RoutesCommand),
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Print the version.
+    Version,
+}
+
+/// Exit code for an invalid configuration.
+pub const EXIT_INVALID_CONFIG: i32 = 2;
+
+/// Load and validate the config, or print the error and exit with code 2.
+pub fn load_config_or_exit(path: Option<&std::path::Path>, json: bool) -> fastgate_config::Config {
+    match fastgate_config::load(path) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "ok": false, "error": e.to_string() })
+                );
+            } else {
+                eprintln!("invalid configuration: {e}");
+            }
+            std::process::exit(EXIT_INVALID_CONFIG);
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(cli.config.as_deref(), args).await,
+        Command::Check => check::run(cli.config.as_deref(), cli.json),
+        Command::Keys(cmd) => keys::run(cli.config.as_deref(), cli.json, cmd).await,
+        Command::Routes(cmd) => routes::run(cli.config.as_deref(), cli.json, cmd),
+        Command::Migrate => {
+            let cfg = load_config_or_exit(cli.config.as_deref(), cli.json);
+            std::fs::create_dir_all(&cfg.data_dir)?;
+            let store = fastgate_store::Store::connect(&cfg.database_url(), 1).await?;
+            store.close().await;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "ok": true, "backend": store.backend() })
+                );
+            } else {
+                println!("database schema is up to date ({})", store.backend());
+            }
+            Ok(())
+        }
+        Command::Version => {
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })
+                );
+            } else {
+                println!("fastgate {}", env!("CARGO_PKG_VERSION"));
+            }
+            Ok(())
+        }
+    }
+}

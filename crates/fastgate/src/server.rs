@@ -1,0 +1,226 @@
+//! Assembling and running the server: store, audit writer, state, HTTP listener
+//! and background tasks, with graceful shutdown that drains in-flight requests
+//! and flushes the audit queue.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use fastgate_audit::{AuditConfig as WriterConfig, AuditWriter, AuditWriterHandle};
+use fastgate_auth::KeyIndex;
+use fastgate_config::{Config, Secret};
+use fastgate_proxy::{AppState, PeerAddr, StateParts};
+use fastgate_store::Store;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::admin_token::{AdminToken, resolve_admin_token};
+use crate::sink::StoreAuditSink;
+
+/// A running server. Dropping it does not stop it; call `shutdown`.
+pub struct ServerHandle {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub admin_token: AdminToken,
+    cancel: CancellationToken,
+    accept: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
+    audit: Option<AuditWriterHandle>,
+}
+
+/// Build everything and start listening. Returns once the listener is bound.
+pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    let admin_token = resolve_admin_token(&config)?;
+    let store = Store::connect(&config.database_url(), config.database.max_connections)
+        .await
+        .context("cannot open the database")?;
+    let (keys, skipped) = KeyIndex::build(store.list_keys().await.context("cannot load keys")?);
+    if !skipped.is_empty() {
+        tracing::warn!(?skipped, "keys with an unreadable hash were skipped");
+    }
+    let (audit_tx, audit_handle) = start_audit(&config, &store).await?;
+    let (usage_tx, usage_rx) = mpsc::channel(65_536);
+    let state = AppState::new(StateParts {
+        config: config.clone(),
+        store: store.clone(),
+        audit: audit_tx,
+        usage_tx,
+        admin_token: Secret::new(admin_token.value.clone()),
+        keys,
+    })?;
+
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    let cancel = CancellationToken::new();
+    let background = vec![
+        fastgate_proxy::sync::spawn_key_watcher(
+            state.clone(),
+            Duration::from_millis(500),
+            cancel.child_token(),
+        ),
+        fastgate_proxy::sync::spawn_usage_flusher(
+            state.clone(),
+            usage_rx,
+            Duration::from_secs(1),
+            cancel.child_token(),
+        ),
+        crate::scheduler::spawn_retention(
+            state.clone(),
+            config.audit.retention_days,
+            cancel.child_token(),
+        ),
+    ];
+    let accept = tokio::spawn(accept_loop(
+        listener,
+        state.clone(),
+        config.clone(),
+        cancel.clone(),
+    ));
+    Ok(ServerHandle {
+        addr,
+        state,
+        admin_token,
+        cancel,
+        accept,
+        background,
+        audit: audit_handle,
+    })
+}
+
+async fn start_audit(
+    config: &Config,
+    store: &Store,
+) -> anyhow::Result<(
+    Option<fastgate_audit::AuditSender>,
+    Option<AuditWriterHandle>,
+)> {
+    if !config.audit.enabled {
+        return Ok((None, None));
+    }
+    let writer_cfg = WriterConfig {
+        queue_capacity: config.audit.queue_capacity,
+        batch_size: config.audit.batch_size,
+        flush_interval: config.audit.flush_interval,
+        spill_dir: config.data_dir.join("spill"),
+    };
+    let (tx, handle) = AuditWriter::start(writer_cfg, Arc::new(StoreAuditSink(store.clone())))
+        .await
+        .context("cannot start the audit writer")?;
+    Ok((Some(tx), Some(handle)))
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    state: AppState,
+    config: Config,
+    cancel: CancellationToken,
+) {
+    let router = fastgate_admin::router(state);
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.server.header_read_timeout)
+        .max_buf_size(64 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .max_header_list_size(64 * 1024);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(config.server.max_connections.max(1)));
+    loop {
+        let accepted = tokio::select! {
+            () = cancel.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::warn!(%peer, "connection limit reached; closing new connection");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+            req.extensions_mut().insert(PeerAddr(peer));
+            router.clone().oneshot(req)
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let grace = config.server.shutdown_grace;
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?grace,
+            "shutdown grace period over; closing remaining connections"
+        );
+    }
+}
+
+impl ServerHandle {
+    /// Stop accepting, let in-flight requests and streams finish (up to the grace
+    /// period), stop background tasks, flush the audit queue, close the store.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        let _ = self.accept.await;
+        for task in self.background {
+            let _ = task.await;
+        }
+        if let Some(audit) = self.audit {
+            let stats = audit.shutdown().await;
+            tracing::info!(?stats, "audit writer drained");
+        }
+        self.state.store().close().await;
+    }
+
+    /// Wait until everything queued for the audit log so far is written.
+    pub async fn flush_audit(&self) {
+        if let Some(audit) = &self.audit {
+            audit.flush().await;
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Where the SQLite database and state live, for messages.
+pub fn describe_data_dir(dir: &Path) -> String {
+    std::fs::canonicalize(dir)
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .display()
+        .to_string()
+}

@@ -1,0 +1,23 @@
+//! The audit writer's sink: the store.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use fastgate_audit::{AuditRecord, AuditSink, SinkError};
+use fastgate_store::Store;
+
+pub struct StoreAuditSink(pub Store);
+
+impl AuditSink for StoreAuditSink {
+    fn write_batch<'a>(
+        &'a self,
+        rows: &'a [AuditRecord],
+    ) -> Pin<Box<dyn Future<Output = Result<u64, SinkError>> + Send + 'a>> {
+        Box::pin(async move {
+            self.0
+                .insert_audit_batch(rows)
+                .await
+                .map_err(|e| SinkError(e.to_string()))
+        })
+    }
+}
