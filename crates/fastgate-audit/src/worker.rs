@@ -393,10 +393,14 @@ impl SpillWorker {
                 if cancel.is_some_and(CancellationToken::is_cancelled) {
                     return false;
                 }
-                if self.ctx.attempt(&batch).await.is_ok() {
+                let result = self.ctx.attempt(&batch).await;
+                if result.is_ok() {
                     sink_up = true;
                     replayed += batch.len() as u64;
                     batch.clear();
+                } else if result == Err(Failure::Timeout) {
+                    // Slow or hung, not a poison record: try again next pass.
+                    return false;
                 } else {
                     let failed = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
                     match self.isolate_poison(failed, &mut sink_up).await {
@@ -443,9 +447,12 @@ impl SpillWorker {
         let mut stack: Vec<Vec<AuditRecord>> = Vec::new();
         push_halves(&mut stack, batch);
         while let Some(group) = stack.pop() {
-            if self.ctx.attempt(&group).await.is_ok() {
+            let result = self.ctx.attempt(&group).await;
+            if result.is_ok() {
                 *sink_up = true;
                 written += group.len() as u64;
+            } else if result == Err(Failure::Timeout) {
+                return None;
             } else if group.len() > 1 {
                 push_halves(&mut stack, group);
             } else {

@@ -431,3 +431,31 @@ async fn concurrent_senders_with_a_flapping_sink_lose_nothing() {
     assert_eq!(stats.rejected, 0, "{stats:?}");
     assert_eq!(stats.written + stats.replayed, 2000, "{stats:?}");
 }
+
+#[tokio::test]
+async fn a_hung_sink_times_out_and_the_batch_is_spilled_without_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Arc::new(MemorySink::new());
+    sink.set_holding(true);
+    let tuning = AuditTuning {
+        sink_timeout: Duration::from_millis(50),
+        max_attempts: 3,
+        replay_interval: Duration::from_secs(3600),
+        ..fast()
+    };
+    let cfg = config(dir.path(), 100, 5, Duration::from_secs(3600));
+    let dyn_sink: Arc<dyn fastgate_audit::AuditSink> = Arc::clone(&sink) as _;
+    let (sender, handle) = AuditWriter::start_with_tuning(cfg, tuning, dyn_sink)
+        .await
+        .unwrap();
+    send_all(&sender, &ids("h", 5));
+    handle.flush().await;
+    let stats = handle.stats();
+    assert_eq!(stats.spilled, 5, "{stats:?}");
+    assert_eq!(stats.failures, 1, "a timeout is not retried: {stats:?}");
+    assert_eq!(sink.calls(), 1);
+    sink.set_holding(false);
+    let stats = handle.shutdown().await;
+    assert_eq!(stats.dropped, 0);
+    assert!(spill_len(dir.path()) > 0);
+}

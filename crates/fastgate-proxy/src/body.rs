@@ -101,6 +101,11 @@ impl Body for TrackedBody {
                     let next = Instant::now() + this.idle_limit;
                     this.idle.as_mut().reset(next);
                 }
+                // With a known length the server may stop polling once the last
+                // byte is out, so close the record as soon as the upstream is done.
+                if this.inner.is_end_stream() {
+                    this.finish(None);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {

@@ -44,11 +44,11 @@ pub fn extract_key<'a>(
         .and_then(|v| v.to_str().ok())
     {
         let v = v.trim();
-        let token = v
-            .strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-            .unwrap_or(v)
-            .trim();
+        let token = match v.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+            _ if v.eq_ignore_ascii_case("bearer") => "",
+            _ => v,
+        };
         if !token.is_empty() {
             return Some((token, KeySource::Bearer));
         }

@@ -51,6 +51,10 @@ async fn forwards_with_provider_credential(backend: Backend) {
 
     let rec = h.audit_of(&rid).await;
     assert_eq!(rec.status_code, 200);
+    assert_eq!(
+        rec.error_message, None,
+        "a complete response is not an error"
+    );
     assert_eq!(rec.route.as_deref(), Some("chat"));
     assert_eq!(rec.upstream.as_deref(), Some("mock"));
     assert_eq!(rec.credential.as_deref(), Some("k1"));
