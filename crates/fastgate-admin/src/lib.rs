@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/logs", get(logs::query))
         .route("/logs/{id}", get(logs::detail))
         .route("/config", get(config))
+        .route("/config/reload", post(reload))
         .fallback(admin_not_found)
         .layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
@@ -74,6 +75,16 @@ async fn routes(State(state): State<AppState>) -> impl IntoResponse {
 async fn config(State(state): State<AppState>) -> impl IntoResponse {
     let cfg = state.inner().config.load_full();
     Json(serde_json::to_value(&*cfg).unwrap_or_default())
+}
+
+/// Re-read the config file; 400 with the reason when it is rejected.
+async fn reload(
+    State(state): State<AppState>,
+) -> Result<Json<fastgate_proxy::state::ReloadSummary>, AdminError> {
+    state
+        .reload_config()
+        .map(Json)
+        .map_err(AdminError::BadRequest)
 }
 
 async fn health(State(state): State<AppState>) -> Response {

@@ -46,6 +46,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Maximum concurrent client connections.
     pub max_connections: usize,
+    /// Async runtime worker threads; 0 = one per CPU core.
+    pub worker_threads: usize,
     /// Peers whose `X-Forwarded-For` is trusted for the client IP.
     pub trusted_proxies: Vec<String>,
 }
@@ -59,6 +61,7 @@ impl Default for ServerConfig {
             body_read_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             max_connections: 10_000,
+            worker_threads: 0,
             trusted_proxies: Vec::new(),
         }
     }

@@ -15,7 +15,6 @@ use chrono::Utc;
 use fastgate_auth::KeyCheck;
 use fastgate_routing::{BodyView, MatchOutcome, is_reserved_path, normalize_path};
 use http::{header, request::Parts};
-use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 
 use crate::body::TrackedBody;
@@ -220,26 +219,16 @@ async fn read_body(state: &AppState, parts: &Parts, body: Body) -> Result<Bytes,
         let cfg = state.inner().config.load();
         (cfg.server.max_body_bytes, cfg.server.body_read_timeout)
     };
-    if let Some(len) = parts.headers.get(header::CONTENT_LENGTH) {
-        let len: u64 = len
-            .to_str()
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| ProxyError::BadHeader("invalid Content-Length".into()))?;
-        if len > limit as u64 {
-            return Err(ProxyError::BodyTooLarge { limit });
-        }
-    }
-    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
-        .await
-        .map_err(|_| ProxyError::BodyTimeout)?;
-    match collected {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(ProxyError::BodyTooLarge { limit })
-        }
-        Err(e) => Err(ProxyError::BodyRead(e.to_string())),
-    }
+    let content_length = match parts.headers.get(header::CONTENT_LENGTH) {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| ProxyError::BadHeader("invalid Content-Length".into()))?,
+        ),
+        None => None,
+    };
+    crate::request_body::read_body(body, content_length, limit, timeout).await
 }
 
 fn parse_json(body: &[u8]) -> Result<serde_json::Value, ProxyError> {

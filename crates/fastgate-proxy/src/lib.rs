@@ -9,6 +9,7 @@ pub mod forward;
 pub mod handler;
 pub mod headers;
 pub mod metrics;
+pub mod request_body;
 pub mod snapshot;
 pub mod state;
 pub mod sync;

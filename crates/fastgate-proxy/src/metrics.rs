@@ -15,6 +15,7 @@ pub const UPSTREAM_ERRORS: &str = "fastgate_upstream_errors_total";
 pub const UPSTREAM_RETRIES: &str = "fastgate_upstream_retries_total";
 pub const AUDIT_QUEUE_DEPTH: &str = "fastgate_audit_queue_depth";
 pub const KEYS_LOADED: &str = "fastgate_keys_loaded";
+pub const CONFIG_RELOADS: &str = "fastgate_config_reloads_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

@@ -2,6 +2,7 @@
 //! request path needs. Nothing here is awaited on the request path.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -20,6 +21,13 @@ use crate::snapshot::{Snapshot, SnapshotError};
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// What a reload swapped in.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct ReloadSummary {
+    pub routes: usize,
+    pub upstreams: usize,
+}
+
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -37,6 +45,8 @@ pub struct Inner {
     pub admin_token: Secret<String>,
     pub trusted_proxies: Vec<IpAddr>,
     pub db_healthy: AtomicBool,
+    /// The file the config came from, for reloads (`None`: built-in defaults).
+    pub config_path: Option<PathBuf>,
 }
 
 /// What `AppState::new` needs.
@@ -47,6 +57,7 @@ pub struct StateParts {
     pub usage_tx: mpsc::Sender<Arc<str>>,
     pub admin_token: Secret<String>,
     pub keys: KeyIndex,
+    pub config_path: Option<PathBuf>,
 }
 
 impl AppState {
@@ -77,6 +88,7 @@ impl AppState {
                 admin_token: parts.admin_token,
                 trusted_proxies,
                 db_healthy: AtomicBool::new(true),
+                config_path: parts.config_path,
             }),
         })
     }
@@ -95,6 +107,28 @@ impl AppState {
         self.inner.snapshot.store(Arc::new(snapshot));
         self.inner.config.store(Arc::new(config));
         Ok(())
+    }
+
+    /// Re-read the config file and swap in its routes and upstreams. A file that
+    /// fails to load or validate is rejected and the current snapshot keeps
+    /// serving. Listener, database, audit and runtime settings need a restart.
+    pub fn reload_config(&self) -> Result<ReloadSummary, String> {
+        let path = self.inner.config_path.as_deref().ok_or_else(|| {
+            "running on built-in defaults: there is no file to reload".to_string()
+        })?;
+        let config = fastgate_config::load(Some(path)).map_err(|e| e.to_string())?;
+        let summary = ReloadSummary {
+            routes: config.routes.len(),
+            upstreams: config.upstreams.len(),
+        };
+        self.apply_config(config).map_err(|e| e.to_string())?;
+        metrics::counter!(crate::metrics::CONFIG_RELOADS).increment(1);
+        tracing::info!(
+            routes = summary.routes,
+            upstreams = summary.upstreams,
+            "configuration reloaded"
+        );
+        Ok(summary)
     }
 
     pub fn set_keys(&self, index: KeyIndex) {

@@ -1,13 +1,23 @@
 use clap::Parser;
-use fastgate::cli::{Cli, run};
+use fastgate::cli::{Cli, Command, run};
 
 fn main() -> std::process::ExitCode {
     fastgate::install_crypto_provider();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // `serve` sizes the runtime from the config; every other command is small.
+    let workers = match &cli.command {
+        Command::Serve(_) => {
+            fastgate::cli::load_config_or_exit(cli.config.as_deref(), false)
+                .server
+                .worker_threads
+        }
+        _ => 2,
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if workers > 0 {
+        builder.worker_threads(workers);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

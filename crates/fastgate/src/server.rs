@@ -39,6 +39,14 @@ pub struct ServerHandle {
 
 /// Build everything and start listening. Returns once the listener is bound.
 pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
+    start_from(config, None).await
+}
+
+/// Like `start`, remembering the config file so it can be reloaded.
+pub async fn start_from(
+    config: Config,
+    config_path: Option<std::path::PathBuf>,
+) -> anyhow::Result<ServerHandle> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let admin_token = resolve_admin_token(&config)?;
@@ -58,6 +66,7 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         usage_tx,
         admin_token: Secret::new(admin_token.value.clone()),
         keys,
+        config_path,
     })?;
 
     let listener = TcpListener::bind(config.server.listen)
@@ -199,8 +208,7 @@ impl ServerHandle {
             let _ = task.await;
         }
         if let Some(audit) = self.audit {
-            let stats = audit.shutdown().await;
-            tracing::info!(?stats, "audit writer drained");
+            audit.shutdown().await;
         }
         self.state.store().close().await;
     }

@@ -20,9 +20,9 @@ pub async fn run(path: Option<&Path>, args: ServeArgs) -> anyhow::Result<()> {
         cfg.server.listen = listen;
     }
     crate::init_logging(&cfg.log);
-    let handle = server::start(cfg.clone()).await?;
+    let handle = server::start_from(cfg.clone(), path.map(Path::to_path_buf)).await?;
     print_banner(&handle, &cfg, path);
-    wait_for_signal().await;
+    wait_for_stop(&handle).await;
     tracing::info!("shutting down: finishing in-flight requests");
     handle.shutdown().await;
     tracing::info!("stopped");
@@ -70,25 +70,33 @@ fn redact_url(url: &str) -> String {
     }
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Wait for SIGTERM or Ctrl-C; reload the config file on SIGHUP meanwhile.
+async fn wait_for_stop(handle: &server::ServerHandle) {
     #[cfg(unix)]
     {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
         };
-        tokio::select! {
-            () = ctrl_c => {}
-            () = term => {}
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = term.recv() => return,
+                _ = hup.recv() => {
+                    if let Err(e) = handle.state.reload_config() {
+                        tracing::error!(error = %e, "configuration reload rejected; still serving the previous one");
+                    }
+                }
+            }
         }
     }
     #[cfg(not(unix))]
-    ctrl_c.await;
+    {
+        let _ = handle;
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

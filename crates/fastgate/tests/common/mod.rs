@@ -94,7 +94,9 @@ impl Harness {
         );
         let cfg = fastgate_config::load_str(&full, &|_| None)
             .unwrap_or_else(|e| panic!("config: {e}\n{full}"));
-        let server = server::start(cfg).await.unwrap();
+        let config_file = dir.path().join("fastgate.yaml");
+        std::fs::write(&config_file, &full).unwrap();
+        let server = server::start_from(cfg, Some(config_file)).await.unwrap();
         let base = server.url();
         Harness {
             server: Some(server),
@@ -105,6 +107,22 @@ impl Harness {
             database_url,
             pg_schema,
         }
+    }
+
+    /// Rewrite the config file with new routes (same header section).
+    pub fn rewrite_routes(&self, yaml: &str) {
+        let file = self.dir.path().join("fastgate.yaml");
+        let current = std::fs::read_to_string(&file).unwrap();
+        let head: String = current
+            .lines()
+            .take_while(|l| !l.starts_with("upstreams:") && !l.is_empty())
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(
+            &file,
+            format!("{head}{}", yaml.replace("{MOCK}", &self.mock.url())),
+        )
+        .unwrap();
     }
 
     pub fn server(&self) -> &ServerHandle {
