@@ -38,6 +38,10 @@ pub struct ServerConfig {
     /// Time allowed to receive the request headers.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
+    /// Close a client connection after this long without any byte in either
+    /// direction (an in-flight response is allowed to finish).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
     /// Time allowed to receive a buffered request body.
     #[serde(with = "humantime_serde")]
     pub body_read_timeout: Duration,
@@ -58,6 +62,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8514)),
             max_body_bytes: 4 * 1024 * 1024,
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
             body_read_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             max_connections: 10_000,

@@ -17,14 +17,15 @@ pub const AUDIT_QUEUE_DEPTH: &str = "fastgate_audit_queue_depth";
 pub const KEYS_LOADED: &str = "fastgate_keys_loaded";
 pub const CONFIG_RELOADS: &str = "fastgate_config_reloads_total";
 
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
 
 /// Install the process-wide recorder once; later calls (several servers in one
-/// test process) share it.
+/// test process) share it. Concurrent first calls wait for the one installing.
 pub fn prometheus_handle() -> Result<PrometheusHandle, String> {
-    if let Some(h) = HANDLE.get() {
-        return Ok(h.clone());
-    }
+    HANDLE.get_or_init(install).clone()
+}
+
+fn install() -> Result<PrometheusHandle, String> {
     let latency = [
         0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
         5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
@@ -32,26 +33,14 @@ pub fn prometheus_handle() -> Result<PrometheusHandle, String> {
     let overhead = [
         0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01,
     ];
-    let builder = PrometheusBuilder::new()
+    PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &latency)
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full(UPSTREAM_TTFB.into()), &latency))
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full(GATEWAY_OVERHEAD.into()), &overhead))
         .and_then(|b| b.set_buckets(&latency))
-        .map_err(|e| e.to_string())?;
-    match builder.install_recorder() {
-        Ok(handle) => {
-            let _ = HANDLE.set(handle);
-        }
-        Err(e) => {
-            if HANDLE.get().is_none() {
-                return Err(e.to_string());
-            }
-        }
-    }
-    HANDLE
-        .get()
-        .cloned()
-        .ok_or_else(|| "metrics recorder unavailable".into())
+        .map_err(|e| e.to_string())?
+        .install_recorder()
+        .map_err(|e| e.to_string())
 }
 
 /// `"200"`, `"404"`… without allocating for the common codes.

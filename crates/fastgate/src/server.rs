@@ -11,17 +11,12 @@ use anyhow::Context;
 use fastgate_audit::{AuditConfig as WriterConfig, AuditWriter, AuditWriterHandle};
 use fastgate_auth::KeyIndex;
 use fastgate_config::{Config, Secret};
-use fastgate_proxy::{AppState, PeerAddr, StateParts};
+use fastgate_proxy::{AppState, StateParts};
 use fastgate_store::Store;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 
 use crate::admin_token::{AdminToken, resolve_admin_token};
 use crate::sink::StoreAuditSink;
@@ -92,9 +87,9 @@ pub async fn start_from(
             cancel.child_token(),
         ),
     ];
-    let accept = tokio::spawn(accept_loop(
+    let accept = tokio::spawn(crate::listener::serve(
         listener,
-        state.clone(),
+        fastgate_admin::router(state.clone()),
         config.clone(),
         cancel.clone(),
     ));
@@ -129,73 +124,6 @@ async fn start_audit(
         .await
         .context("cannot start the audit writer")?;
     Ok((Some(tx), Some(handle)))
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    state: AppState,
-    config: Config,
-    cancel: CancellationToken,
-) {
-    let router = fastgate_admin::router(state);
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.server.header_read_timeout)
-        .max_buf_size(64 * 1024);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(256)
-        .max_header_list_size(64 * 1024);
-    let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(config.server.max_connections.max(1)));
-    loop {
-        let accepted = tokio::select! {
-            () = cancel.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::warn!(%peer, "connection limit reached; closing new connection");
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
-            req.extensions_mut().insert(PeerAddr(peer));
-            router.clone().oneshot(req)
-        });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-            drop(permit);
-        });
-    }
-    drop(listener);
-    let grace = config.server.shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            ?grace,
-            "shutdown grace period over; closing remaining connections"
-        );
-    }
 }
 
 impl ServerHandle {

@@ -67,6 +67,7 @@ fn server(s: &ServerConfig, r: &mut Report) {
         r.err("server.max_connections", "must be greater than 0");
     }
     r.positive("server.header_read_timeout", s.header_read_timeout);
+    r.positive("server.idle_timeout", s.idle_timeout);
     r.positive("server.body_read_timeout", s.body_read_timeout);
     for (i, peer) in s.trusted_proxies.iter().enumerate() {
         if !is_ip_or_cidr(peer) {

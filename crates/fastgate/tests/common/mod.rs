@@ -64,7 +64,26 @@ impl Harness {
         Self::start_with_mock(backend, yaml, mock).await
     }
 
+    /// Like `start`, with extra `server:` settings (flow-style YAML fields).
+    pub async fn start_with_server_extra(
+        backend: Backend,
+        yaml: &str,
+        server_extra: &str,
+    ) -> Harness {
+        let mock = MockUpstream::start().await;
+        Self::start_full(backend, yaml, mock, server_extra).await
+    }
+
     pub async fn start_with_mock(backend: Backend, yaml: &str, mock: MockUpstream) -> Harness {
+        Self::start_full(backend, yaml, mock, "").await
+    }
+
+    async fn start_full(
+        backend: Backend,
+        yaml: &str,
+        mock: MockUpstream,
+        server_extra: &str,
+    ) -> Harness {
         fastgate::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let (database_url, pg_schema) = match backend {
@@ -84,13 +103,18 @@ impl Harness {
             }
         };
         let full = format!(
-            "server: {{ listen: \"127.0.0.1:0\", max_body_bytes: 65536 }}\n\
+            "server: {{ listen: \"127.0.0.1:0\", max_body_bytes: 65536{server_extra} }}\n\
              database: {{ url: \"{database_url}\" }}\n\
              admin: {{ token: \"{ADMIN_TOKEN}\" }}\n\
              data_dir: \"{}\"\n\
              audit: {{ flush_interval: 20ms }}\n{}",
             dir.path().display(),
-            yaml.replace("{MOCK}", &mock.url())
+            yaml.replace("{MOCK}", &mock.url()),
+            server_extra = if server_extra.is_empty() {
+                String::new()
+            } else {
+                format!(", {server_extra}")
+            },
         );
         let cfg = fastgate_config::load_str(&full, &|_| None)
             .unwrap_or_else(|e| panic!("config: {e}\n{full}"));
