@@ -56,6 +56,10 @@ pub struct RequestContext {
     pub request_body: Option<String>,
     /// Time spent waiting on the upstream for response headers.
     pub upstream_wait: Duration,
+    /// The key's request-rate window, echoed as `x-ratelimit-*` headers.
+    pub rate_info: Option<fastgate_limits::RateInfo>,
+    /// Holds the key's concurrency slot until the request is finished.
+    pub concurrency: Option<fastgate_limits::ConcurrencyGuard>,
     _in_flight: InFlightGuard,
 }
 
@@ -97,6 +101,8 @@ impl RequestContext {
             request_headers: None,
             request_body: None,
             upstream_wait: Duration::ZERO,
+            rate_info: None,
+            concurrency: None,
             _in_flight: InFlightGuard::new(),
         }
     }

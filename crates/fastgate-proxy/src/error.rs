@@ -62,6 +62,12 @@ pub enum ProxyError {
     UpstreamFailed { upstream: String, reason: String },
     #[error("upstream '{0}' has no usable credential")]
     NoCredential(String),
+    #[error("rate limit exceeded: {limit} {window}; retry after {retry_after_secs}s")]
+    RateLimited {
+        window: &'static str,
+        limit: u32,
+        retry_after_secs: u64,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -84,6 +90,7 @@ impl ProxyError {
             Self::UpstreamConnect { .. } | Self::UpstreamFailed { .. } => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::NoCredential(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -107,6 +114,7 @@ impl ProxyError {
             Self::UpstreamTimeout { .. } => "upstream_timeout",
             Self::UpstreamFailed { .. } => "upstream_error",
             Self::NoCredential(_) => "no_credential",
+            Self::RateLimited { .. } => "rate_limit_exceeded",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -117,6 +125,7 @@ impl ProxyError {
             403 => "permission_error",
             404 => "not_found_error",
             400 | 408 | 413 => "invalid_request_error",
+            429 => "rate_limit_error",
             _ => "api_error",
         }
     }
@@ -128,6 +137,7 @@ impl ProxyError {
             404 => "not_found_error",
             413 => "request_too_large",
             400 | 408 => "invalid_request_error",
+            429 => "rate_limit_error",
             504 => "timeout_error",
             _ => "api_error",
         }
@@ -159,6 +169,21 @@ impl ProxyError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Self::RateLimited {
+            limit,
+            retry_after_secs,
+            ..
+        } = self
+        {
+            let h = resp.headers_mut();
+            h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            h.insert("x-ratelimit-limit-requests", HeaderValue::from(*limit));
+            h.insert("x-ratelimit-remaining-requests", HeaderValue::from(0u32));
+            h.insert(
+                "x-ratelimit-reset-requests",
+                HeaderValue::from(*retry_after_secs),
+            );
+        }
         if matches!(self, Self::MissingKey | Self::UnknownKey) {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

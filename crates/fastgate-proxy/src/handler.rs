@@ -13,6 +13,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use chrono::Utc;
 use fastgate_auth::KeyCheck;
+use fastgate_limits::Decision;
 use fastgate_routing::{BodyView, MatchOutcome, is_reserved_path, normalize_path};
 use http::{header, request::Parts};
 use serde::Deserialize;
@@ -70,6 +71,9 @@ pub async fn proxy_handler(State(state): State<AppState>, req: Request) -> Respo
             };
             head.headers = headers::response_headers(&head.headers);
             head.headers.insert("x-request-id", ctx.request_id.clone());
+            if let Some(info) = ctx.rate_info {
+                headers::insert_rate_headers(&mut head.headers, &info);
+            }
             let tracked = TrackedBody::new(incoming, ctx, outcome, idle, deadline, capture);
             Response::from_parts(head, Body::new(tracked))
         }
@@ -168,6 +172,7 @@ async fn admit(
         }
         _ => {}
     }
+    admit_rate(state, ctx)?;
     probe_model(ctx, parts, &body, parsed.as_ref());
     let body = match &rt.add_body_fields {
         Some(fields) => add_fields(parsed.take(), &body, fields)?,
@@ -185,6 +190,32 @@ async fn admit(
         body,
         snapshot,
     })
+}
+
+/// The key's rate limits and concurrency cap (per instance, in memory).
+fn admit_rate(state: &AppState, ctx: &mut RequestContext) -> Result<(), ProxyError> {
+    let Some(key) = &ctx.key else {
+        return Ok(());
+    };
+    match state.inner().limiter.admit(&key.id, &key.limits) {
+        Decision::Allowed { info, guard } => {
+            ctx.rate_info = info;
+            ctx.concurrency = guard;
+            Ok(())
+        }
+        Decision::Limited {
+            kind,
+            limit,
+            retry_after,
+        } => {
+            metrics::counter!(m::RATE_LIMITED, "limit" => kind.as_str()).increment(1);
+            Err(ProxyError::RateLimited {
+                window: kind.as_str(),
+                limit,
+                retry_after_secs: retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
+            })
+        }
+    }
 }
 
 fn authenticate(

@@ -166,6 +166,17 @@ pub fn redacted_json(headers: &HeaderMap) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
+/// `x-ratelimit-*` headers (OpenAI's names) for an admitted request.
+pub fn insert_rate_headers(h: &mut HeaderMap, info: &fastgate_limits::RateInfo) {
+    h.insert("x-ratelimit-limit-requests", HeaderValue::from(info.limit));
+    h.insert(
+        "x-ratelimit-remaining-requests",
+        HeaderValue::from(info.remaining),
+    );
+    let reset = info.reset.as_secs() + u64::from(info.reset.subsec_nanos() > 0);
+    h.insert("x-ratelimit-reset-requests", HeaderValue::from(reset));
+}
+
 /// A request id: the client's `x-request-id` if it is short and plain, else a new UUIDv7.
 pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     if let Some(v) = headers.get("x-request-id") {

@@ -11,6 +11,7 @@ pub const GATEWAY_OVERHEAD: &str = "fastgate_gateway_overhead_seconds";
 pub const IN_FLIGHT: &str = "fastgate_requests_in_flight";
 pub const ACTIVE_STREAMS: &str = "fastgate_active_streams";
 pub const AUTH_FAILURES: &str = "fastgate_auth_failures_total";
+pub const RATE_LIMITED: &str = "fastgate_rate_limited_total";
 pub const UPSTREAM_ERRORS: &str = "fastgate_upstream_errors_total";
 pub const UPSTREAM_RETRIES: &str = "fastgate_upstream_retries_total";
 pub const AUDIT_QUEUE_DEPTH: &str = "fastgate_audit_queue_depth";

@@ -378,3 +378,91 @@ async fn underscore_headers_rejected(backend: Backend) {
     h.stop().await;
 }
 both_backends!(underscore_headers_rejected, underscore_headers_rejected);
+
+async fn key_rate_limits_and_concurrency(backend: Backend) {
+    let h = Harness::start(backend, DEFAULT_ROUTES).await;
+    let (_, key) = h
+        .create_key(json!({ "name": "rl", "limits": { "requests_per_minute": 3 } }))
+        .await;
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        let resp = h
+            .http
+            .get(h.url("/v1/models"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["x-ratelimit-limit-requests"], "3");
+        remaining.push(
+            resp.headers()["x-ratelimit-remaining-requests"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(remaining, vec!["2", "1", "0"]);
+    let resp = h
+        .http
+        .get(h.url("/v1/models"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry), "{retry}");
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(v["error"]["type"], "rate_limit_error");
+    assert_eq!(
+        h.mock.request_count(),
+        3,
+        "the limited request was not forwarded"
+    );
+
+    // Concurrency: one stream in flight blocks the second request until it ends.
+    let (_, ckey) = h
+        .create_key(json!({ "name": "conc", "limits": { "max_concurrent": 1 } }))
+        .await;
+    let resp = h
+        .http
+        .post(h.url("/v1/chat/completions"))
+        .bearer_auth(&ckey)
+        .header("x-mock-hold", "conc")
+        .json(&json!({ "model": "m", "stream": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let second = h
+        .http
+        .get(h.url("/v1/models"))
+        .bearer_auth(&ckey)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 429);
+    h.mock.release("conc");
+    let _ = resp.bytes().await.unwrap();
+    let third = h
+        .http
+        .get(h.url("/v1/models"))
+        .bearer_auth(&ckey)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(third.status(), 200);
+    let statuses: Vec<u16> = h.audit().await.iter().map(|r| r.status_code).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 2);
+    h.stop().await;
+}
+both_backends!(
+    key_rate_limits_and_concurrency,
+    key_rate_limits_and_concurrency
+);

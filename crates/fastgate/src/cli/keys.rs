@@ -43,6 +43,15 @@ pub struct CreateArgs {
     /// Allowed model patterns, comma separated (default: all).
     #[arg(long, value_delimiter = ',')]
     pub models: Vec<String>,
+    /// Requests per minute (rate limit).
+    #[arg(long)]
+    pub rpm: Option<u32>,
+    /// Requests per day (rate limit).
+    #[arg(long)]
+    pub rpd: Option<u32>,
+    /// Maximum concurrent requests.
+    #[arg(long)]
+    pub max_concurrent: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +70,15 @@ pub struct UpdateArgs {
     /// Re-activate (true) or deactivate (false).
     #[arg(long)]
     pub active: Option<bool>,
+    /// Requests per minute (rate limit).
+    #[arg(long)]
+    pub rpm: Option<u32>,
+    /// Requests per day (rate limit).
+    #[arg(long)]
+    pub rpd: Option<u32>,
+    /// Maximum concurrent requests.
+    #[arg(long)]
+    pub max_concurrent: Option<u32>,
 }
 
 pub async fn run(path: Option<&Path>, json: bool, cmd: KeysCommand) -> anyhow::Result<()> {
@@ -91,6 +109,9 @@ async fn dispatch(store: &Store, json: bool, cmd: KeysCommand) -> anyhow::Result
             }
             rec.allowed_routes = a.routes;
             rec.allowed_models = a.models;
+            rec.limits.requests_per_minute = a.rpm;
+            rec.limits.requests_per_day = a.rpd;
+            rec.limits.max_concurrent = a.max_concurrent;
             store.insert_key(&rec).await?;
             print_secret(&rec, &generated.secret, json);
         }
@@ -136,6 +157,15 @@ async fn dispatch(store: &Store, json: bool, cmd: KeysCommand) -> anyhow::Result
             }
             if let Some(m) = a.models {
                 rec.allowed_models = m;
+            }
+            if a.rpm.is_some() {
+                rec.limits.requests_per_minute = a.rpm;
+            }
+            if a.rpd.is_some() {
+                rec.limits.requests_per_day = a.rpd;
+            }
+            if a.max_concurrent.is_some() {
+                rec.limits.max_concurrent = a.max_concurrent;
             }
             if let Some(active) = a.active {
                 rec.is_active = active;
