@@ -38,6 +38,13 @@ pub fn expiry_from(input: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Adm
         .ok_or_else(|| AdminError::BadRequest("expires_in: too far in the future".into()))
 }
 
+impl KeyInput {
+    /// Apply the fields that are present to `rec` (shared by the API and the CLI).
+    pub fn apply_to(self, rec: &mut ApiKeyRecord, now: DateTime<Utc>) -> Result<(), AdminError> {
+        apply(rec, self, now)
+    }
+}
+
 fn apply(rec: &mut ApiKeyRecord, input: KeyInput, now: DateTime<Utc>) -> Result<(), AdminError> {
     if let Some(name) = input.name {
         validate_name(&name)?;
@@ -90,6 +97,14 @@ fn created_body(rec: &ApiKeyRecord, secret: &str) -> serde_json::Value {
     v
 }
 
+async fn find_key(state: &AppState, id: &str) -> Result<ApiKeyRecord, AdminError> {
+    state
+        .store()
+        .get_key(id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("key '{id}'")))
+}
+
 pub async fn create(
     State(state): State<AppState>,
     Json(input): Json<KeyInput>,
@@ -119,11 +134,7 @@ pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, AdminError> {
-    let key = state
-        .store()
-        .get_key(&id)
-        .await?
-        .ok_or_else(|| AdminError::NotFound(format!("key '{id}'")))?;
+    let key = find_key(&state, &id).await?;
     Ok(Json(key))
 }
 
@@ -132,11 +143,7 @@ pub async fn update(
     Path(id): Path<String>,
     Json(input): Json<KeyInput>,
 ) -> Result<impl IntoResponse, AdminError> {
-    let mut key = state
-        .store()
-        .get_key(&id)
-        .await?
-        .ok_or_else(|| AdminError::NotFound(format!("key '{id}'")))?;
+    let mut key = find_key(&state, &id).await?;
     apply(&mut key, input, Utc::now())?;
     state.store().update_key(&key).await?;
     fastgate_proxy::sync::reload_keys(&state).await;
@@ -161,11 +168,7 @@ pub async fn rotate(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, AdminError> {
-    let mut key = state
-        .store()
-        .get_key(&id)
-        .await?
-        .ok_or_else(|| AdminError::NotFound(format!("key '{id}'")))?;
+    let mut key = find_key(&state, &id).await?;
     let generated = generate_key();
     key.key_hash = generated.hash.clone();
     key.prefix = generated.prefix.clone();

@@ -3,33 +3,15 @@
 use std::path::Path;
 
 pub fn run(path: Option<&Path>, json: bool) -> anyhow::Result<()> {
-    let cfg = match fastgate_config::check(path) {
-        Ok(cfg) => cfg,
-        Err(errors) => {
-            let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            if json {
-                println!("{}", serde_json::json!({ "ok": false, "errors": messages }));
-            } else {
-                for m in &messages {
-                    eprintln!("invalid configuration: {m}");
-                }
-            }
-            std::process::exit(super::EXIT_INVALID_CONFIG);
-        }
-    };
+    let cfg = fastgate_config::check(path).unwrap_or_else(|errors| {
+        let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        super::exit_invalid_config(&messages, json)
+    });
     // Build the route table too, exactly as `serve` would.
     if let Err(e) =
         fastgate_proxy::Snapshot::build(&cfg, &fastgate_proxy::client::ClientCache::default())
     {
-        if json {
-            println!(
-                "{}",
-                serde_json::json!({ "ok": false, "error": e.to_string() })
-            );
-        } else {
-            eprintln!("invalid configuration: {e}");
-        }
-        std::process::exit(super::EXIT_INVALID_CONFIG);
+        super::exit_invalid_config(&[e.to_string()], json);
     }
     if json {
         println!(

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use chrono::Utc;
 use clap::{Args, Subcommand};
+use fastgate_admin::KeyInput;
 use fastgate_auth::{ApiKeyRecord, generate_key, new_key_record};
 use fastgate_store::Store;
 
@@ -31,6 +32,25 @@ pub enum KeysCommand {
 pub struct CreateArgs {
     #[arg(long)]
     pub name: String,
+    #[command(flatten)]
+    pub fields: KeyFields,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    pub id: String,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub fields: KeyFields,
+    /// Re-activate (true) or deactivate (false).
+    #[arg(long)]
+    pub active: Option<bool>,
+}
+
+/// Key settings shared by `create` and `update`; absent flags leave a field as it is.
+#[derive(Debug, Args)]
+pub struct KeyFields {
     /// Owner / source label.
     #[arg(long)]
     pub source: Option<String>,
@@ -39,10 +59,10 @@ pub struct CreateArgs {
     pub expires_in: Option<String>,
     /// Allowed route names, comma separated (default: all).
     #[arg(long, value_delimiter = ',')]
-    pub routes: Vec<String>,
+    pub routes: Option<Vec<String>>,
     /// Allowed model patterns, comma separated (default: all).
     #[arg(long, value_delimiter = ',')]
-    pub models: Vec<String>,
+    pub models: Option<Vec<String>>,
     /// Requests per minute (rate limit).
     #[arg(long)]
     pub rpm: Option<u32>,
@@ -54,31 +74,31 @@ pub struct CreateArgs {
     pub max_concurrent: Option<u32>,
 }
 
-#[derive(Debug, Args)]
-pub struct UpdateArgs {
-    pub id: String,
-    #[arg(long)]
-    pub name: Option<String>,
-    #[arg(long)]
-    pub source: Option<String>,
-    #[arg(long)]
-    pub expires_in: Option<String>,
-    #[arg(long, value_delimiter = ',')]
-    pub routes: Option<Vec<String>>,
-    #[arg(long, value_delimiter = ',')]
-    pub models: Option<Vec<String>>,
-    /// Re-activate (true) or deactivate (false).
-    #[arg(long)]
-    pub active: Option<bool>,
-    /// Requests per minute (rate limit).
-    #[arg(long)]
-    pub rpm: Option<u32>,
-    /// Requests per day (rate limit).
-    #[arg(long)]
-    pub rpd: Option<u32>,
-    /// Maximum concurrent requests.
-    #[arg(long)]
-    pub max_concurrent: Option<u32>,
+impl KeyFields {
+    /// The same change expressed as the admin API's input, so both apply it alike.
+    fn into_input(
+        self,
+        rec: &ApiKeyRecord,
+        name: Option<String>,
+        active: Option<bool>,
+    ) -> KeyInput {
+        let mut limits = rec.limits.clone();
+        let limits_changed =
+            self.rpm.is_some() || self.rpd.is_some() || self.max_concurrent.is_some();
+        limits.requests_per_minute = self.rpm.or(limits.requests_per_minute);
+        limits.requests_per_day = self.rpd.or(limits.requests_per_day);
+        limits.max_concurrent = self.max_concurrent.or(limits.max_concurrent);
+        KeyInput {
+            name,
+            source: self.source,
+            expires_in: self.expires_in,
+            allowed_routes: self.routes,
+            allowed_models: self.models,
+            limits: limits_changed.then_some(limits),
+            is_active: active,
+            ..KeyInput::default()
+        }
+    }
 }
 
 pub async fn run(path: Option<&Path>, json: bool, cmd: KeysCommand) -> anyhow::Result<()> {
@@ -102,16 +122,10 @@ async fn dispatch(store: &Store, json: bool, cmd: KeysCommand) -> anyhow::Result
     match cmd {
         KeysCommand::Create(a) => {
             let (generated, mut rec) = new_key_record(&a.name, now);
-            rec.source = a.source;
-            if let Some(e) = a.expires_in {
-                rec.expires_at =
-                    Some(fastgate_admin::expiry_from(&e, now).map_err(|e| anyhow::anyhow!("{e}"))?);
-            }
-            rec.allowed_routes = a.routes;
-            rec.allowed_models = a.models;
-            rec.limits.requests_per_minute = a.rpm;
-            rec.limits.requests_per_day = a.rpd;
-            rec.limits.max_concurrent = a.max_concurrent;
+            let input = a.fields.into_input(&rec, None, None);
+            input
+                .apply_to(&mut rec, now)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             store.insert_key(&rec).await?;
             print_secret(&rec, &generated.secret, json);
         }
@@ -142,37 +156,10 @@ async fn dispatch(store: &Store, json: bool, cmd: KeysCommand) -> anyhow::Result
         KeysCommand::Show { id } => print_key(&find(store, &id).await?, json)?,
         KeysCommand::Update(a) => {
             let mut rec = find(store, &a.id).await?;
-            if let Some(n) = a.name {
-                rec.name = n;
-            }
-            if let Some(s) = a.source {
-                rec.source = Some(s);
-            }
-            if let Some(e) = a.expires_in {
-                rec.expires_at =
-                    Some(fastgate_admin::expiry_from(&e, now).map_err(|e| anyhow::anyhow!("{e}"))?);
-            }
-            if let Some(r) = a.routes {
-                rec.allowed_routes = r;
-            }
-            if let Some(m) = a.models {
-                rec.allowed_models = m;
-            }
-            if a.rpm.is_some() {
-                rec.limits.requests_per_minute = a.rpm;
-            }
-            if a.rpd.is_some() {
-                rec.limits.requests_per_day = a.rpd;
-            }
-            if a.max_concurrent.is_some() {
-                rec.limits.max_concurrent = a.max_concurrent;
-            }
-            if let Some(active) = a.active {
-                rec.is_active = active;
-                if active {
-                    rec.revoked_at = None;
-                }
-            }
+            let input = a.fields.into_input(&rec, a.name, a.active);
+            input
+                .apply_to(&mut rec, now)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             store.update_key(&rec).await?;
             print_key(&rec, json)?;
         }

@@ -47,22 +47,21 @@ pub enum Command {
 /// Exit code for an invalid configuration.
 pub const EXIT_INVALID_CONFIG: i32 = 2;
 
-/// Load and validate the config, or print the error and exit with code 2.
-pub fn load_config_or_exit(path: Option<&std::path::Path>, json: bool) -> fastgate_config::Config {
-    match fastgate_config::load(path) {
-        Ok(cfg) => cfg,
-        Err(e) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "ok": false, "error": e.to_string() })
-                );
-            } else {
-                eprintln!("invalid configuration: {e}");
-            }
-            std::process::exit(EXIT_INVALID_CONFIG);
+/// Print configuration errors (text or JSON) and exit with code 2.
+pub fn exit_invalid_config(messages: &[String], json: bool) -> ! {
+    if json {
+        println!("{}", serde_json::json!({ "ok": false, "errors": messages }));
+    } else {
+        for m in messages {
+            eprintln!("invalid configuration: {m}");
         }
     }
+    std::process::exit(EXIT_INVALID_CONFIG);
+}
+
+/// Load and validate the config, or print the error and exit with code 2.
+pub fn load_config_or_exit(path: Option<&std::path::Path>, json: bool) -> fastgate_config::Config {
+    fastgate_config::load(path).unwrap_or_else(|e| exit_invalid_config(&[e.to_string()], json))
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
