@@ -12,6 +12,7 @@
 mod env;
 mod error;
 mod interpolate;
+pub mod llm;
 mod load;
 mod model;
 mod secret;
@@ -19,6 +20,7 @@ mod validate;
 
 pub use env::{ENV_PREFIX, ENV_SHORTCUTS, override_vars};
 pub use error::ConfigError;
+pub use llm::{DeploymentConfig, LlmConfig, ModelGroupConfig, ModelKind, PriceConfig};
 pub use load::{DEFAULT_DATA_DIR, check, check_str, load, load_str};
 pub use model::*;
 pub use secret::Secret;

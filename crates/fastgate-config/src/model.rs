@@ -26,6 +26,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub upstreams: Vec<UpstreamConfig>,
     pub routes: Vec<RouteConfig>,
+    /// Public model names and the deployments that serve them (LLM endpoints).
+    pub models: Vec<crate::llm::ModelGroupConfig>,
+    /// Settings of the built-in LLM endpoints.
+    pub llm: crate::llm::LlmConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -174,6 +178,18 @@ pub enum UpstreamKind {
     Anthropic,
     /// Generic HTTP: `Authorization: Bearer <key>` unless `auth_header` says otherwise.
     Http,
+    /// Google Gemini API: `x-goog-api-key: <key>`.
+    Gemini,
+    /// Built in: answers OpenAI-style, deterministically, without any network
+    /// (demos, tests, load tests). `base_url` is not needed.
+    Mock,
+}
+
+impl UpstreamKind {
+    /// Kinds that can serve model deployments.
+    pub fn is_llm(self) -> bool {
+        !matches!(self, Self::Http)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -181,6 +197,8 @@ pub enum UpstreamKind {
 pub struct UpstreamConfig {
     pub name: String,
     pub kind: UpstreamKind,
+    /// Required for every kind but `mock`.
+    #[serde(default)]
     pub base_url: String,
     /// Header name that carries the credential, overriding the kind's default.
     #[serde(default)]
@@ -195,6 +213,27 @@ pub struct UpstreamConfig {
     pub credentials: Vec<CredentialConfig>,
     #[serde(default)]
     pub pool: PoolConfig,
+    /// Default timeouts for model deployments on this upstream.
+    #[serde(default)]
+    pub timeout: Option<TimeoutConfig>,
+    /// Default retry count for model deployments on this upstream.
+    #[serde(default)]
+    pub retries: Option<u32>,
+    /// Transforms applied to every model request sent to this upstream.
+    #[serde(default, flatten)]
+    pub transforms: Transforms,
+}
+
+/// Header and body transforms (same shapes as on routes).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transforms {
+    #[serde(default)]
+    pub add_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub remove_headers: Vec<String>,
+    #[serde(default)]
+    pub add_body_fields: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -113,8 +113,13 @@ fn header_pairs(
 
 fn build_upstream(i: usize, u: &UpstreamConfig) -> Result<UpstreamRuntime, SnapshotError> {
     let path = format!("upstreams[{i}]");
-    let uri: http::Uri = u
-        .base_url
+    // The mock kind answers in-process; its URL is only a label.
+    let base_url = if u.kind == UpstreamKind::Mock && u.base_url.is_empty() {
+        "http://mock.invalid"
+    } else {
+        u.base_url.as_str()
+    };
+    let uri: http::Uri = base_url
         .parse()
         .map_err(|e| invalid(format!("{path}.base_url"), format!("{e}")))?;
     let scheme = uri
@@ -128,7 +133,8 @@ fn build_upstream(i: usize, u: &UpstreamConfig) -> Result<UpstreamRuntime, Snaps
     let base_path = uri.path().trim_end_matches('/').to_string();
     let default_header = match u.kind {
         UpstreamKind::Anthropic => "x-api-key",
-        UpstreamKind::Openai | UpstreamKind::Http => "authorization",
+        UpstreamKind::Gemini => "x-goog-api-key",
+        UpstreamKind::Openai | UpstreamKind::Http | UpstreamKind::Mock => "authorization",
     };
     let header_name_str = u.auth_header.as_deref().unwrap_or(default_header);
     let header_name = HeaderName::from_bytes(header_name_str.as_bytes())

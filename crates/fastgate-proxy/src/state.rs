@@ -44,7 +44,7 @@ pub struct Inner {
     pub usage_tx: mpsc::Sender<Arc<str>>,
     pub metrics: PrometheusHandle,
     pub admin_token: Secret<String>,
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: Vec<IpNet>,
     pub db_healthy: AtomicBool,
     /// The file the config came from, for reloads (`None`: built-in defaults).
     pub config_path: Option<PathBuf>,
@@ -74,7 +74,7 @@ impl AppState {
             .server
             .trusted_proxies
             .iter()
-            .filter_map(|s| s.parse().ok())
+            .filter_map(|s| IpNet::parse(s))
             .collect();
         Ok(Self {
             inner: Arc::new(Inner {
@@ -170,7 +170,8 @@ impl AppState {
     /// `X-Forwarded-For` when the peer is a trusted proxy.
     pub fn client_ip(&self, peer: Option<SocketAddr>, headers: &http::HeaderMap) -> Option<String> {
         let peer = peer?;
-        if !self.inner.trusted_proxies.contains(&peer.ip()) {
+        let trusted = |ip: &IpAddr| self.inner.trusted_proxies.iter().any(|n| n.contains(*ip));
+        if !trusted(&peer.ip()) {
             return Some(peer.ip().to_string());
         }
         let forwarded = headers
@@ -181,8 +182,67 @@ impl AppState {
                     .rev()
                     .map(str::trim)
                     .filter_map(|s| s.parse::<IpAddr>().ok())
-                    .find(|ip| !self.inner.trusted_proxies.contains(ip))
+                    .find(|ip| !trusted(ip))
             });
         Some(forwarded.unwrap_or(peer.ip()).to_string())
+    }
+}
+
+/// An address block from `server.trusted_proxies` (`10.0.0.0/8`, or one address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(s: &str) -> Option<Self> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Self { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_blocks() {
+        let net = IpNet::parse("10.0.0.0/8").unwrap();
+        assert!(net.contains("10.1.2.3".parse().unwrap()));
+        assert!(!net.contains("11.0.0.1".parse().unwrap()));
+        let one = IpNet::parse("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let all = IpNet::parse("0.0.0.0/0").unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+        let v6 = IpNet::parse("fd00::/8").unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(!v6.contains("10.0.0.1".parse().unwrap()));
+        assert!(IpNet::parse("10.0.0.0/33").is_none());
+        assert!(IpNet::parse("nope").is_none());
     }
 }

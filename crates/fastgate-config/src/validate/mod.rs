@@ -2,6 +2,7 @@
 //! syntax of strings). Every error carries the field path of the offending value.
 
 mod http;
+mod models;
 mod routes;
 mod upstreams;
 
@@ -56,6 +57,10 @@ pub fn validate_all(cfg: &Config) -> Vec<ConfigError> {
     }
     upstreams::check(&cfg.upstreams, &mut r);
     routes::check(&cfg.routes, &cfg.upstreams, &mut r);
+    models::check(&cfg.models, &cfg.upstreams, &mut r);
+    if cfg.llm.default_max_tokens == 0 {
+        r.err("llm.default_max_tokens", "must be greater than 0");
+    }
     r.errors
 }
 

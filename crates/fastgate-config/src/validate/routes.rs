@@ -110,11 +110,28 @@ fn transforms(path: &str, route: &RouteConfig, r: &mut Report) {
             r.err(&p, "must not contain a fragment (`#`)");
         }
     }
-    check_headers(&format!("{path}.add_headers"), &route.add_headers, true, r);
-    for (k, name) in route.remove_headers.iter().enumerate() {
+    header_body_transforms(
+        path,
+        &route.add_headers,
+        &route.remove_headers,
+        &route.add_body_fields,
+        r,
+    );
+}
+
+/// `add_headers`, `remove_headers` and `add_body_fields` under `path`.
+pub(super) fn header_body_transforms(
+    path: &str,
+    add_headers: &std::collections::BTreeMap<String, String>,
+    remove_headers: &[String],
+    add_body_fields: &serde_json::Map<String, serde_json::Value>,
+    r: &mut Report,
+) {
+    check_headers(&format!("{path}.add_headers"), add_headers, true, r);
+    for (k, name) in remove_headers.iter().enumerate() {
         check_header_name(&format!("{path}.remove_headers[{k}]"), name, r);
     }
-    for key in route.add_body_fields.keys() {
+    for key in add_body_fields.keys() {
         if key.is_empty() {
             r.err(
                 format!("{path}.add_body_fields"),
@@ -124,7 +141,7 @@ fn transforms(path: &str, route: &RouteConfig, r: &mut Report) {
     }
 }
 
-fn timeouts(path: &str, t: &TimeoutConfig, r: &mut Report) {
+pub(super) fn timeouts(path: &str, t: &TimeoutConfig, r: &mut Report) {
     let total = format!("{path}.total");
     r.positive(&total, t.total);
     for (name, value) in [

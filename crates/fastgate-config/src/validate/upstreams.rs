@@ -4,7 +4,7 @@ use super::Report;
 use super::http::{
     check_header_name, check_headers, check_name, header_value_problem, is_framing_header,
 };
-use crate::model::{CredentialConfig, UpstreamConfig};
+use crate::model::{CredentialConfig, UpstreamConfig, UpstreamKind};
 
 pub(super) fn check(upstreams: &[UpstreamConfig], r: &mut Report) {
     let mut names: Vec<&str> = Vec::with_capacity(upstreams.len());
@@ -17,7 +17,19 @@ pub(super) fn check(upstreams: &[UpstreamConfig], r: &mut Report) {
             }
             names.push(&up.name);
         }
-        base_url(&format!("{path}.base_url"), &up.base_url, r);
+        if up.kind != UpstreamKind::Mock || !up.base_url.is_empty() {
+            base_url(&format!("{path}.base_url"), &up.base_url, r);
+        }
+        if let Some(t) = &up.timeout {
+            super::routes::timeouts(&format!("{path}.timeout"), t, r);
+        }
+        if up.retries.is_some_and(|n| n > super::MAX_RETRIES) {
+            r.err(
+                format!("{path}.retries"),
+                format!("at most {}", super::MAX_RETRIES),
+            );
+        }
+        super::models::transforms(&path, &up.transforms, r);
         if let Some(header) = &up.auth_header {
             let p = format!("{path}.auth_header");
             if check_header_name(&p, header, r) && is_framing_header(header) {

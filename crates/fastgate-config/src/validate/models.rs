@@ -1,0 +1,99 @@
+//! Model groups: names, deployments pointing at LLM-capable upstreams, fallbacks.
+
+use super::routes::{header_body_transforms, timeouts};
+use super::{MAX_RETRIES, Report};
+use crate::llm::{ModelGroupConfig, PriceConfig};
+use crate::model::{Transforms, UpstreamConfig};
+
+pub(super) fn check(models: &[ModelGroupConfig], upstreams: &[UpstreamConfig], r: &mut Report) {
+    let mut names: Vec<&str> = Vec::with_capacity(models.len());
+    for (i, group) in models.iter().enumerate() {
+        let path = format!("models[{i}]");
+        let name_path = format!("{path}.name");
+        if check_model_name(&name_path, &group.name, r) {
+            if names.contains(&group.name.as_str()) {
+                r.err(&name_path, format!("duplicate model name `{}`", group.name));
+            }
+            names.push(&group.name);
+        }
+        if group.deployments.is_empty() {
+            r.err(
+                format!("{path}.deployments"),
+                "needs at least one deployment",
+            );
+        }
+        for (j, d) in group.deployments.iter().enumerate() {
+            let dpath = format!("{path}.deployments[{j}]");
+            match upstreams.iter().find(|u| u.name == d.upstream) {
+                None => r.err(format!("{dpath}.upstream"), format!("unknown upstream `{}`", d.upstream)),
+                Some(u) if !u.kind.is_llm() => r.err(
+                    format!("{dpath}.upstream"),
+                    format!("upstream `{}` is of kind http; model deployments need openai, anthropic, gemini or mock", u.name),
+                ),
+                Some(_) => {}
+            }
+            if d.model.trim().is_empty() {
+                r.err(format!("{dpath}.model"), "must not be empty");
+            }
+            if d.weight == 0 {
+                r.err(format!("{dpath}.weight"), "must be greater than 0");
+            }
+            if d.retries.is_some_and(|n| n > MAX_RETRIES) {
+                r.err(format!("{dpath}.retries"), format!("at most {MAX_RETRIES}"));
+            }
+            if let Some(t) = &d.timeout {
+                timeouts(&format!("{dpath}.timeout"), t, r);
+            }
+            transforms(&dpath, &d.transforms, r);
+            if let Some(p) = &d.price {
+                price(&format!("{dpath}.price"), p, r);
+            }
+        }
+        if let Some(p) = &group.price {
+            price(&format!("{path}.price"), p, r);
+        }
+    }
+    for (i, group) in models.iter().enumerate() {
+        for (j, fb) in group.fallbacks.iter().enumerate() {
+            let p = format!("models[{i}].fallbacks[{j}]");
+            if fb == &group.name {
+                r.err(p, "a model cannot fall back to itself");
+            } else if !models.iter().any(|m| &m.name == fb) {
+                r.err(p, format!("unknown model `{fb}`"));
+            }
+        }
+    }
+}
+
+/// Model names may hold `/`, `:` and `.` (e.g. `openai/gpt-4o`, `llama3:8b`).
+fn check_model_name(path: &str, name: &str, r: &mut Report) -> bool {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:@+".contains(&b));
+    if !ok {
+        r.err(
+            path,
+            "must be 1-200 characters of letters, digits and -_./:@+",
+        );
+    }
+    ok
+}
+
+fn price(path: &str, p: &PriceConfig, r: &mut Report) {
+    let values = [Some(p.input), Some(p.output), p.cached_input, p.cache_write];
+    if values.iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {
+        r.err(path, "prices must be finite and not negative");
+    }
+}
+
+pub(super) fn transforms(path: &str, t: &Transforms, r: &mut Report) {
+    header_body_transforms(
+        path,
+        &t.add_headers,
+        &t.remove_headers,
+        &t.add_body_fields,
+        r,
+    );
+}
