@@ -12,6 +12,8 @@ pub struct LlmConfig {
     pub endpoints: bool,
     /// `max_tokens` sent to Anthropic when the client gave none (Anthropic requires it).
     pub default_max_tokens: u32,
+    /// What the audit log captures for LLM requests (streamed answers are merged).
+    pub audit: crate::model::RouteAuditConfig,
 }
 
 impl Default for LlmConfig {
@@ -19,6 +21,7 @@ impl Default for LlmConfig {
         Self {
             endpoints: true,
             default_max_tokens: 4096,
+            audit: crate::model::RouteAuditConfig::default(),
         }
     }
 }

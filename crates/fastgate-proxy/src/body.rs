@@ -3,42 +3,58 @@
 //! and total deadlines, optionally copies a capped prefix for the audit log, and
 //! closes the request's audit record exactly once — at the end of the stream, on
 //! an upstream error, or when the client goes away (drop).
+//!
+//! LLM streams carry a `StreamProcessor` that re-frames events as they arrive
+//! (translation, usage chunk stripping) and reads usage on the side; a stream
+//! that breaks then ends with a terminal error event in the client's protocol.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
+use fastgate_llm::StreamProcessor;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use crate::context::{Outcome, RequestContext, capture_text};
+use crate::llm::accounting::LlmAccounting;
 use crate::metrics as m;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
     #[error("upstream stream failed: {0}")]
-    Upstream(#[from] hyper::Error),
+    Upstream(BoxError),
     #[error("upstream sent nothing for {0:?}")]
     Idle(Duration),
     #[error("request exceeded its total time limit")]
     Total,
 }
 
-pub struct TrackedBody {
-    inner: Incoming,
+/// Per-stream LLM work: the processor and what is needed to account usage.
+pub struct LlmStream {
+    pub processor: Box<dyn StreamProcessor>,
+    pub accounting: LlmAccounting,
+}
+
+pub struct TrackedBody<B> {
+    inner: B,
     ctx: Option<RequestContext>,
     outcome: Outcome,
     idle_limit: Duration,
     idle: Pin<Box<Sleep>>,
     total: Pin<Box<Sleep>>,
     capture: Option<(Vec<u8>, usize)>,
+    llm: Option<Box<LlmStream>>,
+    /// Set once the final frame (processor flush or error event) was produced.
+    done: bool,
 }
 
-impl TrackedBody {
+impl<B> TrackedBody<B> {
     pub fn new(
-        inner: Incoming,
+        inner: B,
         ctx: RequestContext,
         outcome: Outcome,
         idle_limit: Duration,
@@ -56,7 +72,14 @@ impl TrackedBody {
             idle: Box::pin(tokio::time::sleep(idle_limit)),
             total: Box::pin(tokio::time::sleep_until(total_deadline)),
             capture: capture_max.map(|max| (Vec::new(), max)),
+            llm: None,
+            done: false,
         }
+    }
+
+    pub fn with_llm(mut self, llm: LlmStream) -> Self {
+        self.llm = Some(Box::new(llm));
+        self
     }
 
     fn finish(&mut self, error: Option<String>) {
@@ -70,14 +93,54 @@ impl TrackedBody {
         if outcome.error.is_none() {
             outcome.error = error;
         }
-        if let Some((buf, max)) = self.capture.take() {
+        if let Some(llm) = &self.llm {
+            outcome.usage = Some(llm.accounting.usage_for_stream(llm.processor.as_ref()));
+            if ctx.audit.bodies {
+                outcome.response_body = llm
+                    .processor
+                    .merged()
+                    .map(|v| capture_text(v.to_string().as_bytes(), ctx.audit.body_max_bytes));
+            }
+        }
+        if let Some((buf, max)) = self.capture.take()
+            && outcome.response_body.is_none()
+        {
             outcome.response_body = Some(capture_text(&buf, max));
         }
         ctx.finish(outcome);
     }
+
+    fn count(&mut self, data: &[u8]) {
+        self.outcome.chunks += 1;
+        self.outcome.response_bytes += data.len() as u64;
+        if let Some((buf, max)) = &mut self.capture {
+            let room = max.saturating_sub(buf.len());
+            buf.extend_from_slice(&data[..data.len().min(room)]);
+        }
+    }
+
+    /// The upstream broke: LLM streams get a terminal error event; others an error.
+    fn fail(&mut self, err: StreamError) -> Poll<Option<Result<Frame<Bytes>, StreamError>>> {
+        let message = err.to_string();
+        let event = self.llm.as_mut().map(|l| l.processor.error_event(&message));
+        if let Some(bytes) = &event {
+            self.outcome.response_bytes += bytes.len() as u64;
+        }
+        self.finish(Some(message));
+        self.done = true;
+        match event {
+            Some(bytes) if !bytes.is_empty() => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+            Some(_) => Poll::Ready(None),
+            None => Poll::Ready(Some(Err(err))),
+        }
+    }
 }
 
-impl Body for TrackedBody {
+impl<B> Body for TrackedBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = StreamError;
 
@@ -86,59 +149,79 @@ impl Body for TrackedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, StreamError>>> {
         let this = &mut *self;
-        if this.ctx.is_none() {
-            return Poll::Ready(None);
-        }
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.outcome.chunks += 1;
-                    this.outcome.response_bytes += data.len() as u64;
-                    if let Some((buf, max)) = &mut this.capture {
-                        let room = max.saturating_sub(buf.len());
-                        buf.extend_from_slice(&data[..data.len().min(room)]);
-                    }
+        loop {
+            if this.done || this.ctx.is_none() && this.llm.is_none() {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
                     let next = Instant::now() + this.idle_limit;
                     this.idle.as_mut().reset(next);
+                    let frame = match frame.into_data() {
+                        Ok(data) => data,
+                        Err(other) => return Poll::Ready(Some(Ok(other))),
+                    };
+                    let out = match &mut this.llm {
+                        None => frame,
+                        Some(llm) => match llm.processor.feed(&frame) {
+                            Ok(out) => out,
+                            Err(e) => return this.fail(StreamError::Upstream(Box::new(e))),
+                        },
+                    };
+                    if out.is_empty() {
+                        continue;
+                    }
+                    this.count(&out);
+                    // With a known length the server may stop polling once the last
+                    // byte is out, so close the record as soon as the upstream is done.
+                    if this.llm.is_none() && this.inner.is_end_stream() {
+                        this.finish(None);
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(out))));
                 }
-                // With a known length the server may stop polling once the last
-                // byte is out, so close the record as soon as the upstream is done.
-                if this.inner.is_end_stream() {
+                Poll::Ready(Some(Err(e))) => return this.fail(StreamError::Upstream(e.into())),
+                Poll::Ready(None) => {
+                    let tail = match &mut this.llm {
+                        Some(llm) => llm.processor.finish(),
+                        None => Ok(Bytes::new()),
+                    };
+                    let tail = match tail {
+                        Ok(t) => t,
+                        Err(e) => return this.fail(StreamError::Upstream(Box::new(e))),
+                    };
+                    if !tail.is_empty() {
+                        this.count(&tail);
+                    }
                     this.finish(None);
+                    this.done = true;
+                    return Poll::Ready((!tail.is_empty()).then(|| Ok(Frame::data(tail))));
                 }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                this.finish(Some(format!("upstream stream failed: {e}")));
-                Poll::Ready(Some(Err(StreamError::Upstream(e))))
-            }
-            Poll::Ready(None) => {
-                this.finish(None);
-                Poll::Ready(None)
-            }
-            Poll::Pending => {
-                if this.total.as_mut().poll(cx).is_ready() {
-                    this.finish(Some(StreamError::Total.to_string()));
-                    return Poll::Ready(Some(Err(StreamError::Total)));
+                Poll::Pending => {
+                    if this.total.as_mut().poll(cx).is_ready() {
+                        return this.fail(StreamError::Total);
+                    }
+                    ready!(this.idle.as_mut().poll(cx));
+                    let limit = this.idle_limit;
+                    return this.fail(StreamError::Idle(limit));
                 }
-                ready!(this.idle.as_mut().poll(cx));
-                let err = StreamError::Idle(this.idle_limit);
-                this.finish(Some(err.to_string()));
-                Poll::Ready(Some(Err(err)))
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ctx.is_none() || self.inner.is_end_stream()
+        self.done || (self.llm.is_none() && (self.ctx.is_none() || self.inner.is_end_stream()))
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        if self.llm.is_some() {
+            SizeHint::default()
+        } else {
+            self.inner.size_hint()
+        }
     }
 }
 
-impl Drop for TrackedBody {
+impl<B> Drop for TrackedBody<B> {
     fn drop(&mut self) {
         // Still open: the client went away before the end. Dropping `inner`
         // right after closes the upstream connection, cancelling the request.

@@ -74,6 +74,17 @@ pub struct Outcome {
     pub error: Option<String>,
     pub response_headers: Option<String>,
     pub response_body: Option<String>,
+    /// Tokens and cost, for LLM requests.
+    pub usage: Option<TokenUsage>,
+}
+
+/// Tokens of one LLM exchange and what they cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TokenUsage {
+    pub input: u64,
+    pub output: u64,
+    pub estimated: bool,
+    pub cost: Option<f64>,
 }
 
 impl RequestContext {
@@ -128,8 +139,25 @@ impl RequestContext {
         if let Some(key) = &self.key {
             self.state.record_key_use(&key.id);
         }
+        if let Some(u) = &outcome.usage {
+            self.record_usage_metrics(u);
+        }
         let state = self.state.clone();
         state.send_audit(self.into_record(outcome, elapsed));
+    }
+
+    fn record_usage_metrics(&self, u: &TokenUsage) {
+        let key: metrics::SharedString = self
+            .key
+            .as_ref()
+            .map_or_else(|| "".into(), |k| k.name.clone().into());
+        let model: metrics::SharedString = self.model.clone().unwrap_or_default().into();
+        metrics::counter!(m::TOKENS_TOTAL, "key" => key.clone(), "model" => model.clone(), "type" => "input").increment(u.input);
+        metrics::counter!(m::TOKENS_TOTAL, "key" => key.clone(), "model" => model.clone(), "type" => "output").increment(u.output);
+        if let Some(cost) = u.cost {
+            metrics::counter!(m::COST_TOTAL, "key" => key, "model" => model)
+                .increment((cost * 1e6).round() as u64);
+        }
     }
 
     fn into_record(self, o: Outcome, elapsed: Duration) -> AuditRecord {
@@ -156,10 +184,10 @@ impl RequestContext {
             is_stream: o.is_stream,
             stream_chunks: o.chunks,
             model: self.model,
-            tokens_in: None,
-            tokens_out: None,
-            tokens_estimated: false,
-            cost: None,
+            tokens_in: o.usage.map(|u| u.input),
+            tokens_out: o.usage.map(|u| u.output),
+            tokens_estimated: o.usage.is_some_and(|u| u.estimated),
+            cost: o.usage.and_then(|u| u.cost),
             error_message: o.error,
             request_headers: self.request_headers,
             response_headers: o.response_headers,

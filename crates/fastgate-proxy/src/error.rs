@@ -68,6 +68,14 @@ pub enum ProxyError {
         limit: u32,
         retry_after_secs: u64,
     },
+    #[error("the model '{0}' does not exist or is not served here")]
+    ModelNotFound(String),
+    #[error("this API key is not allowed to use model '{0}'")]
+    ModelForbidden(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("upstream '{upstream}' returned status {status}")]
+    UpstreamStatus { upstream: String, status: u16 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -78,7 +86,12 @@ impl ProxyError {
             Self::MissingKey | Self::UnknownKey | Self::ExpiredKey | Self::RevokedKey => {
                 StatusCode::UNAUTHORIZED
             }
-            Self::RouteForbidden(_) => StatusCode::FORBIDDEN,
+            Self::RouteForbidden(_) | Self::ModelForbidden(_) => StatusCode::FORBIDDEN,
+            Self::ModelNotFound(_) => StatusCode::NOT_FOUND,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::UpstreamStatus { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
             Self::NoRoute { .. } => StatusCode::NOT_FOUND,
             Self::BadPath(_)
             | Self::BadJson(_)
@@ -103,6 +116,10 @@ impl ProxyError {
             Self::ExpiredKey => "expired_api_key",
             Self::RevokedKey => "revoked_api_key",
             Self::RouteForbidden(_) => "route_not_allowed",
+            Self::ModelForbidden(_) => "model_not_allowed",
+            Self::ModelNotFound(_) => "model_not_found",
+            Self::BadRequest(_) => "invalid_request",
+            Self::UpstreamStatus { .. } => "upstream_error",
             Self::NoRoute { .. } => "route_not_found",
             Self::BadPath(_) => "invalid_path",
             Self::BodyTooLarge { .. } => "body_too_large",

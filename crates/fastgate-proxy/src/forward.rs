@@ -11,14 +11,37 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use rand::Rng;
 
+use crate::client::HttpClient;
 use crate::context::RequestContext;
 use crate::error::ProxyError;
 use crate::metrics as m;
 use crate::snapshot::{RouteRuntime, UpstreamRuntime};
-use fastgate_config::UpstreamKind;
+use fastgate_config::{TimeoutConfig, UpstreamKind};
+
+/// Where and how to send: the upstream, its pooled client, extra headers,
+/// timeouts and retries (from a route, or from a model deployment).
+pub struct Target<'a> {
+    pub upstream: &'a UpstreamRuntime,
+    pub client: &'a HttpClient,
+    pub add_headers: &'a [(HeaderName, HeaderValue)],
+    pub timeout: TimeoutConfig,
+    pub retries: u32,
+}
+
+impl<'a> Target<'a> {
+    pub fn of_route(route: &'a RouteRuntime) -> Self {
+        Self {
+            upstream: &route.upstream,
+            client: &route.client,
+            add_headers: &route.add_headers,
+            timeout: route.timeout,
+            retries: route.retries,
+        }
+    }
+}
 
 pub struct ForwardPlan<'a> {
-    pub route: &'a RouteRuntime,
+    pub target: Target<'a>,
     pub method: Method,
     pub upstream_path: String,
     pub query: Option<String>,
@@ -73,8 +96,8 @@ pub async fn forward(
     ctx: &mut RequestContext,
     plan: ForwardPlan<'_>,
 ) -> Result<Response<Incoming>, ProxyError> {
-    let route = plan.route;
-    let up = &route.upstream;
+    let route = &plan.target;
+    let up = route.upstream;
     let uri = target_uri(up, &plan.upstream_path, plan.query.as_deref())?;
     ctx.target_url = Some(format!(
         "{}://{}{}{}",

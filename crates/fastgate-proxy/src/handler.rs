@@ -21,8 +21,9 @@ use serde::Deserialize;
 use crate::body::TrackedBody;
 use crate::context::{Outcome, RequestContext, capture_text};
 use crate::error::{ClientProtocol, ProxyError};
-use crate::forward::{ForwardPlan, forward};
+use crate::forward::{ForwardPlan, Target, forward};
 use crate::headers::{self, extract_key, find_underscore_header, strip_key_param};
+use crate::llm::Endpoint;
 use crate::metrics as m;
 use crate::snapshot::Snapshot;
 use crate::state::{AppState, PeerAddr};
@@ -53,7 +54,10 @@ pub async fn proxy_handler(State(state): State<AppState>, req: Request) -> Respo
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
 
     let result = match admit(&state, &mut ctx, &parts, body).await {
-        Ok(admitted) => send(&mut ctx, &parts, admitted).await,
+        Ok(Admission::Route(admitted)) => send(&mut ctx, &parts, admitted).await,
+        Ok(Admission::Llm(endpoint, body, snapshot)) => {
+            return crate::llm::handle(ctx, &parts, endpoint, body, snapshot).await;
+        }
         Err(e) => Err(e),
     };
     match result {
@@ -81,7 +85,7 @@ pub async fn proxy_handler(State(state): State<AppState>, req: Request) -> Respo
     }
 }
 
-fn error_response(ctx: RequestContext, err: ProxyError) -> Response {
+pub(crate) fn error_response(ctx: RequestContext, err: ProxyError) -> Response {
     if matches!(
         err,
         ProxyError::MissingKey
@@ -114,20 +118,24 @@ fn is_stream_response(headers: &http::HeaderMap, requested: bool) -> bool {
         || (requested && !headers.contains_key(header::CONTENT_LENGTH))
 }
 
+/// Where an admitted request goes.
+enum Admission {
+    Route(Admitted),
+    /// A built-in LLM endpoint (no explicit route matched the path).
+    Llm(Endpoint, Bytes, Arc<Snapshot>),
+}
+
 /// Phases up to the decision to forward: path, key, body, route, permission.
 async fn admit(
     state: &AppState,
     ctx: &mut RequestContext,
     parts: &Parts,
     body: Body,
-) -> Result<Admitted, ProxyError> {
+) -> Result<Admission, ProxyError> {
     let path = normalize_path(parts.uri.path()).map_err(|e| ProxyError::BadPath(e.to_string()))?;
     ctx.path = path;
     if is_reserved_path(&ctx.path) {
-        return Err(ProxyError::NoRoute {
-            method: parts.method.to_string(),
-            path: ctx.path.clone(),
-        });
+        return Err(no_route(ctx, parts));
     }
     if let Some(name) = find_underscore_header(&parts.headers) {
         return Err(ProxyError::BadHeader(format!(
@@ -140,24 +148,10 @@ async fn admit(
     ctx.request_bytes = body.len() as u64;
 
     let mut parsed: Option<serde_json::Value> = None;
-    let (route_index, upstream_path) = loop {
-        let view = parsed.as_ref().map_or(BodyView::NotLoaded, BodyView::Json);
-        match snapshot
-            .routes
-            .find(&parts.method, &ctx.path, &parts.headers, view)
-        {
-            MatchOutcome::Matched(m) => break (m.index(), m.upstream_path(&ctx.path)),
-            MatchOutcome::NeedBody if parsed.is_none() => parsed = Some(parse_json(&body)?),
-            MatchOutcome::NeedBody | MatchOutcome::NotFound => {
-                if ctx.key.is_none() {
-                    return Err(ProxyError::MissingKey);
-                }
-                return Err(ProxyError::NoRoute {
-                    method: parts.method.to_string(),
-                    path: ctx.path.clone(),
-                });
-            }
-        }
+    let Some((route_index, upstream_path)) =
+        match_route(&snapshot, ctx, parts, &body, &mut parsed)?
+    else {
+        return admit_llm(state, ctx, parts, body, snapshot);
     };
     let rt = snapshot
         .route(route_index)
@@ -184,12 +178,62 @@ async fn admit(
     if ctx.audit.bodies {
         ctx.request_body = Some(capture_text(&body, ctx.audit.body_max_bytes));
     }
-    Ok(Admitted {
+    Ok(Admission::Route(Admitted {
         route_index,
         upstream_path,
         body,
         snapshot,
-    })
+    }))
+}
+
+fn no_route(ctx: &RequestContext, parts: &Parts) -> ProxyError {
+    ProxyError::NoRoute {
+        method: parts.method.to_string(),
+        path: ctx.path.clone(),
+    }
+}
+
+/// The matching route's index and upstream path; the body is parsed only when a
+/// candidate route has body conditions.
+fn match_route(
+    snapshot: &Snapshot,
+    ctx: &RequestContext,
+    parts: &Parts,
+    body: &Bytes,
+    parsed: &mut Option<serde_json::Value>,
+) -> Result<Option<(usize, String)>, ProxyError> {
+    loop {
+        let view = parsed.as_ref().map_or(BodyView::NotLoaded, BodyView::Json);
+        match snapshot
+            .routes
+            .find(&parts.method, &ctx.path, &parts.headers, view)
+        {
+            MatchOutcome::Matched(m) => return Ok(Some((m.index(), m.upstream_path(&ctx.path)))),
+            MatchOutcome::NeedBody if parsed.is_none() => *parsed = Some(parse_json(body)?),
+            MatchOutcome::NeedBody | MatchOutcome::NotFound => return Ok(None),
+        }
+    }
+}
+
+/// No explicit route: the built-in LLM endpoints, if this is one of them.
+fn admit_llm(
+    state: &AppState,
+    ctx: &mut RequestContext,
+    parts: &Parts,
+    body: Bytes,
+    snapshot: Arc<Snapshot>,
+) -> Result<Admission, ProxyError> {
+    if ctx.key.is_none() {
+        return Err(ProxyError::MissingKey);
+    }
+    let endpoint = snapshot
+        .llm_endpoints
+        .then(|| Endpoint::recognise(&parts.method, &ctx.path))
+        .flatten()
+        .ok_or_else(|| no_route(ctx, parts))?;
+    ctx.route = Some(Arc::clone(&snapshot.llm_route));
+    admit_rate(state, ctx)?;
+    Ok(Admission::Llm(endpoint, body, snapshot))
 }
 
 /// The key's rate limits and concurrency cap (per instance, in memory).
@@ -339,7 +383,7 @@ async fn send(
         .ok_or_else(|| ProxyError::Internal("matched route has no runtime".into()))?;
     let deadline = tokio::time::Instant::from_std(ctx.started + rt.timeout.total);
     let plan = ForwardPlan {
-        route: rt,
+        target: Target::of_route(rt),
         method: parts.method.clone(),
         upstream_path: admitted.upstream_path,
         query: ctx.query.clone(),

@@ -8,6 +8,7 @@ pub mod error;
 pub mod forward;
 pub mod handler;
 pub mod headers;
+pub mod llm;
 pub mod metrics;
 pub mod request_body;
 pub mod snapshot;

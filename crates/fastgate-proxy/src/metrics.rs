@@ -8,6 +8,10 @@ pub const REQUESTS_TOTAL: &str = "fastgate_requests_total";
 pub const REQUEST_DURATION: &str = "fastgate_request_duration_seconds";
 pub const UPSTREAM_TTFB: &str = "fastgate_upstream_ttfb_seconds";
 pub const GATEWAY_OVERHEAD: &str = "fastgate_gateway_overhead_seconds";
+/// Tokens by key, model and type (input/output).
+pub const TOKENS_TOTAL: &str = "fastgate_tokens_total";
+/// Cost in micro-USD (a counter must be an integer) by key and model.
+pub const COST_TOTAL: &str = "fastgate_cost_micro_usd_total";
 pub const IN_FLIGHT: &str = "fastgate_requests_in_flight";
 pub const ACTIVE_STREAMS: &str = "fastgate_active_streams";
 pub const AUTH_FAILURES: &str = "fastgate_auth_failures_total";

@@ -21,9 +21,15 @@ pub enum SnapshotError {
 }
 
 fn invalid(path: impl Into<String>, message: impl Into<String>) -> SnapshotError {
-    SnapshotError::Invalid {
-        path: path.into(),
-        message: message.into(),
+    SnapshotError::invalid(path, message)
+}
+
+impl SnapshotError {
+    pub fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -35,6 +41,15 @@ pub struct Snapshot {
     /// True if some active route needs no gateway key.
     pub has_public_routes: bool,
     pub route_names: Vec<RouteSummary>,
+    /// Public model names and their deployments (LLM endpoints).
+    pub models: crate::llm::models::ModelTable,
+    /// Serve the built-in LLM endpoints.
+    pub llm_endpoints: bool,
+    pub default_max_tokens: u32,
+    /// Audit options of the LLM endpoints.
+    pub llm_audit: RouteAuditConfig,
+    /// Route label of requests served by the LLM endpoints.
+    pub llm_route: Arc<str>,
 }
 
 /// What the admin API lists about a route.
@@ -279,12 +294,18 @@ impl Snapshot {
             });
         }
         let routes = RouteTable::build(specs).map_err(|e| invalid("routes", e.to_string()))?;
+        let models = crate::llm::models::ModelTable::build(cfg, &upstreams, clients)?;
         Ok(Snapshot {
             routes,
             route_rt,
             upstreams,
             has_public_routes,
             route_names,
+            models,
+            llm_endpoints: cfg.llm.endpoints,
+            default_max_tokens: cfg.llm.default_max_tokens,
+            llm_audit: cfg.llm.audit,
+            llm_route: Arc::from("llm"),
         })
     }
 

@@ -47,6 +47,7 @@
 // Test support code: a failing assertion or setup step here should abort the test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod anthropic;
 mod openai;
 mod server;
 pub mod sse;

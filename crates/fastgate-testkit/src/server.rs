@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
+use crate::anthropic;
 use crate::openai::{self, ChatRequest};
 use crate::{MockReply, RecordedRequest, Shared, lock};
 
@@ -273,9 +274,15 @@ impl Ctx {
         if let Some(ms) = header_num(h, "x-mock-delay-ms") {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
+        let anthropic_path = self.req.path_only().ends_with("/v1/messages");
         if let Some(status) = header_num(h, "x-mock-status") {
             let status = u16::try_from(status).unwrap_or(500);
-            let mut resp = json_response(status, &openai::error_body(status));
+            let body = if anthropic_path {
+                anthropic::error_body(status)
+            } else {
+                openai::error_body(status)
+            };
+            let mut resp = json_response(status, &body);
             if let Some(v) = h.get("x-mock-retry-after") {
                 resp.headers_mut().insert(header::RETRY_AFTER, v.clone());
             }
@@ -287,6 +294,21 @@ impl Ctx {
         let method = self.req.method.as_str();
         let post = method == Method::POST.as_str();
 
+        if post && anthropic_path && !ndjson {
+            let req = anthropic::MessagesRequest::parse(&self.req.body);
+            let tool = h.get("x-mock-tool").and_then(|v| v.to_str().ok());
+            let seq = self.shared.ids.fetch_add(1, Ordering::SeqCst);
+            let id = format!("msg_mock{seq:020}");
+            if req.stream {
+                let events = anthropic::message_events(&id, &req, chunks, tool);
+                let hold_at = events.len().saturating_sub(3);
+                return Ok(self.stream(events, hold_at, "text/event-stream"));
+            }
+            return Ok(self.with_index(json_response(
+                200,
+                &anthropic::message(&id, &req, chunks, tool),
+            )));
+        }
         if ndjson || (post && path.ends_with("/chat/completions")) {
             let chat = ChatRequest::parse(&self.req.body);
             if ndjson {

@@ -1,0 +1,293 @@
+//! OpenAI client -> Anthropic upstream: the request OpenAI -> Anthropic, the response
+//! Anthropic -> OpenAI.
+
+use super::{Finish, arguments_to_object, empty_schema, object_to_arguments, parse_data_url};
+use crate::wire::anthropic::{self as an, ContentBlock};
+use crate::wire::openai::{self as oa, ContentPart, MessageContent};
+use crate::{LlmError, RequestOptions, Usage};
+
+/// OpenAI chat request -> Anthropic messages request.
+pub(crate) fn request(
+    req: oa::ChatRequest,
+    opts: &RequestOptions,
+) -> Result<an::MessagesRequest, LlmError> {
+    if req.n.unwrap_or(1) > 1 {
+        return Err(LlmError::Unsupported(
+            "n > 1 with an Anthropic upstream".into(),
+        ));
+    }
+    let mut system: Vec<ContentBlock> = Vec::new();
+    let mut messages: Vec<an::Message> = Vec::new();
+    for m in req.messages {
+        match m.role.as_str() {
+            "system" | "developer" => {
+                for text in texts(m.content)? {
+                    system.push(ContentBlock::text(text));
+                }
+            }
+            "user" => push_merged(&mut messages, "user", user_blocks(m.content)?),
+            "assistant" => {
+                let blocks = assistant_blocks(m)?;
+                if !blocks.is_empty() {
+                    push_merged(&mut messages, "assistant", blocks);
+                }
+            }
+            "tool" => {
+                let block = ContentBlock::ToolResult {
+                    tool_use_id: m.tool_call_id.unwrap_or_default(),
+                    content: Some(an::ToolResultContent::Text(texts(m.content)?.join(""))),
+                    is_error: None,
+                };
+                push_merged(&mut messages, "user", vec![block]);
+            }
+            other => return Err(LlmError::Unsupported(format!("message role {other:?}"))),
+        }
+    }
+    if messages.is_empty() {
+        return Err(LlmError::InvalidRequest(
+            "no user or assistant messages".into(),
+        ));
+    }
+    let (tools, tool_choice) = tools(req.tools, req.tool_choice, req.parallel_tool_calls)?;
+    Ok(an::MessagesRequest {
+        model: opts.upstream_model.to_owned(),
+        messages,
+        system: system_prompt(system),
+        max_tokens: Some(
+            req.max_completion_tokens
+                .or(req.max_tokens)
+                .unwrap_or(opts.default_max_tokens),
+        ),
+        stop_sequences: req.stop.map(oa::Stop::into_vec).filter(|v| !v.is_empty()),
+        // OpenAI allows 0..=2, Anthropic 0..=1.
+        temperature: req.temperature.map(|t| t.clamp(0.0, 1.0)),
+        top_p: req.top_p,
+        top_k: None,
+        stream: req.stream.filter(|s| *s),
+        tools,
+        tool_choice,
+        metadata: req.user.map(|u| an::Metadata { user_id: Some(u) }),
+        thinking: None,
+    })
+}
+
+fn system_prompt(mut blocks: Vec<ContentBlock>) -> Option<an::System> {
+    match blocks.len() {
+        0 => None,
+        1 => match blocks.pop() {
+            Some(ContentBlock::Text { text, .. }) => Some(an::System::Text(text)),
+            _ => None,
+        },
+        _ => Some(an::System::Blocks(blocks)),
+    }
+}
+
+/// Append blocks, merging into the previous message when it has the same role
+/// (Anthropic requires alternation; consecutive tool results become one user message).
+pub(crate) fn push_merged(messages: &mut Vec<an::Message>, role: &str, blocks: Vec<ContentBlock>) {
+    if let Some(last) = messages.last_mut().filter(|m| m.role == role) {
+        let prev = std::mem::replace(&mut last.content, an::Content::Blocks(Vec::new()));
+        let mut all = prev.into_blocks();
+        all.extend(blocks);
+        last.content = an::Content::Blocks(all);
+        return;
+    }
+    let content = match blocks.as_slice() {
+        [
+            ContentBlock::Text {
+                text,
+                cache_control: None,
+            },
+        ] => an::Content::Text(text.clone()),
+        _ => an::Content::Blocks(blocks),
+    };
+    messages.push(an::Message {
+        role: role.to_owned(),
+        content,
+    });
+}
+
+/// Text of a system/tool message (images are not allowed there).
+fn texts(content: Option<MessageContent>) -> Result<Vec<String>, LlmError> {
+    Ok(match content {
+        None => Vec::new(),
+        Some(MessageContent::Text(t)) => vec![t],
+        Some(MessageContent::Parts(parts)) => parts
+            .into_iter()
+            .filter_map(|p| match p {
+                ContentPart::Text { text } => Some(text),
+                _ => None,
+            })
+            .collect(),
+    })
+}
+
+fn user_blocks(content: Option<MessageContent>) -> Result<Vec<ContentBlock>, LlmError> {
+    match content {
+        None => Ok(Vec::new()),
+        Some(MessageContent::Text(t)) => Ok(vec![ContentBlock::text(t)]),
+        Some(MessageContent::Parts(parts)) => parts.into_iter().filter_map(part_block).collect(),
+    }
+}
+
+fn part_block(p: ContentPart) -> Option<Result<ContentBlock, LlmError>> {
+    Some(match p {
+        ContentPart::Text { text } => Ok(ContentBlock::text(text)),
+        ContentPart::Refusal { refusal } => Ok(ContentBlock::text(refusal)),
+        ContentPart::ImageUrl { image_url } => Ok(ContentBlock::Image {
+            source: image_source(&image_url.url),
+        }),
+        ContentPart::File { file } => file_block(file),
+        ContentPart::InputAudio { .. } => Err(LlmError::Unsupported(
+            "audio input with an Anthropic upstream".into(),
+        )),
+        ContentPart::Other => return None,
+    })
+}
+
+pub(crate) fn image_source(url: &str) -> an::Source {
+    match parse_data_url(url) {
+        Some((media_type, data)) => an::Source::Base64 { media_type, data },
+        None => an::Source::Url {
+            url: url.to_owned(),
+        },
+    }
+}
+
+fn file_block(file: oa::FilePart) -> Result<ContentBlock, LlmError> {
+    match file.file_data.as_deref().and_then(parse_data_url) {
+        Some((media_type, data)) => Ok(ContentBlock::Document {
+            source: an::Source::Base64 { media_type, data },
+        }),
+        None => Err(LlmError::Unsupported(
+            "file parts other than inline data: URLs with an Anthropic upstream".into(),
+        )),
+    }
+}
+
+fn assistant_blocks(m: oa::ChatMessage) -> Result<Vec<ContentBlock>, LlmError> {
+    let mut blocks = Vec::new();
+    match m.content {
+        Some(MessageContent::Text(t)) if !t.is_empty() => blocks.push(ContentBlock::text(t)),
+        Some(MessageContent::Parts(parts)) => {
+            for p in parts {
+                match p {
+                    ContentPart::Text { text } | ContentPart::Refusal { refusal: text }
+                        if !text.is_empty() =>
+                    {
+                        blocks.push(ContentBlock::text(text))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    for call in m.tool_calls.unwrap_or_default() {
+        blocks.push(ContentBlock::ToolUse {
+            id: call.id,
+            name: call.function.name,
+            input: arguments_to_object(&call.function.arguments),
+        });
+    }
+    Ok(blocks)
+}
+
+type Tools = (Option<Vec<an::Tool>>, Option<an::ToolChoice>);
+
+fn tools(
+    tools: Option<Vec<oa::Tool>>,
+    choice: Option<oa::ToolChoice>,
+    parallel: Option<bool>,
+) -> Result<Tools, LlmError> {
+    let Some(tools) = tools.filter(|t| !t.is_empty()) else {
+        return Ok((None, None));
+    };
+    let mut out = Vec::with_capacity(tools.len());
+    for t in tools {
+        let f = match (t.kind.as_str(), t.function) {
+            ("function", Some(f)) => f,
+            (kind, _) => return Err(LlmError::Unsupported(format!("tool type {kind:?}"))),
+        };
+        out.push(an::Tool {
+            kind: None,
+            name: f.name,
+            description: f.description,
+            input_schema: Some(f.parameters.unwrap_or_else(empty_schema)),
+        });
+    }
+    let mut choice = match choice {
+        None => None,
+        Some(oa::ToolChoice::Mode(m)) => match m.as_str() {
+            "none" => Some(choice_of("none", None)),
+            "required" => Some(choice_of("any", None)),
+            _ => Some(choice_of("auto", None)),
+        },
+        Some(oa::ToolChoice::Named(n)) => Some(choice_of("tool", Some(n.function.name))),
+    };
+    if parallel == Some(false) {
+        let c = choice.get_or_insert_with(|| choice_of("auto", None));
+        if c.kind != "none" {
+            c.disable_parallel_tool_use = Some(true);
+        }
+    }
+    Ok((Some(out), choice))
+}
+
+fn choice_of(kind: &str, name: Option<String>) -> an::ToolChoice {
+    an::ToolChoice {
+        kind: kind.to_owned(),
+        name,
+        disable_parallel_tool_use: None,
+    }
+}
+
+/// Anthropic response -> OpenAI chat completion.
+pub(crate) fn response(
+    resp: an::MessagesResponse,
+    client_model: &str,
+) -> (oa::ChatCompletion, Usage) {
+    let usage = Usage::from_anthropic(&resp.usage);
+    let mut text = String::new();
+    let mut reasoning = String::new();
+    let mut calls = Vec::new();
+    for block in resp.content {
+        match block {
+            ContentBlock::Text { text: t, .. } => text.push_str(&t),
+            ContentBlock::Thinking { thinking, .. } => reasoning.push_str(&thinking),
+            ContentBlock::ToolUse { id, name, input } => calls.push(oa::ToolCall {
+                id,
+                kind: oa::function_type(),
+                function: oa::FunctionCall {
+                    name,
+                    arguments: object_to_arguments(&input),
+                },
+            }),
+            _ => {}
+        }
+    }
+    let finish = resp
+        .stop_reason
+        .as_deref()
+        .map(|r| Finish::from_anthropic(r, None).to_openai().to_owned());
+    let message = oa::ChatMessage {
+        role: "assistant".into(),
+        content: (!text.is_empty() || calls.is_empty()).then_some(MessageContent::Text(text)),
+        tool_calls: (!calls.is_empty()).then_some(calls),
+        reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
+        ..Default::default()
+    };
+    let out = oa::ChatCompletion {
+        id: resp.id,
+        object: "chat.completion".into(),
+        created: super::unix_now(),
+        model: client_model.to_owned(),
+        choices: vec![oa::Choice {
+            index: 0,
+            message,
+            finish_reason: finish,
+        }],
+        usage: Some(usage.to_openai()),
+    };
+    (out, usage)
+}

@@ -1,0 +1,337 @@
+//! fastgate-llm: LLM wire protocols (OpenAI Chat Completions, Anthropic Messages, Gemini
+//! generateContent), an incremental bounded SSE codec, request/response/error/stream
+//! translation, usage reading, token estimates and cost. Pure logic: no I/O, no async.
+//!
+//! # Translation matrix
+//!
+//! | client → upstream | request | response | stream | errors |
+//! |---|---|---|---|---|
+//! | OpenAI → OpenAI | `model` rewritten; `stream_options.include_usage` forced on request | passthrough (`model` echoed) | passthrough; usage-only chunk stripped if the client did not ask | passthrough |
+//! | Anthropic → Anthropic | `model` rewritten | passthrough (`model` echoed) | passthrough (thinking blocks untouched) | passthrough |
+//! | Gemini → Gemini | body unchanged; model in the path ([`gemini_path`]) | passthrough | passthrough | passthrough |
+//! | OpenAI → Anthropic | yes | yes | yes | yes |
+//! | Anthropic → OpenAI | yes | yes | yes | yes |
+//! | OpenAI → Gemini | yes (text, images, tools) | yes | yes | yes |
+//! | Anthropic → Gemini, Gemini → other | `LlmError::Unsupported` | — | — | yes |
+//!
+//! ## OpenAI client ↔ Anthropic upstream
+//!
+//! | OpenAI | Anthropic | notes |
+//! |---|---|---|
+//! | `system` / `developer` messages (anywhere) | top-level `system` (string, or text blocks when several) | hoisted in order |
+//! | `user` text / `image_url` (http URL or `data:` base64) | `text` / `image` (`url` or `base64` source) | |
+//! | `file` part with `data:` URL | `document` (base64) | `file_id` → Unsupported |
+//! | `input_audio` | — | Unsupported |
+//! | `assistant` content + `tool_calls` | `text` + `tool_use` blocks (`arguments` parsed; invalid JSON kept as `{"_raw_arguments": …}`) | |
+//! | `tool` messages | `tool_result` blocks in a `user` message | consecutive results merged |
+//! | consecutive same-role messages | merged into one message | alternation |
+//! | `max_completion_tokens` / `max_tokens` | `max_tokens` | default `RequestOptions::default_max_tokens` |
+//! | `temperature` (0–2) | `temperature` clamped to 0–1 | |
+//! | `top_p`, `stop` | `top_p`, `stop_sequences` | |
+//! | `tools[].function{name,description,parameters}` | `tools[]{name,description,input_schema}` | non-function tools → Unsupported |
+//! | `tool_choice` auto / none / required / named | `auto` / `none` / `any` / `tool` | |
+//! | `parallel_tool_calls: false` | `tool_choice.disable_parallel_tool_use: true` | |
+//! | `user` | `metadata.user_id` | |
+//! | `n > 1` | — | Unsupported |
+//! | `response_format`, `logprobs`, `seed`, penalties, `logit_bias`, `reasoning_effort`, `stream_options` | — | dropped |
+//! | `finish_reason` stop / length / tool_calls / content_filter | `stop_reason` end_turn, stop_sequence, pause_turn / max_tokens / tool_use / refusal | |
+//! | `usage.prompt_tokens` (incl. cached), `prompt_tokens_details.cached_tokens` | `input_tokens + cache_read + cache_creation`, `cache_read_input_tokens` | |
+//! | `message.reasoning_content` / `delta.reasoning_content` | `thinking` blocks / `thinking_delta` | Anthropic→OpenAI only; signatures and `redacted_thinking` dropped |
+//!
+//! ## Anthropic client ↔ OpenAI upstream
+//!
+//! | Anthropic | OpenAI | notes |
+//! |---|---|---|
+//! | `system` (string or text blocks) | first `system` message | blocks joined with `\n`; `cache_control` dropped |
+//! | `text` / `image` (base64 → `data:` URL, url) / `document` (base64 → `file` part, text source → text) | content parts | |
+//! | `tool_result` blocks | `tool` messages, placed before the rest of that user turn | `is_error` and images inside results dropped |
+//! | `tool_use` blocks | `assistant.tool_calls` (`input` serialised) | |
+//! | `thinking` / `redacted_thinking` blocks, `thinking` config | — | dropped (an OpenAI upstream cannot verify them) |
+//! | `max_tokens` | `max_tokens` (`max_completion_tokens` for o1/o3/o4/gpt-5 models) | |
+//! | `stop_sequences`, `temperature`, `top_p`, `metadata.user_id` | `stop`, `temperature`, `top_p`, `user` | `top_k` dropped |
+//! | `tools` (client tools) | function tools | server tools (`web_search_…`) → Unsupported |
+//! | `tool_choice` auto / any / tool / none, `disable_parallel_tool_use` | auto / required / named / none, `parallel_tool_calls: false` | |
+//! | `stream: true` | `stream: true` + `stream_options.include_usage: true` | always, so usage is known |
+//! | response `reasoning_content` | — | dropped: never produces thinking blocks |
+//! | response `refusal` (no content) | `text` block | |
+//!
+//! ## OpenAI client → Gemini upstream
+//!
+//! `system`/`developer` → `systemInstruction`; `user`/`assistant` → `contents` roles
+//! `user`/`model` (merged when consecutive); text; `data:` images/files → `inlineData`, other
+//! URLs → `fileData` (media type guessed from the extension); `input_audio` → `inlineData`;
+//! `tool_calls` → `functionCall`; `tool` messages → `functionResponse` (name looked up from the
+//! earlier call; a JSON-object result is passed as is, else `{"content": text}`); tools →
+//! `functionDeclarations` (`$schema`, `additionalProperties`, `strict` removed from schemas);
+//! `tool_choice` → `functionCallingConfig` AUTO/NONE/ANY(+`allowedFunctionNames`);
+//! `temperature`, `top_p`, `max_*tokens`, `stop`, `n`, penalties, `seed` → `generationConfig`;
+//! `response_format` json_object/json_schema → `responseMimeType` (+`responseJsonSchema`).
+//! Responses: `text` parts → content (`thought: true` parts → `reasoning_content`),
+//! `functionCall` → `tool_calls` (id from the part, else `call_N`), finishReason STOP/
+//! MAX_TOKENS/SAFETY… → stop (tool_calls when functions were called)/length/content_filter,
+//! `usageMetadata` → usage (thoughts counted as output). Gemini 3 `thoughtSignature`s are not
+//! carried back through OpenAI tool calls.
+//!
+//! # Streams
+//!
+//! Translated streams are re-framed event by event as upstream events arrive (nothing is
+//! buffered beyond one SSE event; the final Anthropic `message_delta`, which needs the usage,
+//! is sent when the upstream ends). See [`StreamProcessor`] for the contract and
+//! [`sse`] for the codec's guarantees (split-invariant, bounded, bad UTF-8 → U+FFFD).
+//!
+//! # Usage
+//!
+//! [`Usage`] is normalised (all prompt tokens in `input_tokens`, cache reads/writes as
+//! subsets); see [`usage`] for each protocol's semantics. When usage is missing, estimate with
+//! [`estimate_request_tokens`] / [`StreamProcessor::final_usage`] (marked `estimated`).
+
+pub mod errors;
+pub mod estimate;
+pub mod sse;
+pub mod usage;
+pub mod wire;
+
+mod convert;
+mod error;
+mod models;
+mod stream;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+pub use convert::openai_gemini::gemini_path;
+pub use error::LlmError;
+pub use errors::translate_error;
+pub use estimate::{estimate_request_tokens, estimate_text_tokens};
+pub use models::openai_model_list;
+pub use stream::stream_processor;
+pub use usage::{Price, Usage, cost, usage_from_response};
+
+use convert::{from_slice, to_vec};
+
+/// An LLM wire protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// OpenAI Chat Completions (serde: "openai").
+    OpenAi,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Google Gemini generateContent.
+    Gemini,
+}
+
+/// Options for translating a client request to an upstream protocol.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestOptions<'a> {
+    /// Model name to put in the upstream request (Gemini: in the path).
+    pub upstream_model: &'a str,
+    /// `max_tokens` when Anthropic requires it and the client gave none (e.g. 4096).
+    pub default_max_tokens: u32,
+    /// OpenAI upstreams: set `stream_options.include_usage=true` on streaming requests.
+    pub force_openai_stream_usage: bool,
+}
+
+/// A request ready for the upstream.
+#[derive(Debug, Clone)]
+pub struct TranslatedRequest {
+    /// Upstream body.
+    pub body: Vec<u8>,
+    /// The client asked for a stream.
+    pub stream: bool,
+    /// Upstream path (without base URL): "/v1/chat/completions", "/v1/messages",
+    /// "/v1beta/models/{model}:generateContent" or ":streamGenerateContent?alt=sse".
+    pub path: String,
+    /// OpenAI client asked `stream_options.include_usage`.
+    pub client_wants_usage: bool,
+}
+
+/// Client body (in `from`) -> upstream body (in `to`). `from == to`: only `model` is rewritten
+/// (and OpenAI `include_usage` when forced); everything else is preserved.
+pub fn translate_request(
+    from: Protocol,
+    to: Protocol,
+    body: &[u8],
+    opts: &RequestOptions,
+) -> Result<TranslatedRequest, LlmError> {
+    use Protocol::*;
+    if from == to {
+        return convert::same::request(from, body, opts);
+    }
+    match (from, to) {
+        (OpenAi, Anthropic) => {
+            let req: wire::openai::ChatRequest = from_slice(body)?;
+            let wants = wants_usage(&req);
+            let out = convert::openai_anthropic::request(req, opts)?;
+            Ok(TranslatedRequest {
+                stream: out.stream.unwrap_or(false),
+                body: to_vec(&out)?,
+                path: "/v1/messages".into(),
+                client_wants_usage: wants,
+            })
+        }
+        (Anthropic, OpenAi) => {
+            let req: wire::anthropic::MessagesRequest = from_slice(body)?;
+            let out = convert::anthropic_openai::request(req, opts)?;
+            Ok(TranslatedRequest {
+                stream: out.stream.unwrap_or(false),
+                body: to_vec(&out)?,
+                path: "/v1/chat/completions".into(),
+                client_wants_usage: false,
+            })
+        }
+        (OpenAi, Gemini) => {
+            let req: wire::openai::ChatRequest = from_slice(body)?;
+            let wants = wants_usage(&req);
+            let stream = req.stream.unwrap_or(false);
+            let out = convert::openai_gemini::request(req)?;
+            Ok(TranslatedRequest {
+                body: to_vec(&out)?,
+                stream,
+                path: gemini_path(opts.upstream_model, stream),
+                client_wants_usage: wants,
+            })
+        }
+        _ => Err(unsupported(from, to)),
+    }
+}
+
+fn wants_usage(req: &wire::openai::ChatRequest) -> bool {
+    req.stream_options
+        .as_ref()
+        .and_then(|o| o.include_usage)
+        .unwrap_or(false)
+}
+
+fn unsupported(from: Protocol, to: Protocol) -> LlmError {
+    LlmError::Unsupported(format!(
+        "translation from {from:?} clients to {to:?} upstreams"
+    ))
+}
+
+/// Non-stream upstream response body -> client body, and the usage it reported.
+/// Same protocol: the body is returned with `model` set to `client_model` (OpenAI, Anthropic)
+/// or unchanged (Gemini, or a body that is not a JSON object).
+pub fn translate_response(
+    upstream: Protocol,
+    client: Protocol,
+    body: &[u8],
+    client_model: &str,
+) -> Result<(Vec<u8>, Option<Usage>), LlmError> {
+    use Protocol::*;
+    let usage = usage_from_response(upstream, body);
+    match (upstream, client) {
+        (Gemini, Gemini) => Ok((body.to_vec(), usage)),
+        (u, c) if u == c => {
+            let Ok(mut v) =
+                serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body)
+            else {
+                return Ok((body.to_vec(), usage));
+            };
+            if v.contains_key("model") {
+                v.insert("model".into(), client_model.into());
+            }
+            Ok((to_vec(&v)?, usage))
+        }
+        (Anthropic, OpenAi) => {
+            let (out, u) = convert::openai_anthropic::response(from_slice(body)?, client_model);
+            Ok((to_vec(&out)?, Some(u)))
+        }
+        (OpenAi, Anthropic) => {
+            let (out, u) = convert::anthropic_openai::response(from_slice(body)?, client_model);
+            Ok((to_vec(&out)?, u))
+        }
+        (Gemini, OpenAi) => {
+            let (out, u) = convert::openai_gemini::response(from_slice(body)?, client_model);
+            Ok((to_vec(&out)?, u))
+        }
+        (u, c) => Err(unsupported(c, u)),
+    }
+}
+
+/// Options of one streamed response.
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    /// Model name the client asked for (echoed in translated events and the merge).
+    pub client_model: String,
+    /// OpenAI client that did not ask for stream usage (set it to
+    /// `!TranslatedRequest::client_wants_usage`): passthrough drops the upstream's usage-only
+    /// chunk (usage still recorded); translation to OpenAI generates no usage chunk.
+    pub strip_usage_chunk: bool,
+    /// Build [`StreamProcessor::merged`].
+    pub collect_merge: bool,
+    /// Bound on one SSE event (e.g. 1 MiB).
+    pub max_event_bytes: usize,
+}
+
+/// Incremental processing of one streamed response (passthrough or translation).
+///
+/// Contract: `feed` every upstream chunk as it arrives (split anywhere) and send what it
+/// returns; at a clean upstream end call `finish` and send its bytes. If `feed` or `finish`
+/// returns `Err` (malformed or oversized event, upstream ended before the answer was
+/// complete), or the upstream connection fails, send `error_event(msg)`: it returns any
+/// output produced before the failure followed by one terminal error event in the client's
+/// protocol (never a fake `[DONE]`/`message_stop`), and nothing after it is sent.
+pub trait StreamProcessor: Send {
+    /// Raw upstream bytes in, client bytes out (possibly empty).
+    fn feed(&mut self, chunk: &[u8]) -> Result<Bytes, LlmError>;
+    /// Upstream ended cleanly: flush pending closing events (`[DONE]`, `message_stop`).
+    fn finish(&mut self) -> Result<Bytes, LlmError>;
+    /// Upstream failed mid-stream: pending output + a terminal error event.
+    fn error_event(&mut self, message: &str) -> Bytes;
+    /// Final usage carried by the stream, if it carried it (complete figures only).
+    fn usage(&self) -> Option<Usage>;
+    /// Output text so far (text, reasoning and tool-call arguments; bounded) for estimates.
+    fn text_so_far(&self) -> &str;
+    /// Merged answer in the client's non-stream response shape (None unless `collect_merge`).
+    fn merged(&self) -> Option<serde_json::Value>;
+
+    /// True when `feed` returns its input unchanged: the proxy may forward its own chunk and
+    /// call [`StreamProcessor::observe`] instead of `feed`.
+    fn passthrough_unchanged(&self) -> bool {
+        false
+    }
+    /// Read a chunk on the side only (usage, text, merge); for `passthrough_unchanged`.
+    fn observe(&mut self, chunk: &[u8]) -> Result<(), LlmError> {
+        self.feed(chunk).map(|_| ())
+    }
+    /// The usage seen so far even if not final (e.g. Anthropic `message_start` input tokens).
+    fn partial_usage(&self) -> Option<Usage> {
+        self.usage()
+    }
+    /// Estimated output tokens of what was streamed so far.
+    fn estimated_output_tokens(&self) -> u64 {
+        estimate_text_tokens(self.text_so_far())
+    }
+    /// Usage to record: the stream's own if complete, else estimated (`estimated: true`) from
+    /// partial figures, `estimated_input_tokens` (see [`estimate_request_tokens`]) and the
+    /// output so far.
+    fn final_usage(&self, estimated_input_tokens: u64) -> Usage {
+        if let Some(u) = self.usage() {
+            return u;
+        }
+        let partial = self.partial_usage().unwrap_or_default();
+        Usage {
+            input_tokens: if partial.input_tokens > 0 {
+                partial.input_tokens
+            } else {
+                estimated_input_tokens
+            },
+            output_tokens: partial.output_tokens.max(self.estimated_output_tokens()),
+            cached_input_tokens: partial.cached_input_tokens,
+            cache_creation_tokens: partial.cache_creation_tokens,
+            estimated: true,
+        }
+    }
+}
+
+/// A mid-stream error event in `client`'s protocol (for failures before any processor
+/// exists, e.g. the upstream failed between headers and body).
+pub fn stream_error_event(client: Protocol, message: &str) -> Bytes {
+    errors::stream_event(client, errors::Kind::Server, message)
+}
+
+/// Build the tokenizer used by estimates now (optional; call once at start).
+pub fn warm_up_estimator() {
+    estimate::warm_up();
+}

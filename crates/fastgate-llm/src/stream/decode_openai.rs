@@ -1,0 +1,102 @@
+//! OpenAI upstream chunks -> neutral events.
+
+use super::{Decode, Ev, parse_data};
+use crate::convert::Finish;
+use crate::errors::Kind;
+use crate::sse::SseEvent;
+use crate::wire::openai::{ChatChunk, ErrorDetail};
+use crate::{LlmError, Usage};
+
+#[derive(Default)]
+pub(crate) struct OpenAiDecoder {
+    started: bool,
+    /// Tool indices already started (servers may repeat id/name on later deltas).
+    tools_seen: Vec<usize>,
+    usage_only: bool,
+}
+
+impl Decode for OpenAiDecoder {
+    fn decode(&mut self, ev: &SseEvent, out: &mut Vec<Ev>) -> Result<(), LlmError> {
+        self.usage_only = false;
+        let data = ev.data.trim();
+        if data == "[DONE]" {
+            out.push(Ev::Done);
+            return Ok(());
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let chunk: ChatChunk = parse_data(ev)?;
+        if let Some(err) = chunk.error {
+            let detail: ErrorDetail = serde_json::from_value(err).unwrap_or_default();
+            let kind = kind_of(detail.kind.as_deref().unwrap_or(""));
+            out.push(Ev::Error {
+                kind,
+                message: detail.message,
+            });
+            return Ok(());
+        }
+        if !self.started {
+            self.started = true;
+            out.push(Ev::Start {
+                id: chunk.id.clone(),
+                model: chunk.model.clone(),
+            });
+        }
+        self.usage_only = chunk.choices.is_empty() && chunk.usage.is_some();
+        // Only the first choice is translated (n > 1 is refused on translated requests).
+        if let Some(choice) = chunk.choices.into_iter().find(|c| c.index == 0) {
+            let d = choice.delta;
+            if let Some(t) = d
+                .reasoning_content
+                .or(d.reasoning)
+                .filter(|t| !t.is_empty())
+            {
+                out.push(Ev::Thinking(t));
+            }
+            if let Some(t) = d.content.filter(|t| !t.is_empty()) {
+                out.push(Ev::Text(t));
+            }
+            if let Some(t) = d.refusal.filter(|t| !t.is_empty()) {
+                out.push(Ev::Text(t));
+            }
+            for (pos, tc) in d.tool_calls.unwrap_or_default().into_iter().enumerate() {
+                let index = tc.index.unwrap_or(pos);
+                let f = tc.function.unwrap_or_default();
+                if !self.tools_seen.contains(&index) {
+                    self.tools_seen.push(index);
+                    out.push(Ev::ToolStart {
+                        index,
+                        id: tc.id.unwrap_or_else(|| format!("call_{index}")),
+                        name: f.name.unwrap_or_default(),
+                    });
+                }
+                if let Some(args) = f.arguments.filter(|a| !a.is_empty()) {
+                    out.push(Ev::ToolArgs { index, args });
+                }
+            }
+            if let Some(r) = choice.finish_reason {
+                out.push(Ev::Finish(Finish::from_openai(&r)));
+            }
+        }
+        if let Some(u) = chunk.usage {
+            out.push(Ev::Usage {
+                usage: Usage::from_openai(&u),
+                complete: true,
+            });
+        }
+        Ok(())
+    }
+
+    fn last_was_usage_only(&self) -> bool {
+        self.usage_only
+    }
+}
+
+fn kind_of(t: &str) -> Kind {
+    match t {
+        "invalid_request_error" => Kind::InvalidRequest,
+        "rate_limit_error" | "rate_limit_exceeded" | "insufficient_quota" => Kind::RateLimit,
+        _ => Kind::Server,
+    }
+}

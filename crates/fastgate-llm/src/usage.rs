@@ -1,0 +1,173 @@
+//! Normalised token usage, per-protocol conversions, prices and cost.
+//!
+//! Semantics kept straight:
+//! - OpenAI `prompt_tokens` INCLUDES `prompt_tokens_details.cached_tokens`.
+//! - Anthropic `input_tokens` EXCLUDES `cache_read_input_tokens` and
+//!   `cache_creation_input_tokens`.
+//! - Gemini `promptTokenCount` INCLUDES `cachedContentTokenCount`; `thoughtsTokenCount` is
+//!   billed as output but reported apart from `candidatesTokenCount`.
+//!
+//! [`Usage`] is normalised: `input_tokens` counts ALL prompt tokens, cached and cache-written
+//! ones included; `cached_input_tokens` and `cache_creation_tokens` are subsets of it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Protocol;
+use crate::wire::{anthropic, gemini, openai};
+
+/// Normalised usage of one request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// All prompt tokens, including cached ones.
+    pub input_tokens: u64,
+    /// Output tokens (reasoning/thinking tokens included).
+    pub output_tokens: u64,
+    /// Cache reads (subset of `input_tokens`).
+    pub cached_input_tokens: u64,
+    /// Anthropic cache writes (subset of `input_tokens`).
+    pub cache_creation_tokens: u64,
+    /// True when any part of it was estimated rather than reported by the upstream.
+    pub estimated: bool,
+}
+
+impl Usage {
+    /// Prompt tokens billed at the plain input price.
+    pub fn uncached_input_tokens(&self) -> u64 {
+        self.input_tokens
+            .saturating_sub(self.cached_input_tokens)
+            .saturating_sub(self.cache_creation_tokens)
+    }
+
+    /// From OpenAI usage.
+    pub fn from_openai(u: &openai::Usage) -> Self {
+        let cached = u
+            .prompt_tokens_details
+            .as_ref()
+            .and_then(|d| d.cached_tokens)
+            .unwrap_or(0);
+        Usage {
+            input_tokens: u.prompt_tokens,
+            output_tokens: u.completion_tokens,
+            cached_input_tokens: cached.min(u.prompt_tokens),
+            cache_creation_tokens: 0,
+            estimated: false,
+        }
+    }
+
+    /// To OpenAI usage (cache writes stay inside `prompt_tokens`; OpenAI has no field for them).
+    pub fn to_openai(&self) -> openai::Usage {
+        openai::Usage {
+            prompt_tokens: self.input_tokens,
+            completion_tokens: self.output_tokens,
+            total_tokens: self.input_tokens + self.output_tokens,
+            prompt_tokens_details: Some(openai::PromptTokensDetails {
+                cached_tokens: Some(self.cached_input_tokens),
+            }),
+        }
+    }
+
+    /// From Anthropic usage (missing fields count as 0).
+    pub fn from_anthropic(u: &anthropic::Usage) -> Self {
+        let read = u.cache_read_input_tokens.unwrap_or(0);
+        let write = u.cache_creation_input_tokens.unwrap_or(0);
+        Usage {
+            input_tokens: u.input_tokens.unwrap_or(0) + read + write,
+            output_tokens: u.output_tokens.unwrap_or(0),
+            cached_input_tokens: read,
+            cache_creation_tokens: write,
+            estimated: false,
+        }
+    }
+
+    /// To Anthropic usage (`input_tokens` without cache reads/writes).
+    pub fn to_anthropic(&self) -> anthropic::Usage {
+        anthropic::Usage {
+            input_tokens: Some(self.uncached_input_tokens()),
+            output_tokens: Some(self.output_tokens),
+            cache_creation_input_tokens: Some(self.cache_creation_tokens),
+            cache_read_input_tokens: Some(self.cached_input_tokens),
+        }
+    }
+
+    /// From Gemini usage metadata.
+    pub fn from_gemini(u: &gemini::UsageMetadata) -> Self {
+        let input = u.prompt_token_count + u.tool_use_prompt_token_count.unwrap_or(0);
+        Usage {
+            input_tokens: input,
+            output_tokens: u.candidates_token_count + u.thoughts_token_count.unwrap_or(0),
+            cached_input_tokens: u.cached_content_token_count.unwrap_or(0).min(input),
+            cache_creation_tokens: 0,
+            estimated: false,
+        }
+    }
+
+    /// To Gemini usage metadata.
+    pub fn to_gemini(&self) -> gemini::UsageMetadata {
+        gemini::UsageMetadata {
+            prompt_token_count: self.input_tokens,
+            candidates_token_count: self.output_tokens,
+            total_token_count: self.input_tokens + self.output_tokens,
+            cached_content_token_count: (self.cached_input_tokens > 0)
+                .then_some(self.cached_input_tokens),
+            thoughts_token_count: None,
+            tool_use_prompt_token_count: None,
+        }
+    }
+}
+
+/// Usage from a non-stream response body of `protocol` (None if absent or unparsable).
+pub fn usage_from_response(protocol: Protocol, body: &[u8]) -> Option<Usage> {
+    match protocol {
+        Protocol::OpenAi => {
+            #[derive(Deserialize)]
+            struct R {
+                usage: Option<openai::Usage>,
+            }
+            let r: R = serde_json::from_slice(body).ok()?;
+            r.usage.as_ref().map(Usage::from_openai)
+        }
+        Protocol::Anthropic => {
+            #[derive(Deserialize)]
+            struct R {
+                usage: Option<anthropic::Usage>,
+            }
+            let r: R = serde_json::from_slice(body).ok()?;
+            r.usage.as_ref().map(Usage::from_anthropic)
+        }
+        Protocol::Gemini => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct R {
+                usage_metadata: Option<gemini::UsageMetadata>,
+            }
+            let r: R = serde_json::from_slice(body).ok()?;
+            r.usage_metadata.as_ref().map(Usage::from_gemini)
+        }
+    }
+}
+
+/// Price per 1M tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Price {
+    /// Plain prompt tokens.
+    pub input: f64,
+    /// Output tokens.
+    pub output: f64,
+    /// Cache reads; defaults to `input`.
+    #[serde(default)]
+    pub cached_input: Option<f64>,
+    /// Cache writes; defaults to `input`.
+    #[serde(default)]
+    pub cache_write: Option<f64>,
+}
+
+/// Cost in the price table's currency:
+/// `((input - cached - creation) * input + cached * cached_input + creation * cache_write
+/// + output * output) / 1e6`.
+pub fn cost(usage: &Usage, price: &Price) -> f64 {
+    let plain = usage.uncached_input_tokens() as f64 * price.input;
+    let cached = usage.cached_input_tokens as f64 * price.cached_input.unwrap_or(price.input);
+    let write = usage.cache_creation_tokens as f64 * price.cache_write.unwrap_or(price.input);
+    let out = usage.output_tokens as f64 * price.output;
+    (plain + cached + write + out) / 1e6
+}

@@ -1,0 +1,339 @@
+//! The built-in LLM endpoints: OpenAI `/v1/chat/completions`, `/v1/completions`,
+//! `/v1/embeddings`, `/v1/responses`, `/v1/models`; Anthropic `/v1/messages` and
+//! `/v1/messages/count_tokens`. The request's `model` picks a model group; its
+//! deployments (then its fallbacks) are tried in order until one answers, with
+//! the request translated to each deployment's protocol.
+
+pub mod accounting;
+pub mod mock;
+pub mod models;
+mod respond;
+
+use std::sync::Arc;
+
+use axum::response::Response;
+use bytes::Bytes;
+use fastgate_config::UpstreamKind;
+use fastgate_llm::{Protocol, RequestOptions, estimate_request_tokens, translate_request};
+use http::{Method, StatusCode, header, request::Parts};
+use http_body_util::Either;
+use hyper::body::Incoming;
+use serde_json::Value;
+
+use crate::context::RequestContext;
+use crate::error::{ClientProtocol, ProxyError};
+use crate::forward::{ForwardPlan, Target, forward};
+use crate::handler::error_response;
+use crate::headers;
+use crate::snapshot::Snapshot;
+use accounting::LlmAccounting;
+use mock::MockBody;
+use models::DeploymentRuntime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Completions,
+    Embeddings,
+    Responses,
+    Models,
+    Messages,
+    CountTokens,
+}
+
+impl Endpoint {
+    pub fn recognise(method: &Method, path: &str) -> Option<Self> {
+        let ep = match path {
+            "/v1/chat/completions" => Self::Chat,
+            "/v1/completions" => Self::Completions,
+            "/v1/embeddings" => Self::Embeddings,
+            "/v1/responses" => Self::Responses,
+            "/v1/messages" => Self::Messages,
+            "/v1/messages/count_tokens" => Self::CountTokens,
+            "/v1/models" => return (method == Method::GET).then_some(Self::Models),
+            _ => return None,
+        };
+        (method == Method::POST).then_some(ep)
+    }
+
+    pub fn client_protocol(self) -> Protocol {
+        match self {
+            Self::Messages | Self::CountTokens => Protocol::Anthropic,
+            _ => Protocol::OpenAi,
+        }
+    }
+
+    /// The path for a same-protocol passthrough to an OpenAI-kind upstream.
+    fn openai_path(self) -> &'static str {
+        match self {
+            Self::Completions => "/v1/completions",
+            Self::Embeddings => "/v1/embeddings",
+            Self::Responses => "/v1/responses",
+            _ => "/v1/chat/completions",
+        }
+    }
+}
+
+pub type UpstreamBody = Either<Incoming, MockBody>;
+
+/// An upstream answer (headers received), with what is needed to relay it.
+pub(crate) struct Sent {
+    pub resp: http::Response<UpstreamBody>,
+    pub deployment: Arc<DeploymentRuntime>,
+    pub upstream_protocol: Protocol,
+    pub client_protocol: Protocol,
+    pub endpoint: Endpoint,
+    pub client_model: String,
+    pub client_wants_usage: bool,
+    pub forced_usage: bool,
+    pub accounting: LlmAccounting,
+}
+
+pub(crate) async fn handle(
+    mut ctx: RequestContext,
+    parts: &Parts,
+    endpoint: Endpoint,
+    body: Bytes,
+    snapshot: Arc<Snapshot>,
+) -> Response {
+    let client_protocol = endpoint.client_protocol();
+    ctx.protocol = match client_protocol {
+        Protocol::Anthropic => ClientProtocol::Anthropic,
+        _ => ClientProtocol::OpenAi,
+    };
+    ctx.audit = snapshot.llm_audit;
+    if ctx.audit.headers {
+        ctx.request_headers = Some(headers::redacted_json(&parts.headers));
+    }
+    if ctx.audit.bodies {
+        ctx.request_body = Some(crate::context::capture_text(
+            &body,
+            ctx.audit.body_max_bytes,
+        ));
+    }
+    if endpoint == Endpoint::Models {
+        return respond::models(ctx, &snapshot);
+    }
+    match dispatch(&mut ctx, parts, endpoint, &body, &snapshot).await {
+        Ok(Dispatched::Sent(sent)) => respond::relay(ctx, *sent).await,
+        Ok(Dispatched::Local(value)) => respond::local_json(ctx, &value),
+        Err(e) => error_response(ctx, e),
+    }
+}
+
+enum Dispatched {
+    Sent(Box<Sent>),
+    /// Answered without an upstream (e.g. a token count estimate).
+    Local(Value),
+}
+
+/// Read `model` (and `stream`) and check the key may use the model.
+fn read_model(ctx: &mut RequestContext, body: &[u8]) -> Result<String, ProxyError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| ProxyError::BadJson(e.to_string()))?;
+    let model = v
+        .get("model")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ProxyError::BadRequest("the request must name a `model`".into()))?
+        .to_string();
+    ctx.model = Some(model.clone());
+    ctx.stream_requested = v.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    if let Some(key) = &ctx.key
+        && !key.allows_model(&model)
+    {
+        return Err(ProxyError::ModelForbidden(model));
+    }
+    Ok(model)
+}
+
+async fn dispatch(
+    ctx: &mut RequestContext,
+    parts: &Parts,
+    endpoint: Endpoint,
+    body: &Bytes,
+    snapshot: &Snapshot,
+) -> Result<Dispatched, ProxyError> {
+    let client_protocol = endpoint.client_protocol();
+    let model = read_model(ctx, body)?;
+    let candidates = snapshot.models.candidates(&model);
+    if candidates.is_empty() {
+        return Err(ProxyError::ModelNotFound(model));
+    }
+    if endpoint == Endpoint::CountTokens && candidates[0].protocol() != Protocol::Anthropic {
+        let tokens = estimate_request_tokens(Protocol::Anthropic, body);
+        return Ok(Dispatched::Local(
+            serde_json::json!({ "input_tokens": tokens }),
+        ));
+    }
+    let prompt_estimate = estimate_request_tokens(client_protocol, body);
+    let mut last_err = None;
+    for (i, dep) in candidates.iter().enumerate() {
+        let is_last = i + 1 == candidates.len();
+        let upstream_protocol = dep.protocol();
+        let req = match build_request(
+            endpoint,
+            upstream_protocol,
+            body,
+            dep,
+            snapshot.default_max_tokens,
+        ) {
+            Ok(req) => req,
+            Err(e) if !is_last => {
+                last_err = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        ctx.upstream = Some(Arc::clone(&dep.upstream.name));
+        let result = send(ctx, parts, dep, &req).await;
+        match result {
+            Ok(resp) if !is_last && failover_status(resp.status()) => {
+                last_err = Some(ProxyError::UpstreamStatus {
+                    upstream: dep.upstream.name.to_string(),
+                    status: resp.status().as_u16(),
+                });
+            }
+            Ok(resp) => {
+                let price = dep.price;
+                return Ok(Dispatched::Sent(Box::new(Sent {
+                    resp,
+                    deployment: Arc::clone(dep),
+                    upstream_protocol,
+                    client_protocol,
+                    endpoint,
+                    client_model: model,
+                    client_wants_usage: req.client_wants_usage,
+                    forced_usage: req.forced_usage,
+                    accounting: LlmAccounting {
+                        price,
+                        prompt_estimate,
+                    },
+                })));
+            }
+            Err(e) if !is_last && failover_error(&e) => last_err = Some(e),
+            Err(e) => return Err(e),
+        }
+        tracing::debug!(model = %model, upstream = %dep.upstream.name, "trying the next deployment");
+    }
+    Err(last_err.unwrap_or(ProxyError::ModelNotFound(model)))
+}
+
+fn failover_status(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+fn failover_error(e: &ProxyError) -> bool {
+    matches!(
+        e,
+        ProxyError::UpstreamConnect { .. }
+            | ProxyError::UpstreamTimeout { .. }
+            | ProxyError::UpstreamFailed { .. }
+    )
+}
+
+/// The request for one deployment, in its upstream's protocol.
+struct UpstreamRequest {
+    body: Bytes,
+    path: String,
+    client_wants_usage: bool,
+    forced_usage: bool,
+}
+
+fn build_request(
+    endpoint: Endpoint,
+    upstream: Protocol,
+    body: &[u8],
+    dep: &DeploymentRuntime,
+    default_max_tokens: u32,
+) -> Result<UpstreamRequest, ProxyError> {
+    let (mut out, path, client_wants_usage, forced_usage) = match endpoint {
+        Endpoint::Chat | Endpoint::Messages => {
+            let opts = RequestOptions {
+                upstream_model: &dep.model,
+                default_max_tokens,
+                force_openai_stream_usage: upstream == Protocol::OpenAi,
+            };
+            let t = translate_request(endpoint.client_protocol(), upstream, body, &opts)
+                .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+            let forced = upstream == Protocol::OpenAi && t.stream;
+            (t.body, t.path, t.client_wants_usage, forced)
+        }
+        Endpoint::CountTokens => (
+            rewrite_model(body, &dep.model)?,
+            "/v1/messages/count_tokens".to_string(),
+            true,
+            false,
+        ),
+        _ if upstream != Protocol::OpenAi => {
+            return Err(ProxyError::BadRequest(format!(
+                "{} is only served by OpenAI-compatible upstreams",
+                endpoint.openai_path()
+            )));
+        }
+        _ => (
+            rewrite_model(body, &dep.model)?,
+            endpoint.openai_path().to_string(),
+            true,
+            false,
+        ),
+    };
+    if let Some(fields) = &dep.add_body_fields {
+        let mut v: Value =
+            serde_json::from_slice(&out).map_err(|e| ProxyError::Internal(e.to_string()))?;
+        if let Some(obj) = v.as_object_mut() {
+            for (k, val) in fields {
+                obj.insert(k.clone(), val.clone());
+            }
+        }
+        out = serde_json::to_vec(&v).map_err(|e| ProxyError::Internal(e.to_string()))?;
+    }
+    Ok(UpstreamRequest {
+        body: Bytes::from(out),
+        path,
+        client_wants_usage,
+        forced_usage,
+    })
+}
+
+fn rewrite_model(body: &[u8], model: &str) -> Result<Vec<u8>, ProxyError> {
+    let mut v: Value =
+        serde_json::from_slice(body).map_err(|e| ProxyError::BadJson(e.to_string()))?;
+    let obj = v.as_object_mut().ok_or(ProxyError::BodyNotObject)?;
+    obj.insert("model".into(), Value::String(model.to_string()));
+    serde_json::to_vec(&v).map_err(|e| ProxyError::Internal(e.to_string()))
+}
+
+async fn send(
+    ctx: &mut RequestContext,
+    parts: &Parts,
+    dep: &DeploymentRuntime,
+    req: &UpstreamRequest,
+) -> Result<http::Response<UpstreamBody>, ProxyError> {
+    if dep.upstream.kind == UpstreamKind::Mock {
+        ctx.target_url = Some(format!("mock://{}{}", dep.upstream.name, req.path));
+        return Ok(mock::respond(&req.path, &req.body).map(Either::Right));
+    }
+    let mut headers = headers::upstream_headers(&parts.headers, &dep.remove_headers);
+    // The gateway reads LLM bodies (usage, translation): ask for them uncompressed.
+    headers.remove(header::ACCEPT_ENCODING);
+    headers.insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    let deadline = tokio::time::Instant::from_std(ctx.started + dep.timeout.total);
+    let plan = ForwardPlan {
+        target: Target {
+            upstream: &dep.upstream,
+            client: &dep.client,
+            add_headers: &dep.add_headers,
+            timeout: dep.timeout,
+            retries: dep.retries,
+        },
+        method: Method::POST,
+        upstream_path: req.path.clone(),
+        query: None,
+        headers,
+        body: req.body.clone(),
+        deadline,
+    };
+    forward(ctx, plan).await.map(|r| r.map(Either::Left))
+}
