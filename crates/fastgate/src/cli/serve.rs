@@ -12,6 +12,10 @@ pub struct ServeArgs {
     /// Override `server.listen`, e.g. 127.0.0.1:9000.
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
+    /// Add a built-in mock upstream serving model `demo` and print a gateway
+    /// key named `demo` (a new secret each start): a working chat call offline.
+    #[arg(long)]
+    pub demo: bool,
 }
 
 pub async fn run(path: Option<&Path>, args: ServeArgs) -> anyhow::Result<()> {
@@ -19,14 +23,92 @@ pub async fn run(path: Option<&Path>, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         cfg.server.listen = listen;
     }
+    if args.demo {
+        add_demo_model(&mut cfg);
+    }
     crate::init_logging(&cfg.log);
     let handle = server::start_from(cfg.clone(), path.map(Path::to_path_buf)).await?;
     print_banner(&handle, &cfg, path);
+    if args.demo {
+        let key = demo_key(&handle).await?;
+        print_demo(&handle.url(), &key);
+    }
     wait_for_stop(&handle).await;
     tracing::info!("shutting down: finishing in-flight requests");
     handle.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn add_demo_model(cfg: &mut fastgate_config::Config) {
+    use fastgate_config::{
+        DeploymentConfig, ModelGroupConfig, ModelKind, UpstreamConfig, UpstreamKind,
+    };
+    if !cfg.upstreams.iter().any(|u| u.name == "demo") {
+        cfg.upstreams.push(UpstreamConfig {
+            name: "demo".into(),
+            kind: UpstreamKind::Mock,
+            base_url: String::new(),
+            auth_header: None,
+            auth_scheme: None,
+            headers: Default::default(),
+            credentials: Vec::new(),
+            pool: Default::default(),
+            timeout: None,
+            retries: None,
+            transforms: Default::default(),
+        });
+    }
+    if !cfg.models.iter().any(|m| m.name == "demo") {
+        cfg.models.push(ModelGroupConfig {
+            name: "demo".into(),
+            kind: ModelKind::Chat,
+            deployments: vec![DeploymentConfig {
+                upstream: "demo".into(),
+                model: "mock-1".into(),
+                weight: 1,
+                timeout: None,
+                retries: None,
+                transforms: Default::default(),
+                price: None,
+            }],
+            fallbacks: Vec::new(),
+            price: None,
+        });
+    }
+}
+
+/// The `demo` key with a fresh secret (created on first use).
+async fn demo_key(handle: &server::ServerHandle) -> anyhow::Result<String> {
+    let store = handle.state.store();
+    let generated = match store.get_key("demo").await? {
+        Some(mut rec) => {
+            let generated = fastgate_auth::generate_key();
+            rec.key_hash = generated.hash.clone();
+            rec.prefix = generated.prefix.clone();
+            rec.is_active = true;
+            rec.revoked_at = None;
+            store.update_key(&rec).await?;
+            generated
+        }
+        None => {
+            let (generated, rec) = fastgate_auth::new_key_record("demo", chrono::Utc::now());
+            store.insert_key(&rec).await?;
+            generated
+        }
+    };
+    fastgate_proxy::sync::reload_keys(&handle.state).await;
+    Ok(generated.secret)
+}
+
+fn print_demo(url: &str, key: &str) {
+    println!();
+    println!("Demo: model `demo` is served by a built-in mock upstream. Try:");
+    println!("  curl {url}/v1/chat/completions -H 'Authorization: Bearer {key}' \\");
+    println!("       -H 'Content-Type: application/json' \\");
+    println!(
+        "       -d '{{\"model\":\"demo\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'"
+    );
 }
 
 fn print_banner(handle: &server::ServerHandle, cfg: &fastgate_config::Config, path: Option<&Path>) {
