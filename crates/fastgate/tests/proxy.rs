@@ -466,3 +466,50 @@ both_backends!(
     key_rate_limits_and_concurrency,
     key_rate_limits_and_concurrency
 );
+
+async fn forwarded_for_is_trusted_only_from_trusted_proxies(backend: Backend) {
+    // Not trusted: the peer address is the client, whatever X-Forwarded-For says.
+    let h = Harness::start(backend, DEFAULT_ROUTES).await;
+    let key = h.key().await;
+    let resp = h
+        .http
+        .get(h.url("/v1/models"))
+        .bearer_auth(&key)
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(
+        h.audit_of(&id).await.client_ip.as_deref(),
+        Some("127.0.0.1")
+    );
+    h.stop().await;
+
+    // Trusted loopback proxy: the first untrusted hop from the right is the client.
+    let h = Harness::start_with_server_extra(
+        backend,
+        DEFAULT_ROUTES,
+        "trusted_proxies: [\"127.0.0.0/8\"]",
+    )
+    .await;
+    let key = h.key().await;
+    let resp = h
+        .http
+        .get(h.url("/v1/models"))
+        .bearer_auth(&key)
+        .header("x-forwarded-for", "198.51.100.1, 203.0.113.9, 127.0.0.5")
+        .send()
+        .await
+        .unwrap();
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(
+        h.audit_of(&id).await.client_ip.as_deref(),
+        Some("203.0.113.9")
+    );
+    h.stop().await;
+}
+both_backends!(
+    forwarded_for_is_trusted_only_from_trusted_proxies,
+    forwarded_for_is_trusted_only_from_trusted_proxies
+);
