@@ -131,6 +131,12 @@ pub fn estimate_request_tokens(protocol: Protocol, body: &[u8]) -> u64 {
     acc.total()
 }
 
+/// Body for Anthropic `POST /v1/messages/count_tokens` when the upstream cannot count:
+/// `{"input_tokens": N}` from [`estimate_request_tokens`] (an estimate).
+pub fn anthropic_count_tokens(body: &[u8]) -> Value {
+    serde_json::json!({ "input_tokens": estimate_request_tokens(Protocol::Anthropic, body) })
+}
+
 fn array<'v>(v: &'v Value, key: &str) -> &'v [Value] {
     v.get(key)
         .and_then(Value::as_array)

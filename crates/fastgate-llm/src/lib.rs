@@ -79,6 +79,28 @@
 //! is sent when the upstream ends). See [`StreamProcessor`] for the contract and
 //! [`sse`] for the codec's guarantees (split-invariant, bounded, bad UTF-8 → U+FFFD).
 //!
+//! Split invariance: translated streams and the OpenAI strip mode produce the same bytes
+//! however the upstream body is split (property-tested; only `created` depends on the clock).
+//! An unchanged passthrough forwards each chunk as it comes, so there the output is exactly
+//! the input (and, after a failure, the input so far plus one error event).
+//!
+//! Translated bodies are re-serialised (object keys come out in sorted order); the
+//! same-protocol rewrite keeps every field but may reorder keys the same way.
+//!
+//! # For the proxy
+//!
+//! - Paths: [`TranslatedRequest::path`]; Gemini needs `?alt=sse` for streams (included) and
+//!   the model in the path ([`gemini_path`] for Gemini→Gemini, whose `stream` the proxy reads
+//!   from the client's URL: `:streamGenerateContent` vs `:generateContent`).
+//! - Credentials and fixed headers: [`upstream::auth_header`] (Gemini: `x-goog-api-key`),
+//!   [`upstream::required_headers`] (Anthropic: `anthropic-version`), and
+//!   [`upstream::client_only_headers`] to drop when translating.
+//! - Streams: `StreamOptions::strip_usage_chunk = !TranslatedRequest::client_wants_usage`
+//!   for OpenAI clients; translated responses are `text/event-stream` (drop the upstream's
+//!   `content-length`). Upstream non-2xx: [`translate_error`] with the upstream status.
+//! - Usage: non-stream [`translate_response`] returns it; streams
+//!   [`StreamProcessor::final_usage`] with [`estimate_request_tokens`] as the input fallback.
+//!
 //! # Usage
 //!
 //! [`Usage`] is normalised (all prompt tokens in `input_tokens`, cache reads/writes as
@@ -88,6 +110,7 @@
 pub mod errors;
 pub mod estimate;
 pub mod sse;
+pub mod upstream;
 pub mod usage;
 pub mod wire;
 
@@ -102,7 +125,7 @@ use serde::{Deserialize, Serialize};
 pub use convert::openai_gemini::gemini_path;
 pub use error::LlmError;
 pub use errors::translate_error;
-pub use estimate::{estimate_request_tokens, estimate_text_tokens};
+pub use estimate::{anthropic_count_tokens, estimate_request_tokens, estimate_text_tokens};
 pub use models::openai_model_list;
 pub use stream::stream_processor;
 pub use usage::{Price, Usage, cost, usage_from_response};

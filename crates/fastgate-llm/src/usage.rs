@@ -171,3 +171,41 @@ pub fn cost(usage: &Usage, price: &Price) -> f64 {
     let out = usage.output_tokens as f64 * price.output;
     (plain + cached + write + out) / 1e6
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn anthropic_round_trip(input in 0u64..1_000_000, cached in 0u64..1_000_000,
+                                write in 0u64..1_000_000, out in 0u64..1_000_000) {
+            let u = Usage {
+                input_tokens: input + cached + write,
+                output_tokens: out,
+                cached_input_tokens: cached,
+                cache_creation_tokens: write,
+                estimated: false,
+            };
+            prop_assert_eq!(Usage::from_anthropic(&u.to_anthropic()), u);
+            let back = Usage::from_openai(&u.to_openai());
+            prop_assert_eq!(back.input_tokens, u.input_tokens);
+            prop_assert_eq!(back.cached_input_tokens, cached);
+            prop_assert_eq!(Usage::from_gemini(&u.to_gemini()).input_tokens, u.input_tokens);
+        }
+    }
+
+    #[test]
+    fn cached_never_exceeds_input() {
+        let o = openai::Usage {
+            prompt_tokens: 5,
+            completion_tokens: 1,
+            total_tokens: 6,
+            prompt_tokens_details: Some(openai::PromptTokensDetails {
+                cached_tokens: Some(50),
+            }),
+        };
+        assert_eq!(Usage::from_openai(&o).cached_input_tokens, 5);
+    }
+}

@@ -389,3 +389,23 @@ fn gemini_passthrough_keeps_body() {
         "/v1beta/models/g-1:streamGenerateContent?alt=sse"
     );
 }
+
+#[test]
+fn empty_texts_are_not_sent_to_anthropic() {
+    let body = json!({"messages":[{"role":"system","content":""},{"role":"user","content":""},
+        {"role":"user","content":[{"type":"text","text":""},{"type":"text","text":"hi"}]}]});
+    let (v, _) = translate(
+        Protocol::OpenAi,
+        Protocol::Anthropic,
+        body.to_string().as_bytes(),
+    );
+    assert!(v.get("system").is_none());
+    assert_eq!(v["messages"], json!([{"role":"user","content":"hi"}]));
+}
+
+#[test]
+fn count_tokens_estimate_shape() {
+    let v = fastgate_llm::anthropic_count_tokens(&fixture("anthropic/request_basic.json"));
+    let n = v["input_tokens"].as_u64().unwrap();
+    assert!(n > 2 * 768, "{n}");
+}

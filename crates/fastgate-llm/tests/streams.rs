@@ -582,3 +582,82 @@ mod props {
         }
     }
 }
+
+#[test]
+fn interleaved_openai_tool_calls_keep_their_block_index() {
+    let chunk = |delta: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id":"c","choices":[{"index":0,"delta":delta,"finish_reason":null}]})
+        )
+    };
+    let mut input = String::new();
+    input +=
+        &chunk(json!({"tool_calls":[{"index":0,"id":"a","function":{"name":"f","arguments":""}}]}));
+    input += &chunk(
+        json!({"tool_calls":[{"index":1,"id":"b","function":{"name":"g","arguments":"{}"}}]}),
+    );
+    input += &chunk(json!({"tool_calls":[{"index":0,"function":{"arguments":"{\"x\":1}"}}]}));
+    // A server that repeats id/name on every delta must not open a new block.
+    input +=
+        &chunk(json!({"tool_calls":[{"index":0,"id":"a","function":{"name":"f","arguments":""}}]}));
+    input += "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n";
+    let (out, p) = run(
+        Protocol::OpenAi,
+        Protocol::Anthropic,
+        opts("m"),
+        input.as_bytes(),
+    );
+    let deltas: Vec<(u64, String)> = events(&out)
+        .into_iter()
+        .filter(|e| e.event.as_deref() == Some("content_block_delta"))
+        .map(|e| {
+            let v: Value = serde_json::from_str(&e.data).unwrap();
+            (
+                v["index"].as_u64().unwrap(),
+                v["delta"]["partial_json"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        deltas,
+        vec![(1, "{}".to_owned()), (0, "{\"x\":1}".to_owned())]
+    );
+    let starts = events(&out)
+        .iter()
+        .filter(|e| e.event.as_deref() == Some("content_block_start"))
+        .count();
+    assert_eq!(starts, 2);
+    let m = p.merged().unwrap();
+    assert_eq!(m["content"][0]["input"], json!({"x":1}));
+}
+
+#[test]
+fn merge_is_optional_and_unsupported_pairs_fail_cleanly() {
+    let o = StreamOptions {
+        collect_merge: false,
+        ..opts("m")
+    };
+    let (_, p) = run(
+        Protocol::Anthropic,
+        Protocol::OpenAi,
+        o,
+        &fixture("anthropic/stream_text.sse"),
+    );
+    assert!(p.merged().is_none());
+    assert!(p.usage().is_some());
+
+    let mut p = stream_processor(Protocol::Gemini, Protocol::Anthropic, opts("m"));
+    assert!(p.feed(b"data: {}\n\n").is_err());
+    let ev = events(&p.error_event("no translation"));
+    assert_eq!(ev[0].event.as_deref(), Some("error"));
+}
+
+#[test]
+fn stream_error_event_helper() {
+    let b = fastgate_llm::stream_error_event(Protocol::OpenAi, "boom");
+    assert_eq!(
+        datas(&b),
+        vec![json!({"error":{"message":"boom","type":"server_error","param":null,"code":null}})]
+    );
+}

@@ -163,6 +163,13 @@ where
                     };
                     let out = match &mut this.llm {
                         None => frame,
+                        // Nothing to change: forward our own bytes, read them on the side.
+                        Some(llm) if llm.processor.passthrough_unchanged() => {
+                            match llm.processor.observe(&frame) {
+                                Ok(()) => frame,
+                                Err(e) => return this.fail(StreamError::Upstream(Box::new(e))),
+                            }
+                        }
                         Some(llm) => match llm.processor.feed(&frame) {
                             Ok(out) => out,
                             Err(e) => return this.fail(StreamError::Upstream(Box::new(e))),

@@ -475,3 +475,32 @@ both_backends!(
     explicit_route_wins_and_disconnect_estimates,
     explicit_route_wins_and_disconnect_estimates
 );
+
+async fn upstream_reset_ends_translated_stream_with_error_event(backend: Backend) {
+    let h = Harness::start(backend, MODELS).await;
+    let key = h.key().await;
+    let resp = h
+        .http
+        .post(h.url("/v1/messages"))
+        .header("x-api-key", &key)
+        .header("x-mock-chunks", "10")
+        .header("x-mock-reset-after", "3")
+        .json(&json!({ "model": "gpt", "max_tokens": 50, "stream": true, "messages": [{ "role": "user", "content": "hi" }] }))
+        .send()
+        .await
+        .unwrap();
+    let id = rid(&resp);
+    let text = resp.text().await.unwrap_or_default();
+    let events = parse_sse(&text);
+    let names: Vec<&str> = events.iter().filter_map(|e| e.event.as_deref()).collect();
+    assert_eq!(names.last(), Some(&"error"), "terminal error event: {text}");
+    assert!(!names.contains(&"message_stop"), "no fake end: {text}");
+    let rec = h.audit_of(&id).await;
+    assert!(rec.error_message.is_some());
+    assert!(rec.tokens_estimated, "usage marked partial/estimated");
+    h.stop().await;
+}
+both_backends!(
+    upstream_reset_ends_translated_stream_with_error_event,
+    upstream_reset_ends_translated_stream_with_error_event
+);

@@ -153,3 +153,51 @@ pub(crate) fn to_vec<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, crate::LlmEr
 pub(crate) fn from_slice<'a, T: serde::Deserialize<'a>>(b: &'a [u8]) -> Result<T, crate::LlmError> {
     serde_json::from_slice(b).map_err(crate::LlmError::json)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_urls() {
+        assert_eq!(
+            parse_data_url("data:image/png;base64,AAAA"),
+            Some(("image/png".into(), "AAAA".into()))
+        );
+        assert_eq!(parse_data_url("data:text/plain,hello"), None, "only base64");
+        assert_eq!(parse_data_url("https://x/y.png"), None);
+        assert_eq!(data_url("image/gif", "R0"), "data:image/gif;base64,R0");
+        assert_eq!(guess_media_type("https://x/a.PNG?sig=1"), "image/png");
+        assert_eq!(guess_media_type("gs://bucket/doc.pdf"), "application/pdf");
+    }
+
+    #[test]
+    fn finish_reasons_round_trip() {
+        for f in [
+            Finish::Stop,
+            Finish::Length,
+            Finish::ToolCalls,
+            Finish::ContentFilter,
+        ] {
+            assert_eq!(Finish::from_openai(f.to_openai()), f);
+            let (r, s) = f.to_anthropic();
+            assert_eq!(Finish::from_anthropic(r, s), f);
+        }
+        let seq = Finish::StopSequence(Some("END".into()));
+        assert_eq!(seq.to_anthropic(), ("stop_sequence", Some("END".into())));
+        assert_eq!(seq.to_openai(), "stop");
+        assert_eq!(Finish::from_gemini("STOP", true), Finish::ToolCalls);
+        assert_eq!(Finish::from_gemini("SAFETY", true), Finish::ContentFilter);
+        assert_eq!(Finish::from_anthropic("pause_turn", None), Finish::Stop);
+    }
+
+    #[test]
+    fn arguments() {
+        assert_eq!(arguments_to_object(""), serde_json::json!({}));
+        assert_eq!(
+            arguments_to_object("[1]"),
+            serde_json::json!({"_raw_arguments": "[1]"})
+        );
+        assert_eq!(object_to_arguments(&Value::Null), "{}");
+    }
+}

@@ -21,13 +21,19 @@ pub(crate) fn request(
     for m in req.messages {
         match m.role.as_str() {
             "system" | "developer" => {
-                for text in texts(m.content)? {
+                for text in texts(m.content).into_iter().filter(|t| !t.is_empty()) {
                     system.push(ContentBlock::text(text));
                 }
             }
-            "user" => push_merged(&mut messages, "user", user_blocks(m.content)?),
+            "user" => {
+                // Anthropic rejects empty text blocks and empty messages.
+                let blocks = user_blocks(m.content)?;
+                if !blocks.is_empty() {
+                    push_merged(&mut messages, "user", blocks);
+                }
+            }
             "assistant" => {
-                let blocks = assistant_blocks(m)?;
+                let blocks = assistant_blocks(m);
                 if !blocks.is_empty() {
                     push_merged(&mut messages, "assistant", blocks);
                 }
@@ -35,7 +41,7 @@ pub(crate) fn request(
             "tool" => {
                 let block = ContentBlock::ToolResult {
                     tool_use_id: m.tool_call_id.unwrap_or_default(),
-                    content: Some(an::ToolResultContent::Text(texts(m.content)?.join(""))),
+                    content: Some(an::ToolResultContent::Text(texts(m.content).join(""))),
                     is_error: None,
                 };
                 push_merged(&mut messages, "user", vec![block]);
@@ -108,8 +114,8 @@ pub(crate) fn push_merged(messages: &mut Vec<an::Message>, role: &str, blocks: V
 }
 
 /// Text of a system/tool message (images are not allowed there).
-fn texts(content: Option<MessageContent>) -> Result<Vec<String>, LlmError> {
-    Ok(match content {
+fn texts(content: Option<MessageContent>) -> Vec<String> {
+    match content {
         None => Vec::new(),
         Some(MessageContent::Text(t)) => vec![t],
         Some(MessageContent::Parts(parts)) => parts
@@ -119,12 +125,13 @@ fn texts(content: Option<MessageContent>) -> Result<Vec<String>, LlmError> {
                 _ => None,
             })
             .collect(),
-    })
+    }
 }
 
 fn user_blocks(content: Option<MessageContent>) -> Result<Vec<ContentBlock>, LlmError> {
     match content {
         None => Ok(Vec::new()),
+        Some(MessageContent::Text(t)) if t.is_empty() => Ok(Vec::new()),
         Some(MessageContent::Text(t)) => Ok(vec![ContentBlock::text(t)]),
         Some(MessageContent::Parts(parts)) => parts.into_iter().filter_map(part_block).collect(),
     }
@@ -132,6 +139,7 @@ fn user_blocks(content: Option<MessageContent>) -> Result<Vec<ContentBlock>, Llm
 
 fn part_block(p: ContentPart) -> Option<Result<ContentBlock, LlmError>> {
     Some(match p {
+        ContentPart::Text { text } if text.is_empty() => return None,
         ContentPart::Text { text } => Ok(ContentBlock::text(text)),
         ContentPart::Refusal { refusal } => Ok(ContentBlock::text(refusal)),
         ContentPart::ImageUrl { image_url } => Ok(ContentBlock::Image {
@@ -165,7 +173,7 @@ fn file_block(file: oa::FilePart) -> Result<ContentBlock, LlmError> {
     }
 }
 
-fn assistant_blocks(m: oa::ChatMessage) -> Result<Vec<ContentBlock>, LlmError> {
+fn assistant_blocks(m: oa::ChatMessage) -> Vec<ContentBlock> {
     let mut blocks = Vec::new();
     match m.content {
         Some(MessageContent::Text(t)) if !t.is_empty() => blocks.push(ContentBlock::text(t)),
@@ -190,7 +198,7 @@ fn assistant_blocks(m: oa::ChatMessage) -> Result<Vec<ContentBlock>, LlmError> {
             input: arguments_to_object(&call.function.arguments),
         });
     }
-    Ok(blocks)
+    blocks
 }
 
 type Tools = (Option<Vec<an::Tool>>, Option<an::ToolChoice>);

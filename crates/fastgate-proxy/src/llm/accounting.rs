@@ -28,6 +28,6 @@ impl LlmAccounting {
     }
 
     pub fn usage_for_stream(&self, p: &dyn StreamProcessor) -> TokenUsage {
-        self.token_usage(p.usage(), p.text_so_far())
+        self.token_usage(Some(p.final_usage(self.prompt_estimate)), "")
     }
 }

@@ -184,7 +184,7 @@ async fn dispatch(
             Err(e) => return Err(e),
         };
         ctx.upstream = Some(Arc::clone(&dep.upstream.name));
-        let result = send(ctx, parts, dep, &req).await;
+        let result = send(ctx, parts, dep, &req, client_protocol).await;
         match result {
             Ok(resp) if !is_last && failover_status(resp.status()) => {
                 last_err = Some(ProxyError::UpstreamStatus {
@@ -307,6 +307,7 @@ async fn send(
     parts: &Parts,
     dep: &DeploymentRuntime,
     req: &UpstreamRequest,
+    client_protocol: Protocol,
 ) -> Result<http::Response<UpstreamBody>, ProxyError> {
     if dep.upstream.kind == UpstreamKind::Mock {
         ctx.target_url = Some(format!("mock://{}{}", dep.upstream.name, req.path));
@@ -315,6 +316,11 @@ async fn send(
     let mut headers = headers::upstream_headers(&parts.headers, &dep.remove_headers);
     // The gateway reads LLM bodies (usage, translation): ask for them uncompressed.
     headers.remove(header::ACCEPT_ENCODING);
+    if client_protocol != dep.protocol() {
+        for name in fastgate_llm::upstream::client_only_headers(client_protocol) {
+            headers.remove(*name);
+        }
+    }
     headers.insert(
         header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
