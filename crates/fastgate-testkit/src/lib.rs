@@ -48,6 +48,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod anthropic;
+mod gemini;
 mod openai;
 mod server;
 pub mod sse;

@@ -22,9 +22,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
-use crate::anthropic;
 use crate::openai::{self, ChatRequest};
 use crate::{MockReply, RecordedRequest, Shared, lock};
+use crate::{anthropic, gemini};
 
 type Body = BoxBody<Bytes, io::Error>;
 
@@ -294,6 +294,17 @@ impl Ctx {
         let method = self.req.method.as_str();
         let post = method == Method::POST.as_str();
 
+        if post && path.contains(":generateContent") {
+            return Ok(self.with_index(json_response(
+                200,
+                &gemini::generate(&self.req.body, chunks),
+            )));
+        }
+        if post && path.contains(":streamGenerateContent") {
+            let events = gemini::stream_events(&self.req.body, chunks);
+            let hold_at = events.len().saturating_sub(1);
+            return Ok(self.stream(events, hold_at, "text/event-stream"));
+        }
         if post && anthropic_path && !ndjson {
             let req = anthropic::MessagesRequest::parse(&self.req.body);
             let tool = h.get("x-mock-tool").and_then(|v| v.to_str().ok());

@@ -504,3 +504,54 @@ both_backends!(
     upstream_reset_ends_translated_stream_with_error_event,
     upstream_reset_ends_translated_stream_with_error_event
 );
+
+async fn openai_client_gemini_upstream(backend: Backend) {
+    let yaml = MODELS.replace(
+        "  - { name: builtin, kind: mock }",
+        "  - { name: builtin, kind: mock }\n  - { name: gem, kind: gemini, base_url: \"{MOCK}\", credentials: [ { name: g1, key: \"gem-secret\" } ] }",
+    ) + "  - { name: flash, deployments: [ { upstream: gem, model: gemini-upstream } ] }\n";
+    let yaml = yaml.replace(
+        "llm:\n  audit: { headers: false, bodies: true, body_max_bytes: 65536 }\n",
+        "",
+    ) + "llm:\n  audit: { headers: false, bodies: true, body_max_bytes: 65536 }\n";
+    let h = Harness::start(backend, &yaml).await;
+    let key = h.key().await;
+    let resp = post(
+        &h,
+        &key,
+        "/v1/chat/completions",
+        json!({ "model": "flash", "messages": [{ "role": "user", "content": "hi gemini" }] }),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "tok0 tok1 tok2 tok3 tok4 "
+    );
+    assert_eq!(v["usage"]["completion_tokens"], 5);
+    let seen = h.mock.last_request().unwrap();
+    assert_eq!(seen.path, "/v1beta/models/gemini-upstream:generateContent");
+    assert_eq!(seen.header("x-goog-api-key"), Some("gem-secret"));
+    assert_eq!(seen.header("authorization"), None);
+
+    let resp = post(&h, &key, "/v1/chat/completions", json!({ "model": "flash", "stream": true, "messages": [{ "role": "user", "content": "hi" }] })).await;
+    let text = resp.text().await.unwrap();
+    assert_eq!(
+        h.mock.last_request().unwrap().path,
+        "/v1beta/models/gemini-upstream:streamGenerateContent?alt=sse"
+    );
+    let content: String = parse_sse(&text)
+        .iter()
+        .filter_map(|e| e.json())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(content, "tok0 tok1 tok2 tok3 tok4 ");
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    h.stop().await;
+}
+both_backends!(openai_client_gemini_upstream, openai_client_gemini_upstream);
