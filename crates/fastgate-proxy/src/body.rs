@@ -62,7 +62,7 @@ impl<B> TrackedBody<B> {
         capture_max: Option<usize>,
     ) -> Self {
         if outcome.is_stream {
-            metrics::gauge!(m::ACTIVE_STREAMS).increment(1.0);
+            m::global().active_streams.increment(1.0);
         }
         Self {
             inner,
@@ -87,7 +87,7 @@ impl<B> TrackedBody<B> {
             return;
         };
         if self.outcome.is_stream {
-            metrics::gauge!(m::ACTIVE_STREAMS).decrement(1.0);
+            m::global().active_streams.decrement(1.0);
         }
         let mut outcome = std::mem::take(&mut self.outcome);
         if outcome.error.is_none() {

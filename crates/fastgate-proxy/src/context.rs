@@ -21,14 +21,14 @@ pub struct InFlightGuard;
 impl InFlightGuard {
     #[expect(clippy::new_without_default, reason = "construction has a side effect")]
     pub fn new() -> Self {
-        metrics::gauge!(m::IN_FLIGHT).increment(1.0);
+        m::global().in_flight.increment(1.0);
         Self
     }
 }
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        metrics::gauge!(m::IN_FLIGHT).decrement(1.0);
+        m::global().in_flight.decrement(1.0);
     }
 }
 
@@ -45,6 +45,8 @@ pub struct RequestContext {
     pub user_agent: Option<String>,
     pub key: Option<Arc<ApiKeyRecord>>,
     pub route: Option<Arc<str>>,
+    /// The matched route's metric handles.
+    pub route_metrics: Option<Arc<m::RouteMetrics>>,
     pub upstream: Option<Arc<str>>,
     pub credential: Option<Arc<str>>,
     pub target_url: Option<String>,
@@ -102,6 +104,7 @@ impl RequestContext {
             user_agent: None,
             key: None,
             route: None,
+            route_metrics: None,
             upstream: None,
             credential: None,
             target_url: None,
@@ -121,23 +124,21 @@ impl RequestContext {
     /// Close the request: metrics, key usage, and one audit record.
     pub fn finish(self, outcome: Outcome) {
         let elapsed = self.started.elapsed();
-        let route_label: metrics::SharedString = match &self.route {
-            Some(r) => metrics::SharedString::from(Arc::clone(r)),
-            None => "".into(),
-        };
-        metrics::counter!(m::REQUESTS_TOTAL, "route" => route_label.clone(), "status" => m::status_label(outcome.status)).increment(1);
-        metrics::histogram!(m::REQUEST_DURATION, "route" => route_label.clone())
-            .record(elapsed.as_secs_f64());
+        let route_metrics = self
+            .route_metrics
+            .as_deref()
+            .unwrap_or(&m::global().unrouted);
+        route_metrics.count(outcome.status);
+        route_metrics.duration.record(elapsed.as_secs_f64());
         if let Some(ttfb) = outcome.ttfb {
-            metrics::histogram!(m::UPSTREAM_TTFB, "route" => route_label)
-                .record(ttfb.as_secs_f64());
+            route_metrics.ttfb.record(ttfb.as_secs_f64());
             // Gateway's own share before the first byte: arrival to first byte minus
             // the time the upstream took to answer.
             let overhead = ttfb.saturating_sub(self.upstream_wait);
-            metrics::histogram!(m::GATEWAY_OVERHEAD).record(overhead.as_secs_f64());
+            m::global().overhead.record(overhead.as_secs_f64());
         }
         if let Some(key) = &self.key {
-            self.state.record_key_use(&key.id);
+            self.state.record_key_use(key);
         }
         if let Some(u) = &outcome.usage {
             self.record_usage_metrics(u);

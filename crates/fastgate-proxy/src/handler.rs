@@ -157,6 +157,7 @@ async fn admit(
         .route(route_index)
         .ok_or_else(|| ProxyError::Internal("matched route has no runtime".into()))?;
     ctx.route = Some(Arc::clone(&rt.name));
+    ctx.route_metrics = Some(Arc::clone(&rt.metrics));
     ctx.upstream = Some(Arc::clone(&rt.upstream.name));
     ctx.audit = rt.audit;
     match &ctx.key {
@@ -232,6 +233,7 @@ fn admit_llm(
         .flatten()
         .ok_or_else(|| no_route(ctx, parts))?;
     ctx.route = Some(Arc::clone(&snapshot.llm_route));
+    ctx.route_metrics = Some(Arc::clone(&snapshot.llm_metrics));
     admit_rate(state, ctx)?;
     Ok(Admission::Llm(endpoint, body, snapshot))
 }
@@ -310,6 +312,9 @@ fn parse_json(body: &[u8]) -> Result<serde_json::Value, ProxyError> {
     serde_json::from_slice(body).map_err(|e| ProxyError::BadJson(e.to_string()))
 }
 
+/// Largest passthrough body scanned for `model` / `stream`.
+const MODEL_PROBE_MAX_BYTES: usize = 32 * 1024;
+
 #[derive(Deserialize)]
 struct ModelProbe {
     model: Option<String>,
@@ -337,8 +342,11 @@ fn probe_model(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/json"));
+    // Scanning a large body for `model` would cost more than the rest of the
+    // request; passthrough routes only read it from small ones.
     if is_json
         && !body.is_empty()
+        && body.len() <= MODEL_PROBE_MAX_BYTES
         && let Ok(p) = serde_json::from_slice::<ModelProbe>(body)
     {
         ctx.model = p.model;

@@ -2,6 +2,8 @@
 
 use std::sync::OnceLock;
 
+use metrics::{Counter, Gauge, Histogram};
+
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const REQUESTS_TOTAL: &str = "fastgate_requests_total";
@@ -70,4 +72,62 @@ pub fn status_label(status: u16) -> metrics::SharedString {
 
 pub fn set_audit_depth(depth: usize) {
     metrics::gauge!(AUDIT_QUEUE_DEPTH).set(depth as f64);
+}
+
+/// Statuses whose request counter is registered once per route; others go
+/// through the registry on each use.
+const CACHED_STATUSES: [u16; 13] = [
+    200, 201, 204, 400, 401, 403, 404, 413, 429, 500, 502, 503, 504,
+];
+
+/// A route's metric handles, registered once when the snapshot is built, so the
+/// request path only touches atomics (no label hashing, no registry lookup).
+pub struct RouteMetrics {
+    route: metrics::SharedString,
+    requests: [Counter; CACHED_STATUSES.len()],
+    pub duration: Histogram,
+    pub ttfb: Histogram,
+}
+
+impl RouteMetrics {
+    pub fn new(route: &str) -> Self {
+        let label = metrics::SharedString::from(route.to_string());
+        let requests = CACHED_STATUSES.map(|status| {
+            metrics::counter!(REQUESTS_TOTAL, "route" => label.clone(), "status" => status_label(status))
+        });
+        Self {
+            duration: metrics::histogram!(REQUEST_DURATION, "route" => label.clone()),
+            ttfb: metrics::histogram!(UPSTREAM_TTFB, "route" => label.clone()),
+            requests,
+            route: label,
+        }
+    }
+
+    pub fn count(&self, status: u16) {
+        match CACHED_STATUSES.iter().position(|s| *s == status) {
+            Some(i) => self.requests[i].increment(1),
+            None => metrics::counter!(REQUESTS_TOTAL, "route" => self.route.clone(), "status" => status_label(status))
+                .increment(1),
+        }
+    }
+}
+
+/// Process-wide handles without labels.
+pub struct GlobalMetrics {
+    pub in_flight: Gauge,
+    pub active_streams: Gauge,
+    pub overhead: Histogram,
+    /// Requests that matched no route (404, 401 before routing).
+    pub unrouted: RouteMetrics,
+}
+
+static GLOBAL: OnceLock<GlobalMetrics> = OnceLock::new();
+
+pub fn global() -> &'static GlobalMetrics {
+    GLOBAL.get_or_init(|| GlobalMetrics {
+        in_flight: metrics::gauge!(IN_FLIGHT),
+        active_streams: metrics::gauge!(ACTIVE_STREAMS),
+        overhead: metrics::histogram!(GATEWAY_OVERHEAD),
+        unrouted: RouteMetrics::new(""),
+    })
 }

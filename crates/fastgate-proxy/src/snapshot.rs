@@ -50,6 +50,7 @@ pub struct Snapshot {
     pub llm_audit: RouteAuditConfig,
     /// Route label of requests served by the LLM endpoints.
     pub llm_route: Arc<str>,
+    pub llm_metrics: Arc<crate::metrics::RouteMetrics>,
 }
 
 /// What the admin API lists about a route.
@@ -69,6 +70,7 @@ pub struct RouteSummary {
 
 pub struct RouteRuntime {
     pub name: Arc<str>,
+    pub metrics: Arc<crate::metrics::RouteMetrics>,
     pub upstream: Arc<UpstreamRuntime>,
     pub client: Arc<HttpClient>,
     pub add_headers: Vec<(HeaderName, HeaderValue)>,
@@ -228,6 +230,7 @@ fn build_route(
         .collect::<Result<Vec<_>, _>>()?;
     Ok(RouteRuntime {
         name: Arc::from(r.name.as_str()),
+        metrics: Arc::new(crate::metrics::RouteMetrics::new(&r.name)),
         upstream,
         client,
         add_headers: header_pairs(&format!("{path}.add_headers"), &r.add_headers)?,
@@ -306,6 +309,7 @@ impl Snapshot {
             default_max_tokens: cfg.llm.default_max_tokens,
             llm_audit: cfg.llm.audit,
             llm_route: Arc::from("llm"),
+            llm_metrics: Arc::new(crate::metrics::RouteMetrics::new("llm")),
         })
     }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 use fastgate_audit::{AuditRecord, AuditSender};
-use fastgate_auth::KeyIndex;
+use fastgate_auth::{ApiKeyRecord, KeyIndex};
 use fastgate_config::{Config, Secret};
 use fastgate_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -41,7 +41,7 @@ pub struct Inner {
     pub limiter: fastgate_limits::Limiter,
     pub store: Store,
     pub audit: Option<AuditSender>,
-    pub usage_tx: mpsc::Sender<Arc<str>>,
+    pub usage_tx: mpsc::Sender<Arc<ApiKeyRecord>>,
     pub metrics: PrometheusHandle,
     pub admin_token: Secret<String>,
     pub trusted_proxies: Vec<IpNet>,
@@ -55,7 +55,7 @@ pub struct StateParts {
     pub config: Config,
     pub store: Store,
     pub audit: Option<AuditSender>,
-    pub usage_tx: mpsc::Sender<Arc<str>>,
+    pub usage_tx: mpsc::Sender<Arc<ApiKeyRecord>>,
     pub admin_token: Secret<String>,
     pub keys: KeyIndex,
     pub config_path: Option<PathBuf>,
@@ -63,12 +63,13 @@ pub struct StateParts {
 
 impl AppState {
     pub fn new(parts: StateParts) -> Result<Self, SnapshotError> {
-        let clients = ClientCache::default();
-        let snapshot = Snapshot::build(&parts.config, &clients)?;
+        // The recorder first: the snapshot registers its metric handles with it.
         let metrics = crate::metrics::prometheus_handle().map_err(|e| SnapshotError::Invalid {
             path: "metrics".into(),
             message: e,
         })?;
+        let clients = ClientCache::default();
+        let snapshot = Snapshot::build(&parts.config, &clients)?;
         let trusted_proxies = parts
             .config
             .server
@@ -147,8 +148,8 @@ impl AppState {
     /// Count a use of key `id`; aggregated and written in batches. Never waits:
     /// if the usage queue is full the count is dropped (usage counters are
     /// informational; the audit log is the record of truth).
-    pub fn record_key_use(&self, id: &str) {
-        let _ = self.inner.usage_tx.try_send(Arc::from(id));
+    pub fn record_key_use(&self, key: &Arc<ApiKeyRecord>) {
+        let _ = self.inner.usage_tx.try_send(Arc::clone(key));
     }
 
     pub fn audit_queue_depth(&self) -> usize {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use fastgate_auth::KeyIndex;
+use fastgate_auth::{ApiKeyRecord, KeyIndex};
 use fastgate_store::KeyUsage;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -69,31 +69,40 @@ pub fn spawn_key_watcher(
 /// Aggregate key uses from `rx` and write them every `every`; flush on cancel.
 pub fn spawn_usage_flusher(
     state: AppState,
-    mut rx: mpsc::Receiver<Arc<str>>,
+    mut rx: mpsc::Receiver<Arc<ApiKeyRecord>>,
     every: Duration,
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut counts: HashMap<Arc<str>, u64> = HashMap::new();
+        let mut counts: HashMap<String, u64> = HashMap::new();
         let mut tick = tokio::time::interval(every);
         loop {
             tokio::select! {
                 () = cancel.cancelled() => break,
-                id = rx.recv() => match id {
-                    Some(id) => *counts.entry(id).or_default() += 1,
+                key = rx.recv() => match key {
+                    Some(key) => count(&mut counts, &key.id),
                     None => break,
                 },
                 _ = tick.tick() => flush(&state, &mut counts).await,
             }
         }
-        while let Ok(id) = rx.try_recv() {
-            *counts.entry(id).or_default() += 1;
+        while let Ok(key) = rx.try_recv() {
+            count(&mut counts, &key.id);
         }
         flush(&state, &mut counts).await;
     })
 }
 
-async fn flush(state: &AppState, counts: &mut HashMap<Arc<str>, u64>) {
+fn count(counts: &mut HashMap<String, u64>, id: &str) {
+    match counts.get_mut(id) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(id.to_string(), 1);
+        }
+    }
+}
+
+async fn flush(state: &AppState, counts: &mut HashMap<String, u64>) {
     if counts.is_empty() {
         return;
     }
@@ -101,7 +110,7 @@ async fn flush(state: &AppState, counts: &mut HashMap<Arc<str>, u64>) {
     let batch: Vec<KeyUsage> = counts
         .iter()
         .map(|(id, n)| KeyUsage {
-            key_id: id.to_string(),
+            key_id: id.clone(),
             count: *n,
             last_used_at: now,
         })

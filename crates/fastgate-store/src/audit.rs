@@ -30,6 +30,28 @@ const ROWS_PER_INSERT: usize = {
     let fit = SQLITE_MAX_BINDS / AUDIT_COLUMNS;
     if fit < 500 { fit } else { 500 }
 };
+/// Statement sizes a batch is cut into, largest first. A fixed, small set of
+/// sizes means a fixed, small set of SQL texts, so every execution hits the
+/// driver's prepared-statement cache; batches of arbitrary size would each
+/// prepare (and evict) a new multi-kilobyte statement.
+const CHUNK_SIZES: [usize; 4] = [ROWS_PER_INSERT_FIXED, 32, 8, 1];
+const ROWS_PER_INSERT_FIXED: usize = if ROWS_PER_INSERT < 128 {
+    ROWS_PER_INSERT
+} else {
+    128
+};
+
+/// Cut `n` rows into chunks of the sizes in `CHUNK_SIZES`, largest first.
+fn chunk_plan(mut n: usize) -> Vec<usize> {
+    let mut plan = Vec::new();
+    for size in CHUNK_SIZES {
+        while n >= size {
+            plan.push(size);
+            n -= size;
+        }
+    }
+    plan
+}
 
 const INSERT_HEAD: &str = concat!("INSERT INTO audit_logs (", audit_cols!(), ") ");
 const SELECT_HEAD: &str = concat!("SELECT ", audit_cols!(), " FROM audit_logs");
@@ -198,8 +220,8 @@ where
 }
 
 impl Store {
-    /// Inserts records in one transaction, as multi-row `INSERT`s of at most
-    /// `ROWS_PER_INSERT` rows. Idempotent on `request_id` (`ON CONFLICT DO NOTHING`),
+    /// Inserts records in one transaction, as multi-row `INSERT`s of the fixed
+    /// sizes in `CHUNK_SIZES`. Idempotent on `request_id` (`ON CONFLICT DO NOTHING`),
     /// so replaying a spill file is safe. Returns the number of rows inserted.
     pub async fn insert_audit_batch(&self, rows: &[AuditRecord]) -> Result<u64, StoreError> {
         if rows.is_empty() {
@@ -212,7 +234,10 @@ impl Store {
         let mut inserted = 0u64;
         with_pool!(self, pool, DB => {
             let mut tx = pool.begin().await?;
-            for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let mut rest = rows.as_slice();
+            for size in chunk_plan(rows.len()) {
+                let (chunk, tail) = rest.split_at(size);
+                rest = tail;
                 let mut qb = QueryBuilder::<DB>::new(INSERT_HEAD);
                 qb.push_values(chunk, push_row);
                 qb.push(" ON CONFLICT (request_id) DO NOTHING");
@@ -285,6 +310,15 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn chunk_plan_covers_every_row_with_few_sizes() {
+        for n in 0..600 {
+            let plan = super::chunk_plan(n);
+            assert_eq!(plan.iter().sum::<usize>(), n);
+            assert!(plan.iter().all(|s| super::CHUNK_SIZES.contains(s)));
+        }
+    }
+
     use super::*;
 
     #[test]
