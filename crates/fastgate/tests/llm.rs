@@ -555,3 +555,44 @@ async fn openai_client_gemini_upstream(backend: Backend) {
     h.stop().await;
 }
 both_backends!(openai_client_gemini_upstream, openai_client_gemini_upstream);
+
+async fn responses_and_completions_pass_through(backend: Backend) {
+    let h = Harness::start(backend, MODELS).await;
+    let key = h.key().await;
+    let resp = post(
+        &h,
+        &key,
+        "/v1/responses",
+        json!({ "model": "gpt", "input": "hello" }),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let seen = h.mock.last_request().unwrap();
+    assert_eq!(seen.path, "/v1/responses");
+    assert_eq!(seen.json().unwrap()["model"], "gpt-4o-upstream");
+    assert_eq!(seen.json().unwrap()["input"], "hello");
+    // Only OpenAI-kind upstreams serve it.
+    let resp = post(
+        &h,
+        &key,
+        "/v1/responses",
+        json!({ "model": "claude", "input": "hello" }),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let resp = post(
+        &h,
+        &key,
+        "/v1/completions",
+        json!({ "model": "demo", "prompt": "say hi" }),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["object"], "text_completion");
+    h.stop().await;
+}
+both_backends!(
+    responses_and_completions_pass_through,
+    responses_and_completions_pass_through
+);
