@@ -144,26 +144,46 @@ fn is_secret_header(name: &str) -> bool {
         || name.ends_with("-key")
 }
 
-/// JSON object of headers for the audit log, secrets replaced by `[redacted]`.
+/// JSON object of headers for the audit log, secrets replaced by `[redacted]`;
+/// repeated headers joined with `, `. Written straight into one string.
 pub fn redacted_json(headers: &HeaderMap) -> String {
-    let mut map = serde_json::Map::new();
-    for (name, value) in headers {
-        let shown = if is_secret_header(name.as_str()) {
-            "[redacted]".to_string()
-        } else {
-            String::from_utf8_lossy(value.as_bytes()).into_owned()
-        };
-        match map.get_mut(name.as_str()) {
-            Some(serde_json::Value::String(existing)) => {
-                existing.push_str(", ");
-                existing.push_str(&shown);
+    let mut out = String::with_capacity(64 + headers.len() * 48);
+    out.push('{');
+    for (i, name) in headers.keys().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        push_escaped(&mut out, name.as_str());
+        out.push_str("\":\"");
+        if is_secret_header(name.as_str()) {
+            out.push_str("[redacted]\"");
+            continue;
+        }
+        for (j, value) in headers.get_all(name).iter().enumerate() {
+            if j > 0 {
+                out.push_str(", ");
             }
-            _ => {
-                map.insert(name.as_str().to_string(), serde_json::Value::String(shown));
+            push_escaped(&mut out, &String::from_utf8_lossy(value.as_bytes()));
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
+/// Append `s` escaped for the inside of a JSON string literal.
+fn push_escaped(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
             }
+            c => out.push(c),
         }
     }
-    serde_json::Value::Object(map).to_string()
 }
 
 /// `x-ratelimit-*` headers (OpenAI's names) for an admitted request.
@@ -248,6 +268,21 @@ mod tests {
         let out = upstream_headers(&h, &[HeaderName::from_static("x-debug")]);
         let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["x-keep"]);
+    }
+
+    #[test]
+    fn header_json_is_valid_and_joined() {
+        let h = map(&[
+            ("x-a", "1"),
+            ("x-a", "2"),
+            ("x-q", "say \"hi\" \\ there"),
+            ("cookie", "c"),
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&redacted_json(&h)).unwrap();
+        assert_eq!(v["x-a"], "1, 2");
+        assert_eq!(v["x-q"], "say \"hi\" \\ there");
+        assert_eq!(v["cookie"], "[redacted]");
+        assert_eq!(redacted_json(&HeaderMap::new()), "{}");
     }
 
     #[test]

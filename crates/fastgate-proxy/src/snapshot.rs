@@ -192,11 +192,26 @@ fn build_upstream(i: usize, u: &UpstreamConfig) -> Result<UpstreamRuntime, Snaps
     })
 }
 
+/// A route's audit options, all off when the audit log is disabled (nothing is
+/// captured that would not be written).
+fn effective_audit(cfg: &Config, audit: RouteAuditConfig) -> RouteAuditConfig {
+    if cfg.audit.enabled {
+        audit
+    } else {
+        RouteAuditConfig {
+            headers: false,
+            bodies: false,
+            ..audit
+        }
+    }
+}
+
 fn build_route(
     i: usize,
     r: &RouteConfig,
     upstreams: &[Arc<UpstreamRuntime>],
     clients: &ClientCache,
+    audit: RouteAuditConfig,
 ) -> Result<RouteRuntime, SnapshotError> {
     let path = format!("routes[{i}]");
     let upstream = upstreams
@@ -238,7 +253,7 @@ fn build_route(
         add_body_fields: (!r.add_body_fields.is_empty()).then(|| r.add_body_fields.clone()),
         timeout: r.timeout,
         retries: r.retries,
-        audit: r.audit,
+        audit,
         auth: r.auth,
     })
 }
@@ -273,7 +288,8 @@ impl Snapshot {
                 continue;
             }
             has_public_routes |= !r.auth;
-            route_rt.push(Some(build_route(i, r, &upstreams, clients)?));
+            let audit = effective_audit(cfg, r.audit);
+            route_rt.push(Some(build_route(i, r, &upstreams, clients, audit)?));
             specs.push(RouteSpec {
                 index: i,
                 name: r.name.clone(),
@@ -307,7 +323,7 @@ impl Snapshot {
             models,
             llm_endpoints: cfg.llm.endpoints,
             default_max_tokens: cfg.llm.default_max_tokens,
-            llm_audit: cfg.llm.audit,
+            llm_audit: effective_audit(cfg, cfg.llm.audit),
             llm_route: Arc::from("llm"),
             llm_metrics: Arc::new(crate::metrics::RouteMetrics::new("llm")),
         })

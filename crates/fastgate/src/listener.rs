@@ -114,8 +114,9 @@ async fn serve_connection<S>(
     });
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
-    let mut tick = tokio::time::interval(idle);
-    tick.tick().await;
+    // The first check is one idle period from now (awaiting an immediate first
+    // tick would put a timer round-trip, about a millisecond, before the first read).
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + idle, idle);
     let mut last_seen = 0u64;
     let mut closing = false;
     loop {

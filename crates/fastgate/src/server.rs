@@ -45,8 +45,11 @@ pub async fn start_from(
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let admin_token = resolve_admin_token(&config)?;
-    // Build the token estimator's tables now rather than on the first LLM request.
-    tokio::task::spawn_blocking(fastgate_llm::warm_up_estimator);
+    // Build the token estimator's tables now rather than on the first LLM request
+    // (about 24 MB, so only when model groups are configured).
+    if !config.models.is_empty() {
+        tokio::task::spawn_blocking(fastgate_llm::warm_up_estimator);
+    }
     let store = Store::connect(&config.database_url(), config.database.max_connections)
         .await
         .context("cannot open the database")?;
