@@ -4,6 +4,7 @@
 mod error;
 mod keys;
 mod logs;
+mod models;
 
 use axum::Json;
 use axum::Router;
@@ -29,6 +30,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/keys/{id}/rotate", post(keys::rotate))
         .route("/routes", get(routes))
+        .route("/models", get(models::list).post(models::create))
+        .route(
+            "/models/{name}",
+            axum::routing::put(models::replace).delete(models::delete),
+        )
         .route("/logs", get(logs::query))
         .route("/logs/{id}", get(logs::detail))
         .route("/config", get(config))

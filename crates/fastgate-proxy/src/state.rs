@@ -35,6 +35,9 @@ pub struct AppState {
 
 pub struct Inner {
     pub config: ArcSwap<Config>,
+    /// Model groups managed through the admin API (stored in the database),
+    /// served alongside the config file's.
+    pub api_models: ArcSwap<Vec<fastgate_config::ModelGroupConfig>>,
     pub snapshot: ArcSwap<Snapshot>,
     pub keys: ArcSwap<KeyIndex>,
     pub clients: ClientCache,
@@ -80,6 +83,7 @@ impl AppState {
         Ok(Self {
             inner: Arc::new(Inner {
                 config: ArcSwap::from_pointee(parts.config),
+                api_models: ArcSwap::from_pointee(Vec::new()),
                 snapshot: ArcSwap::from_pointee(snapshot),
                 keys: ArcSwap::from_pointee(parts.keys),
                 clients,
@@ -104,11 +108,37 @@ impl AppState {
         &self.inner.store
     }
 
-    /// Build a snapshot from `config` and swap it in; on error the old one keeps serving.
+    /// Build a snapshot from `config` (plus the API-managed model groups) and swap
+    /// it in; on error the old one keeps serving.
     pub fn apply_config(&self, config: Config) -> Result<(), SnapshotError> {
-        let snapshot = Snapshot::build(&config, &self.inner.clients)?;
+        let merged = with_models(&config, &self.inner.api_models.load());
+        let snapshot = Snapshot::build(&merged, &self.inner.clients)?;
         self.inner.snapshot.store(Arc::new(snapshot));
         self.inner.config.store(Arc::new(config));
+        Ok(())
+    }
+
+    /// Replace the API-managed model groups: validated together with the config
+    /// file (names may not clash with the file's), then a new snapshot.
+    pub fn set_api_models(
+        &self,
+        models: Vec<fastgate_config::ModelGroupConfig>,
+    ) -> Result<(), String> {
+        let config = self.inner.config.load_full();
+        if let Some(m) = models
+            .iter()
+            .find(|m| config.models.iter().any(|f| f.name == m.name))
+        {
+            return Err(format!(
+                "model '{}' is defined in the configuration file",
+                m.name
+            ));
+        }
+        let merged = with_models(&config, &models);
+        fastgate_config::validate(&merged).map_err(|e| e.to_string())?;
+        let snapshot = Snapshot::build(&merged, &self.inner.clients).map_err(|e| e.to_string())?;
+        self.inner.api_models.store(Arc::new(models));
+        self.inner.snapshot.store(Arc::new(snapshot));
         Ok(())
     }
 
@@ -246,4 +276,14 @@ mod tests {
         assert!(IpNet::parse("10.0.0.0/33").is_none());
         assert!(IpNet::parse("nope").is_none());
     }
+}
+
+/// `config` with `models` appended to its model groups.
+fn with_models(config: &Config, models: &[fastgate_config::ModelGroupConfig]) -> Config {
+    if models.is_empty() {
+        return config.clone();
+    }
+    let mut merged = config.clone();
+    merged.models.extend(models.iter().cloned());
+    merged
 }

@@ -35,7 +35,27 @@ pub async fn reload_keys(state: &AppState) -> bool {
     }
 }
 
-/// Poll the store's key version every `every`; reload when it changes.
+/// Load the API-managed model groups from the store and swap in a snapshot
+/// with them. Unreadable or invalid groups keep the current set serving.
+pub async fn reload_models(state: &AppState) -> Result<(), String> {
+    let stored = state
+        .store()
+        .list_model_groups()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut models = Vec::with_capacity(stored.len());
+    for group in stored {
+        match serde_json::from_str(&group.spec) {
+            Ok(m) => models.push(m),
+            Err(e) => {
+                tracing::warn!(model = %group.name, error = %e, "stored model group is unreadable; skipped")
+            }
+        }
+    }
+    state.set_api_models(models)
+}
+
+/// Poll the store's key and model-group versions every `every`; reload what changed.
 pub fn spawn_key_watcher(
     state: AppState,
     every: Duration,
@@ -43,12 +63,21 @@ pub fn spawn_key_watcher(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut last = state.store().keys_version().await.ok();
+        let mut last_models = None;
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = cancel.cancelled() => break,
                 _ = tick.tick() => {}
+            }
+            match state.store().model_groups_version().await {
+                Ok(v) if last_models != Some(v) => match reload_models(&state).await {
+                    Ok(()) => last_models = Some(v),
+                    Err(e) => tracing::warn!(error = %e, "could not apply stored model groups"),
+                },
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "model version poll failed"),
             }
             match state.store().keys_version().await {
                 Ok(v) => {

@@ -37,11 +37,13 @@ mod audit_filter;
 mod convert;
 mod error;
 mod keys;
+mod models;
 mod store;
 pub mod testing;
 
 pub use error::StoreError;
 pub use keys::{KeyUsage, KeysVersion};
+pub use models::StoredModelGroup;
 pub use store::Store;
 
 pub use fastgate_audit::{AuditFilter, AuditRecord, SortOrder};

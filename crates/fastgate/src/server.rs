@@ -69,6 +69,9 @@ pub async fn start_from(
         config_path,
     })?;
 
+    if let Err(e) = fastgate_proxy::sync::reload_models(&state).await {
+        tracing::warn!(error = %e, "stored model groups not applied");
+    }
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;

@@ -212,3 +212,124 @@ async fn health_and_metrics(backend: Backend) {
     h.stop().await;
 }
 both_backends!(health_and_metrics, health_and_metrics);
+
+async fn model_groups_through_the_admin_api(backend: Backend) {
+    let yaml = r#"
+upstreams:
+  - { name: builtin, kind: mock }
+models:
+  - { name: from-file, deployments: [ { upstream: builtin, model: m0 } ] }
+"#;
+    let h = Harness::start(backend, yaml).await;
+    let key = h.key().await;
+    let chat = |model: &'static str| {
+        let h = &h;
+        let key = key.clone();
+        async move {
+            h.http
+                .post(h.url("/v1/chat/completions"))
+                .bearer_auth(key)
+                .json(&json!({ "model": model, "messages": [{ "role": "user", "content": "hi" }] }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(chat("team-model").await, 404);
+    let admin = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut rb = h.http.request(method, h.url(path)).bearer_auth(ADMIN_TOKEN);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        rb.send()
+    };
+    let group = json!({ "name": "team-model", "deployments": [ { "upstream": "builtin", "model": "m1" } ] });
+    let resp = admin(
+        reqwest::Method::POST,
+        "/admin/api/models",
+        Some(group.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(chat("team-model").await, 200);
+    let resp = admin(reqwest::Method::POST, "/admin/api/models", Some(group))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    // Invalid: unknown upstream, with the field path; nothing stored.
+    let bad = json!({ "name": "bad", "deployments": [ { "upstream": "nope", "model": "x" } ] });
+    let resp = admin(reqwest::Method::POST, "/admin/api/models", Some(bad))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("upstream"));
+    // File models are read-only here.
+    let clash =
+        json!({ "name": "from-file", "deployments": [ { "upstream": "builtin", "model": "x" } ] });
+    let resp = admin(
+        reqwest::Method::PUT,
+        "/admin/api/models/from-file",
+        Some(clash),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = admin(reqwest::Method::DELETE, "/admin/api/models/from-file", None)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    let list: Value = h.admin_get("/admin/api/models").await.json().await.unwrap();
+    let names: Vec<(String, String)> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().to_string(),
+                m["source"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("from-file".into(), "config".into()),
+            ("team-model".into(), "api".into())
+        ]
+    );
+    // Replace, then delete.
+    let updated = json!({ "name": "team-model", "deployments": [ { "upstream": "builtin", "model": "m2" } ], "fallbacks": ["from-file"] });
+    let resp = admin(
+        reqwest::Method::PUT,
+        "/admin/api/models/team-model",
+        Some(updated),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = admin(
+        reqwest::Method::DELETE,
+        "/admin/api/models/team-model",
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(chat("team-model").await, 404);
+    let resp = admin(
+        reqwest::Method::DELETE,
+        "/admin/api/models/team-model",
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 404);
+    h.stop().await;
+}
+both_backends!(
+    model_groups_through_the_admin_api,
+    model_groups_through_the_admin_api
+);

@@ -1,0 +1,121 @@
+//! `/admin/api/models`: model groups. Those from the config file are listed
+//! read-only; those created here are stored in the database and served by every
+//! instance within a second.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use fastgate_config::ModelGroupConfig;
+use fastgate_proxy::AppState;
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::error::AdminError;
+
+fn with_source(m: &ModelGroupConfig, source: &str) -> Value {
+    let mut v = serde_json::to_value(m).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("source".into(), Value::String(source.into()));
+    }
+    v
+}
+
+pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
+    let config = state.inner().config.load_full();
+    let api = state.inner().api_models.load_full();
+    let data: Vec<Value> = config
+        .models
+        .iter()
+        .map(|m| with_source(m, "config"))
+        .chain(api.iter().map(|m| with_source(m, "api")))
+        .collect();
+    Json(json!({ "object": "list", "data": data }))
+}
+
+/// Validate `group` against everything else, store it, and apply it here now.
+async fn save(
+    state: &AppState,
+    group: ModelGroupConfig,
+    must_be_new: bool,
+) -> Result<bool, AdminError> {
+    let mut models: Vec<ModelGroupConfig> = state.inner().api_models.load().as_ref().clone();
+    let exists = models.iter().any(|m| m.name == group.name);
+    if must_be_new && exists {
+        return Err(AdminError::Conflict(format!(
+            "model '{}' already exists",
+            group.name
+        )));
+    }
+    models.retain(|m| m.name != group.name);
+    models.push(group.clone());
+    // Validate before storing: a bad group never reaches the database.
+    state
+        .set_api_models(models)
+        .map_err(AdminError::BadRequest)?;
+    let spec = serde_json::to_string(&group).map_err(|e| AdminError::BadRequest(e.to_string()))?;
+    let created = match state.store().upsert_model_group(&group.name, &spec).await {
+        Ok(created) => created,
+        Err(e) => {
+            // Not stored: go back to what the database holds.
+            let _ = fastgate_proxy::sync::reload_models(state).await;
+            return Err(e.into());
+        }
+    };
+    if let Err(e) = fastgate_proxy::sync::reload_models(state).await {
+        tracing::warn!(error = %e, "reloading model groups after a change failed");
+    }
+    Ok(created)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Json(group): Json<ModelGroupConfig>,
+) -> Result<impl IntoResponse, AdminError> {
+    save(&state, group.clone(), true).await?;
+    Ok((StatusCode::CREATED, Json(with_source(&group, "api"))))
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(group): Json<ModelGroupConfig>,
+) -> Result<impl IntoResponse, AdminError> {
+    if group.name != name {
+        return Err(AdminError::BadRequest(format!(
+            "the body names model '{}', the path '{name}'",
+            group.name
+        )));
+    }
+    let created = save(&state, group.clone(), false).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(with_source(&group, "api"))))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, AdminError> {
+    if state
+        .inner()
+        .config
+        .load()
+        .models
+        .iter()
+        .any(|m| m.name == name)
+    {
+        return Err(AdminError::Conflict(format!(
+            "model '{name}' is defined in the configuration file"
+        )));
+    }
+    if !state.store().delete_model_group(&name).await? {
+        return Err(AdminError::NotFound(format!("model '{name}'")));
+    }
+    fastgate_proxy::sync::reload_models(&state)
+        .await
+        .map_err(AdminError::BadRequest)?;
+    Ok(Json(json!({ "deleted": name })))
+}
