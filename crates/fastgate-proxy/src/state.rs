@@ -256,6 +256,16 @@ impl IpNet {
     }
 }
 
+/// `config` with `models` appended to its model groups.
+fn with_models(config: &Config, models: &[fastgate_config::ModelGroupConfig]) -> Config {
+    if models.is_empty() {
+        return config.clone();
+    }
+    let mut merged = config.clone();
+    merged.models.extend(models.iter().cloned());
+    merged
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,14 +286,4 @@ mod tests {
         assert!(IpNet::parse("10.0.0.0/33").is_none());
         assert!(IpNet::parse("nope").is_none());
     }
-}
-
-/// `config` with `models` appended to its model groups.
-fn with_models(config: &Config, models: &[fastgate_config::ModelGroupConfig]) -> Config {
-    if models.is_empty() {
-        return config.clone();
-    }
-    let mut merged = config.clone();
-    merged.models.extend(models.iter().cloned());
-    merged
 }
