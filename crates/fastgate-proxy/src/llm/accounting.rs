@@ -1,7 +1,7 @@
 //! Usage and cost of one LLM exchange: from the upstream's report when there is
 //! one, else estimated (and marked so).
 
-use fastgate_llm::{Price, StreamProcessor, Usage, cost, estimate_text_tokens};
+use fastgate_llm::{Price, StreamProcessor, Usage, cost};
 
 use crate::context::TokenUsage;
 
@@ -12,10 +12,10 @@ pub struct LlmAccounting {
 }
 
 impl LlmAccounting {
-    pub fn token_usage(&self, reported: Option<Usage>, output_text: &str) -> TokenUsage {
-        let usage = reported.unwrap_or_else(|| Usage {
+    /// A whole response's usage; without a report only the prompt is estimated.
+    pub fn token_usage(&self, reported: Option<Usage>) -> TokenUsage {
+        let usage = reported.unwrap_or(Usage {
             input_tokens: self.prompt_estimate,
-            output_tokens: estimate_text_tokens(output_text),
             estimated: true,
             ..Usage::default()
         });
@@ -28,6 +28,6 @@ impl LlmAccounting {
     }
 
     pub fn usage_for_stream(&self, p: &dyn StreamProcessor) -> TokenUsage {
-        self.token_usage(Some(p.final_usage(self.prompt_estimate)), "")
+        self.token_usage(Some(p.final_usage(self.prompt_estimate)))
     }
 }

@@ -194,7 +194,7 @@ async fn relay_whole(ctx: RequestContext, sent: Sent) -> Response {
     };
     match translated {
         Ok((out, usage)) => {
-            let usage = sent.accounting.token_usage(usage, "");
+            let usage = sent.accounting.token_usage(usage);
             finish_whole(
                 ctx,
                 status,
