@@ -3,12 +3,13 @@
 //! * [`mock`]: a fast mock upstream speaking OpenAI JSON and SSE (`bench-mock`).
 //! * [`stream`]: a streaming client measuring time to first byte, total time and
 //!   the gaps between SSE events (`bench-stream`).
-//! * [`args`], [`stats`], [`procfs`]: small helpers shared by both.
+//! * [`cli`]: both command lines (clap).
+//! * [`stats`], [`procfs`]: small helpers shared by both.
 //!
 //! The orchestration (`bench/run.sh` → `bench/harness.py`) starts these next to
 //! nginx and FastGate and writes `docs/performance.md`.
 
-pub mod args;
+pub mod cli;
 pub mod mock;
 pub mod procfs;
 pub mod stats;
