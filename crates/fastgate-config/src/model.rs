@@ -58,6 +58,13 @@ pub struct ServerConfig {
     pub worker_threads: usize,
     /// Peers whose `X-Forwarded-For` is trusted for the client IP.
     pub trusted_proxies: Vec<String>,
+    /// Abort a response whose client has not accepted a byte for this long
+    /// (the upstream request is cancelled and the audit record closed with an error).
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+    /// Request body bytes all in-flight requests may hold together; past it new
+    /// requests get 503 with `Retry-After` instead of growing memory.
+    pub max_inflight_body_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +79,8 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             worker_threads: 0,
             trusted_proxies: Vec::new(),
+            write_timeout: Duration::from_secs(60),
+            max_inflight_body_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -291,8 +300,14 @@ pub struct RouteConfig {
     pub add_body_fields: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     pub timeout: TimeoutConfig,
+    /// Extra attempts after a failure that is safe to retry (see `retry_on`).
     #[serde(default)]
     pub retries: u32,
+    /// Upstream statuses (502, 503 or 504) retried for every method. Without it,
+    /// 502-504 are retried only for idempotent methods (GET, HEAD, OPTIONS, PUT,
+    /// DELETE, TRACE): a POST that got a 502 may already have been processed.
+    #[serde(default)]
+    pub retry_on: Vec<u16>,
     #[serde(default)]
     pub audit: RouteAuditConfig,
     #[serde(default = "default_true")]

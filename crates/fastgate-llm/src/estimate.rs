@@ -97,13 +97,18 @@ mod bpe {
 /// Estimated prompt tokens of a client request body in `protocol`. Unparsable bodies are
 /// estimated from their length.
 pub fn estimate_request_tokens(protocol: Protocol, body: &[u8]) -> u64 {
-    let Ok(v) = serde_json::from_slice::<Value>(body) else {
-        return (body.len() as u64).div_ceil(4);
-    };
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => estimate_request_value(protocol, &v),
+        Err(_) => (body.len() as u64).div_ceil(4),
+    }
+}
+
+/// [`estimate_request_tokens`] for a body already parsed.
+pub fn estimate_request_value(protocol: Protocol, v: &Value) -> u64 {
     let mut acc = Acc::default();
     match protocol {
         Protocol::OpenAi => {
-            for m in array(&v, "messages") {
+            for m in array(v, "messages") {
                 acc.messages += 1;
                 acc.walk(m.get("content"));
                 acc.walk(m.get("tool_calls"));
@@ -113,7 +118,7 @@ pub fn estimate_request_tokens(protocol: Protocol, body: &[u8]) -> u64 {
         }
         Protocol::Anthropic => {
             acc.walk(v.get("system"));
-            for m in array(&v, "messages") {
+            for m in array(v, "messages") {
                 acc.messages += 1;
                 acc.walk(m.get("content"));
             }
@@ -121,7 +126,7 @@ pub fn estimate_request_tokens(protocol: Protocol, body: &[u8]) -> u64 {
         }
         Protocol::Gemini => {
             acc.walk(v.get("systemInstruction").or(v.get("system_instruction")));
-            for c in array(&v, "contents") {
+            for c in array(v, "contents") {
                 acc.messages += 1;
                 acc.walk(c.get("parts"));
             }

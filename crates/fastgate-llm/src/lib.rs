@@ -125,7 +125,9 @@ use serde::{Deserialize, Serialize};
 pub use convert::openai_gemini::gemini_path;
 pub use error::LlmError;
 pub use errors::translate_error;
-pub use estimate::{anthropic_count_tokens, estimate_request_tokens, estimate_text_tokens};
+pub use estimate::{
+    anthropic_count_tokens, estimate_request_tokens, estimate_request_value, estimate_text_tokens,
+};
 pub use models::openai_model_list;
 pub use stream::stream_processor;
 pub use usage::{Price, Usage, cost, usage_from_response};
@@ -177,13 +179,26 @@ pub fn translate_request(
     body: &[u8],
     opts: &RequestOptions,
 ) -> Result<TranslatedRequest, LlmError> {
+    let map: serde_json::Map<String, serde_json::Value> = convert::from_slice(body)?;
+    translate_request_value(from, to, map, opts)
+}
+
+/// [`translate_request`] for a body the caller has already parsed (so a request is
+/// parsed once, whatever the number of deployments tried).
+pub fn translate_request_value(
+    from: Protocol,
+    to: Protocol,
+    body: serde_json::Map<String, serde_json::Value>,
+    opts: &RequestOptions,
+) -> Result<TranslatedRequest, LlmError> {
     use Protocol::*;
     if from == to {
         return convert::same::request(from, body, opts);
     }
+    let body = serde_json::Value::Object(body);
     match (from, to) {
         (OpenAi, Anthropic) => {
-            let req: wire::openai::ChatRequest = from_slice(body)?;
+            let req: wire::openai::ChatRequest = from_value(body)?;
             let wants = wants_usage(&req);
             let out = convert::openai_anthropic::request(req, opts)?;
             Ok(TranslatedRequest {
@@ -194,7 +209,7 @@ pub fn translate_request(
             })
         }
         (Anthropic, OpenAi) => {
-            let req: wire::anthropic::MessagesRequest = from_slice(body)?;
+            let req: wire::anthropic::MessagesRequest = from_value(body)?;
             let out = convert::anthropic_openai::request(req, opts)?;
             Ok(TranslatedRequest {
                 stream: out.stream.unwrap_or(false),
@@ -204,7 +219,7 @@ pub fn translate_request(
             })
         }
         (OpenAi, Gemini) => {
-            let req: wire::openai::ChatRequest = from_slice(body)?;
+            let req: wire::openai::ChatRequest = from_value(body)?;
             let wants = wants_usage(&req);
             let stream = req.stream.unwrap_or(false);
             let out = convert::openai_gemini::request(req)?;
@@ -217,6 +232,10 @@ pub fn translate_request(
         }
         _ => Err(unsupported(from, to)),
     }
+}
+
+fn from_value<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, LlmError> {
+    serde_json::from_value(v).map_err(LlmError::json)
 }
 
 fn wants_usage(req: &wire::openai::ChatRequest) -> bool {

@@ -155,8 +155,12 @@ where
             }
             match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    let next = Instant::now() + this.idle_limit;
-                    this.idle.as_mut().reset(next);
+                    let now = Instant::now();
+                    // An upstream that never pauses is held to the total limit too.
+                    if now >= this.total.deadline() {
+                        return this.fail(StreamError::Total);
+                    }
+                    this.idle.as_mut().reset(now + this.idle_limit);
                     let frame = match frame.into_data() {
                         Ok(data) => data,
                         Err(other) => return Poll::Ready(Some(Ok(other))),
@@ -232,10 +236,13 @@ impl<B> Drop for TrackedBody<B> {
     fn drop(&mut self) {
         // Still open: the client went away before the end. Dropping `inner`
         // right after closes the upstream connection, cancelling the request.
-        if self.ctx.is_some() {
-            self.finish(Some(
-                "client disconnected before the response completed".into(),
-            ));
+        if let Some(ctx) = &self.ctx {
+            let reason = ctx
+                .conn_abort
+                .as_ref()
+                .and_then(|a| a.reason())
+                .unwrap_or("client disconnected before the response completed");
+            self.finish(Some(reason.into()));
         }
     }
 }

@@ -62,6 +62,11 @@ pub struct RequestContext {
     pub rate_info: Option<fastgate_limits::RateInfo>,
     /// Holds the key's concurrency slot until the request is finished.
     pub concurrency: Option<fastgate_limits::ConcurrencyGuard>,
+    /// The request body's share of the in-flight body budget, given back once
+    /// the upstream has the request.
+    pub body_permit: Option<crate::request_body::BodyPermit>,
+    /// Set by the connection when the server cuts it (write timeout, shutdown).
+    pub conn_abort: Option<crate::state::ConnAbort>,
     _in_flight: InFlightGuard,
 }
 
@@ -117,6 +122,8 @@ impl RequestContext {
             upstream_wait: Duration::ZERO,
             rate_info: None,
             concurrency: None,
+            body_permit: None,
+            conn_abort: None,
             _in_flight: InFlightGuard::new(),
         }
     }

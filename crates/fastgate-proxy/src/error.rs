@@ -76,11 +76,19 @@ pub enum ProxyError {
     BadRequest(String),
     #[error("upstream '{upstream}' returned status {status}")]
     UpstreamStatus { upstream: String, status: u16 },
+    #[error("the gateway is holding too many request bodies; retry after {retry_after_secs}s")]
+    Overloaded { retry_after_secs: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl ProxyError {
+    /// The upstream never received the request (it could not be reached), so
+    /// another upstream may be tried without risking a duplicate.
+    pub fn is_unsent_upstream_failure(&self) -> bool {
+        matches!(self, Self::UpstreamConnect { .. })
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::MissingKey | Self::UnknownKey | Self::ExpiredKey | Self::RevokedKey => {
@@ -102,7 +110,7 @@ impl ProxyError {
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UpstreamConnect { .. } | Self::UpstreamFailed { .. } => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            Self::NoCredential(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NoCredential(_) | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -132,6 +140,7 @@ impl ProxyError {
             Self::UpstreamFailed { .. } => "upstream_error",
             Self::NoCredential(_) => "no_credential",
             Self::RateLimited { .. } => "rate_limit_exceeded",
+            Self::Overloaded { .. } => "overloaded",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -155,6 +164,7 @@ impl ProxyError {
             413 => "request_too_large",
             400 | 408 => "invalid_request_error",
             429 => "rate_limit_error",
+            503 => "overloaded_error",
             504 => "timeout_error",
             _ => "api_error",
         }
@@ -200,6 +210,10 @@ impl ProxyError {
                 "x-ratelimit-reset-requests",
                 HeaderValue::from(*retry_after_secs),
             );
+        }
+        if let Self::Overloaded { retry_after_secs } = self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         if matches!(self, Self::MissingKey | Self::UnknownKey) {
             resp.headers_mut()

@@ -1,6 +1,7 @@
 //! Forwarding: build the upstream request (credential injected, transforms
 //! applied), send it on the pooled client with the first-byte timeout, and retry
-//! with backoff while nothing has reached the client yet.
+//! with backoff while nothing has reached the client yet, where that is safe
+//! (see `retry`).
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use crate::client::HttpClient;
 use crate::context::RequestContext;
 use crate::error::ProxyError;
 use crate::metrics as m;
+use crate::retry::{AttemptError, RetryPolicy};
 use crate::snapshot::{RouteRuntime, UpstreamRuntime};
 use fastgate_config::{TimeoutConfig, UpstreamKind};
 
@@ -26,16 +28,18 @@ pub struct Target<'a> {
     pub add_headers: &'a [(HeaderName, HeaderValue)],
     pub timeout: TimeoutConfig,
     pub retries: u32,
+    pub retry: RetryPolicy,
 }
 
 impl<'a> Target<'a> {
-    pub fn of_route(route: &'a RouteRuntime) -> Self {
+    pub fn of_route(route: &'a RouteRuntime, method: &Method) -> Self {
         Self {
             upstream: &route.upstream,
             client: &route.client,
             add_headers: &route.add_headers,
             timeout: route.timeout,
             retries: route.retries,
+            retry: RetryPolicy::for_route(method, route.retry_on),
         }
     }
 }
@@ -71,25 +75,10 @@ fn target_uri(up: &UpstreamRuntime, path: &str, query: Option<&str>) -> Result<U
         .map_err(|e| ProxyError::Internal(format!("cannot build upstream URI: {e}")))
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
-}
-
 fn backoff(attempt: u32) -> Duration {
     let base = 25u64.saturating_mul(1 << attempt.min(5)).min(1000);
     let jitter = rand::rng().random_range(0..=base / 2);
     Duration::from_millis(base + jitter)
-}
-
-fn retryable_status(status: u16) -> bool {
-    matches!(status, 502..=504)
 }
 
 pub async fn forward(
@@ -131,46 +120,34 @@ pub async fn forward(
             .first_byte
             .min(plan.deadline.saturating_duration_since(now));
         let sent_at = Instant::now();
-        let result = tokio::time::timeout(wait, route.client.request(req)).await;
+        let result = match tokio::time::timeout(wait, route.client.request(req)).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(AttemptError::from_client(&e)),
+            Err(_) => Err(AttemptError::Timeout(wait)),
+        };
         ctx.upstream_wait += sent_at.elapsed();
-        let can_retry = attempt < route.retries;
+        let delay = backoff(attempt);
+        let can_retry =
+            attempt < route.retries && tokio::time::Instant::now() + delay < plan.deadline;
         match result {
-            Ok(Ok(resp)) if can_retry && retryable_status(resp.status().as_u16()) => {
+            Ok(resp) if can_retry && route.retry.retries_status(resp.status()) => {
                 tracing::debug!(
                     status = resp.status().as_u16(),
                     attempt,
                     "retrying upstream status"
                 );
             }
-            Ok(Ok(resp)) => return Ok(resp),
-            Ok(Err(e)) if can_retry => {
-                tracing::debug!(error = %error_chain(&e), attempt, "retrying upstream error");
+            Ok(resp) => return Ok(resp),
+            Err(e) if can_retry && e.is_retryable(route.retry) => {
+                tracing::debug!(error = %e, attempt, "retrying upstream error");
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 metrics::counter!(m::UPSTREAM_ERRORS, "upstream" => metrics::SharedString::from(up.name.clone())).increment(1);
-                let reason = error_chain(&e);
-                return Err(if e.is_connect() {
-                    ProxyError::UpstreamConnect {
-                        upstream: up.name.to_string(),
-                        reason,
-                    }
-                } else {
-                    ProxyError::UpstreamFailed {
-                        upstream: up.name.to_string(),
-                        reason,
-                    }
-                });
-            }
-            Err(_) => {
-                metrics::counter!(m::UPSTREAM_ERRORS, "upstream" => metrics::SharedString::from(up.name.clone())).increment(1);
-                return Err(ProxyError::UpstreamTimeout {
-                    upstream: up.name.to_string(),
-                    secs: wait.as_secs_f64(),
-                });
+                return Err(e.into_proxy_error(&up.name));
             }
         }
         metrics::counter!(m::UPSTREAM_RETRIES, "upstream" => metrics::SharedString::from(up.name.clone())).increment(1);
-        tokio::time::sleep(backoff(attempt)).await;
+        tokio::time::sleep(delay).await;
         attempt += 1;
     }
 }

@@ -25,8 +25,9 @@ use crate::forward::{ForwardPlan, Target, forward};
 use crate::headers::{self, extract_key, find_underscore_header, strip_key_param};
 use crate::llm::Endpoint;
 use crate::metrics as m;
+use crate::request_body::BodyLimits;
 use crate::snapshot::Snapshot;
-use crate::state::{AppState, PeerAddr};
+use crate::state::{AppState, ConnAbort, PeerAddr};
 
 /// What a matched, authorised request needs to be forwarded.
 struct Admitted {
@@ -47,6 +48,7 @@ pub async fn proxy_handler(State(state): State<AppState>, req: Request) -> Respo
     ctx.query = parts.uri.query().and_then(strip_key_param);
     ctx.protocol = ClientProtocol::detect(parts.uri.path(), &parts.headers);
     let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0);
+    ctx.conn_abort = parts.extensions.get::<ConnAbort>().cloned();
     ctx.client_ip = state.client_ip(peer, &parts.headers);
     ctx.user_agent = parts
         .headers
@@ -125,7 +127,9 @@ enum Admission {
     Llm(Endpoint, Bytes, Arc<Snapshot>),
 }
 
-/// Phases up to the decision to forward: path, key, body, route, permission.
+/// Phases up to the decision to forward: path, key, route, permission, limits,
+/// and only then the body. A request refused on any of them costs no body read
+/// (a route with body conditions is the exception: it needs the body to match).
 async fn admit(
     state: &AppState,
     ctx: &mut RequestContext,
@@ -144,31 +148,52 @@ async fn admit(
     }
     let snapshot = state.inner().snapshot.load_full();
     authenticate(state, ctx, parts, &snapshot)?;
-    let body = read_body(state, parts, body).await?;
-    ctx.request_bytes = body.len() as u64;
 
     let mut parsed: Option<serde_json::Value> = None;
-    let Some((route_index, upstream_path)) =
-        match_route(&snapshot, ctx, parts, &body, &mut parsed)?
-    else {
-        return admit_llm(state, ctx, parts, body, snapshot);
+    let (route_index, upstream_path, body) = match snapshot.routes.find(
+        &parts.method,
+        &ctx.path,
+        &parts.headers,
+        BodyView::NotLoaded,
+    ) {
+        MatchOutcome::Matched(m) => {
+            let (index, upstream_path) = (m.index(), m.upstream_path(&ctx.path));
+            admit_route(state, ctx, &snapshot, index)?;
+            let body = read_body(state, ctx, parts, body).await?;
+            (index, upstream_path, body)
+        }
+        MatchOutcome::NeedBody => {
+            let body = read_body(state, ctx, parts, body).await?;
+            let value = parse_json(&body)?;
+            let found = match snapshot.routes.find(
+                &parts.method,
+                &ctx.path,
+                &parts.headers,
+                BodyView::Json(&value),
+            ) {
+                MatchOutcome::Matched(m) => Some((m.index(), m.upstream_path(&ctx.path))),
+                MatchOutcome::NeedBody | MatchOutcome::NotFound => None,
+            };
+            parsed = Some(value);
+            let Some((index, upstream_path)) = found else {
+                let endpoint = llm_endpoint(ctx, parts, &snapshot)?;
+                admit_llm(state, ctx, &snapshot)?;
+                return Ok(Admission::Llm(endpoint, body, snapshot));
+            };
+            admit_route(state, ctx, &snapshot, index)?;
+            (index, upstream_path, body)
+        }
+        MatchOutcome::NotFound => {
+            let endpoint = llm_endpoint(ctx, parts, &snapshot)?;
+            admit_llm(state, ctx, &snapshot)?;
+            let body = read_body(state, ctx, parts, body).await?;
+            return Ok(Admission::Llm(endpoint, body, snapshot));
+        }
     };
     let rt = snapshot
         .route(route_index)
         .ok_or_else(|| ProxyError::Internal("matched route has no runtime".into()))?;
-    ctx.route = Some(Arc::clone(&rt.name));
-    ctx.route_metrics = Some(Arc::clone(&rt.metrics));
-    ctx.upstream = Some(Arc::clone(&rt.upstream.name));
-    ctx.audit = rt.audit;
-    match &ctx.key {
-        None if rt.auth => return Err(ProxyError::MissingKey),
-        Some(key) if !key.allows_route(&rt.name) => {
-            return Err(ProxyError::RouteForbidden(rt.name.to_string()));
-        }
-        _ => {}
-    }
-    admit_rate(state, ctx)?;
-    probe_model(ctx, parts, &body, parsed.as_ref());
+    probe_model(ctx, parts, &body, parsed.as_ref())?;
     let body = match &rt.add_body_fields {
         Some(fields) => add_fields(parsed.take(), &body, fields)?,
         None => body,
@@ -187,6 +212,30 @@ async fn admit(
     }))
 }
 
+/// A matched route: may this key use it, and is it within its limits?
+fn admit_route(
+    state: &AppState,
+    ctx: &mut RequestContext,
+    snapshot: &Snapshot,
+    route_index: usize,
+) -> Result<(), ProxyError> {
+    let rt = snapshot
+        .route(route_index)
+        .ok_or_else(|| ProxyError::Internal("matched route has no runtime".into()))?;
+    ctx.route = Some(Arc::clone(&rt.name));
+    ctx.route_metrics = Some(Arc::clone(&rt.metrics));
+    ctx.upstream = Some(Arc::clone(&rt.upstream.name));
+    ctx.audit = rt.audit;
+    match &ctx.key {
+        None if rt.auth => return Err(ProxyError::MissingKey),
+        Some(key) if !key.allows_route(&rt.name) => {
+            return Err(ProxyError::RouteForbidden(rt.name.to_string()));
+        }
+        _ => {}
+    }
+    admit_rate(state, ctx)
+}
+
 fn no_route(ctx: &RequestContext, parts: &Parts) -> ProxyError {
     ProxyError::NoRoute {
         method: parts.method.to_string(),
@@ -194,48 +243,31 @@ fn no_route(ctx: &RequestContext, parts: &Parts) -> ProxyError {
     }
 }
 
-/// The matching route's index and upstream path; the body is parsed only when a
-/// candidate route has body conditions.
-fn match_route(
-    snapshot: &Snapshot,
+/// The built-in LLM endpoint for this request (no explicit route matched it).
+fn llm_endpoint(
     ctx: &RequestContext,
     parts: &Parts,
-    body: &Bytes,
-    parsed: &mut Option<serde_json::Value>,
-) -> Result<Option<(usize, String)>, ProxyError> {
-    loop {
-        let view = parsed.as_ref().map_or(BodyView::NotLoaded, BodyView::Json);
-        match snapshot
-            .routes
-            .find(&parts.method, &ctx.path, &parts.headers, view)
-        {
-            MatchOutcome::Matched(m) => return Ok(Some((m.index(), m.upstream_path(&ctx.path)))),
-            MatchOutcome::NeedBody if parsed.is_none() => *parsed = Some(parse_json(body)?),
-            MatchOutcome::NeedBody | MatchOutcome::NotFound => return Ok(None),
-        }
-    }
-}
-
-/// No explicit route: the built-in LLM endpoints, if this is one of them.
-fn admit_llm(
-    state: &AppState,
-    ctx: &mut RequestContext,
-    parts: &Parts,
-    body: Bytes,
-    snapshot: Arc<Snapshot>,
-) -> Result<Admission, ProxyError> {
-    if ctx.key.is_none() {
-        return Err(ProxyError::MissingKey);
-    }
-    let endpoint = snapshot
+    snapshot: &Snapshot,
+) -> Result<Endpoint, ProxyError> {
+    snapshot
         .llm_endpoints
         .then(|| Endpoint::recognise(&parts.method, &ctx.path))
         .flatten()
-        .ok_or_else(|| no_route(ctx, parts))?;
+        .ok_or_else(|| no_route(ctx, parts))
+}
+
+/// The LLM endpoints need a key, and the key must be within its limits.
+fn admit_llm(
+    state: &AppState,
+    ctx: &mut RequestContext,
+    snapshot: &Snapshot,
+) -> Result<(), ProxyError> {
+    if ctx.key.is_none() {
+        return Err(ProxyError::MissingKey);
+    }
     ctx.route = Some(Arc::clone(&snapshot.llm_route));
     ctx.route_metrics = Some(Arc::clone(&snapshot.llm_metrics));
-    admit_rate(state, ctx)?;
-    Ok(Admission::Llm(endpoint, body, snapshot))
+    admit_rate(state, ctx)
 }
 
 /// The key's rate limits and concurrency cap (per instance, in memory).
@@ -291,10 +323,19 @@ fn authenticate(
     }
 }
 
-async fn read_body(state: &AppState, parts: &Parts, body: Body) -> Result<Bytes, ProxyError> {
-    let (limit, timeout) = {
+async fn read_body(
+    state: &AppState,
+    ctx: &mut RequestContext,
+    parts: &Parts,
+    body: Body,
+) -> Result<Bytes, ProxyError> {
+    let limits = {
         let cfg = state.inner().config.load();
-        (cfg.server.max_body_bytes, cfg.server.body_read_timeout)
+        BodyLimits {
+            max_bytes: cfg.server.max_body_bytes,
+            timeout: cfg.server.body_read_timeout,
+            inflight_max: cfg.server.max_inflight_body_bytes,
+        }
     };
     let content_length = match parts.headers.get(header::CONTENT_LENGTH) {
         Some(v) => Some(
@@ -305,7 +346,12 @@ async fn read_body(state: &AppState, parts: &Parts, body: Body) -> Result<Bytes,
         ),
         None => None,
     };
-    crate::request_body::read_body(body, content_length, limit, timeout).await
+    let (bytes, permit) =
+        crate::request_body::read_body(body, content_length, &limits, &state.inner().body_budget)
+            .await?;
+    ctx.request_bytes = bytes.len() as u64;
+    ctx.body_permit = permit;
+    Ok(bytes)
 }
 
 fn parse_json(body: &[u8]) -> Result<serde_json::Value, ProxyError> {
@@ -322,36 +368,49 @@ struct ModelProbe {
 }
 
 /// Read `model` and `stream` from a JSON body for the audit log and stream
-/// detection; skipped for non-JSON bodies.
+/// detection, and hold the key to its `allowed_models` when the body names one.
 fn probe_model(
     ctx: &mut RequestContext,
     parts: &Parts,
     body: &[u8],
     parsed: Option<&serde_json::Value>,
-) {
+) -> Result<(), ProxyError> {
+    let restricted = ctx
+        .key
+        .as_ref()
+        .is_some_and(|k| !k.allowed_models.is_empty());
     if let Some(v) = parsed {
         ctx.model = v.get("model").and_then(|m| m.as_str()).map(str::to_owned);
         ctx.stream_requested = v
             .get("stream")
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false);
-        return;
+    } else {
+        let is_json = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json"));
+        let looks_json = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        // Scanning a large body for `model` would cost more than the rest of the
+        // request; passthrough routes read it from small ones only, unless the
+        // key is limited to some models: then every body that may name one is read.
+        let probe = if restricted {
+            is_json || looks_json
+        } else {
+            is_json && !body.is_empty() && body.len() <= MODEL_PROBE_MAX_BYTES
+        };
+        if probe && let Ok(p) = serde_json::from_slice::<ModelProbe>(body) {
+            ctx.model = p.model;
+            ctx.stream_requested = p.stream.unwrap_or(false);
+        }
     }
-    let is_json = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
-    // Scanning a large body for `model` would cost more than the rest of the
-    // request; passthrough routes only read it from small ones.
-    if is_json
-        && !body.is_empty()
-        && body.len() <= MODEL_PROBE_MAX_BYTES
-        && let Ok(p) = serde_json::from_slice::<ModelProbe>(body)
+    if let (Some(key), Some(model)) = (&ctx.key, &ctx.model)
+        && !key.allows_model(model)
     {
-        ctx.model = p.model;
-        ctx.stream_requested = p.stream.unwrap_or(false);
+        return Err(ProxyError::ModelForbidden(model.clone()));
     }
+    Ok(())
 }
 
 fn add_fields(
@@ -391,7 +450,7 @@ async fn send(
         .ok_or_else(|| ProxyError::Internal("matched route has no runtime".into()))?;
     let deadline = tokio::time::Instant::from_std(ctx.started + rt.timeout.total);
     let plan = ForwardPlan {
-        target: Target::of_route(rt),
+        target: Target::of_route(rt, &parts.method),
         method: parts.method.clone(),
         upstream_path: admitted.upstream_path,
         query: ctx.query.clone(),
@@ -399,7 +458,10 @@ async fn send(
         body: admitted.body,
         deadline,
     };
-    let resp = forward(ctx, plan).await?;
+    let resp = forward(ctx, plan).await;
+    // The upstream has the body (or never will): its bytes leave the budget.
+    ctx.body_permit = None;
+    let resp = resp?;
     let capture = ctx.audit.bodies.then_some(ctx.audit.body_max_bytes);
     Ok((resp, rt.timeout.idle, deadline, capture))
 }

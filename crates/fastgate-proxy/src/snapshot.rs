@@ -78,6 +78,7 @@ pub struct RouteRuntime {
     pub add_body_fields: Option<serde_json::Map<String, serde_json::Value>>,
     pub timeout: TimeoutConfig,
     pub retries: u32,
+    pub retry_on: crate::retry::RetryStatuses,
     pub audit: RouteAuditConfig,
     pub auth: bool,
 }
@@ -253,6 +254,7 @@ fn build_route(
         add_body_fields: (!r.add_body_fields.is_empty()).then(|| r.add_body_fields.clone()),
         timeout: r.timeout,
         retries: r.retries,
+        retry_on: crate::retry::RetryStatuses::from_list(&r.retry_on),
         audit,
         auth: r.auth,
     })

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use arc_swap::ArcSwap;
 use fastgate_audit::{AuditRecord, AuditSender};
@@ -20,6 +20,38 @@ use crate::snapshot::{Snapshot, SnapshotError};
 /// Peer address of the connection, put on every request by the server.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
+
+/// Why the server cut a connection short, shared by the connection and its
+/// requests so an unfinished response's audit record can say why it ended.
+#[derive(Debug, Clone, Default)]
+pub struct ConnAbort(Arc<AtomicU8>);
+
+impl ConnAbort {
+    const NONE: u8 = 0;
+    const WRITE_TIMEOUT: u8 = 1;
+    const SHUTDOWN: u8 = 2;
+
+    /// The client accepted no byte for `server.write_timeout`.
+    pub fn write_timed_out(&self) {
+        self.0.store(Self::WRITE_TIMEOUT, Ordering::Relaxed);
+    }
+
+    /// The shutdown grace period ended with the response still running.
+    pub fn shut_down(&self) {
+        self.0.store(Self::SHUTDOWN, Ordering::Relaxed);
+    }
+
+    /// Why a response was cut, if the server cut it.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self.0.load(Ordering::Relaxed) {
+            Self::NONE => None,
+            Self::WRITE_TIMEOUT => {
+                Some("client stopped reading: no byte accepted within server.write_timeout")
+            }
+            _ => Some("aborted at shutdown: server.shutdown_grace ran out"),
+        }
+    }
+}
 
 /// What a reload swapped in.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -49,6 +81,8 @@ pub struct Inner {
     pub admin_token: Secret<String>,
     pub trusted_proxies: Vec<IpNet>,
     pub db_healthy: AtomicBool,
+    /// Request body bytes held by in-flight requests (`server.max_inflight_body_bytes`).
+    pub body_budget: crate::request_body::BodyBudget,
     /// The file the config came from, for reloads (`None`: built-in defaults).
     pub config_path: Option<PathBuf>,
 }
@@ -95,6 +129,7 @@ impl AppState {
                 admin_token: parts.admin_token,
                 trusted_proxies,
                 db_healthy: AtomicBool::new(true),
+                body_budget: crate::request_body::BodyBudget::default(),
                 config_path: parts.config_path,
             }),
         })

@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::response::{IntoResponse, Response};
 use fastgate_config::Config;
-use fastgate_proxy::{ClientProtocol, PeerAddr, ProxyError};
+use fastgate_proxy::{ClientProtocol, ConnAbort, PeerAddr, ProxyError};
 use http::header::{self, HeaderValue};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -19,6 +19,7 @@ use hyper_util::server::conn::auto::Builder;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -45,6 +46,9 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(config.server.max_connections.max(1)));
     let tracker = TaskTracker::new();
     let idle = config.server.idle_timeout;
+    let write_timeout = config.server.write_timeout;
+    // Fired when the shutdown grace period is over: cut what is still running.
+    let abort = CancellationToken::new();
     loop {
         let accepted = tokio::select! {
             () = cancel.cancelled() => break,
@@ -64,8 +68,11 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
+        let conn_abort = ConnAbort::default();
+        let signal = conn_abort.clone();
         let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
             req.extensions_mut().insert(PeerAddr(peer));
+            req.extensions_mut().insert(signal.clone());
             let router = router.clone();
             async move {
                 if let Some(reason) = bad_framing(req.headers()) {
@@ -75,9 +82,14 @@ pub async fn serve(
             }
         });
         let builder = Arc::clone(&builder);
-        let cancel = cancel.clone();
+        let signals = ConnSignals {
+            cancel: cancel.clone(),
+            abort: abort.clone(),
+            conn_abort,
+        };
         tracker.spawn(async move {
-            serve_connection(&builder, stream, service, idle, cancel).await;
+            let io = ActivityIo::new(stream, write_timeout, signals.conn_abort.clone());
+            serve_connection(&builder, io, service, idle, signals).await;
             drop(permit);
         });
     }
@@ -87,17 +99,31 @@ pub async fn serve(
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!(
             ?grace,
-            "shutdown grace period over; closing remaining connections"
+            "shutdown grace period over; aborting the requests still running"
         );
+        abort.cancel();
+        // Dropping a connection closes its audit records at once; this only
+        // waits for the tasks to notice.
+        let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
     }
+}
+
+/// How the server tells one connection to stop.
+struct ConnSignals {
+    /// Graceful: finish the current exchange, then close.
+    cancel: CancellationToken,
+    /// Immediate: the shutdown grace period is over.
+    abort: CancellationToken,
+    /// Why the connection was cut, seen by its requests.
+    conn_abort: ConnAbort,
 }
 
 async fn serve_connection<S>(
     builder: &Builder<TokioExecutor>,
-    stream: TcpStream,
+    io: ActivityIo,
     service: S,
     idle: Duration,
-    cancel: CancellationToken,
+    signals: ConnSignals,
 ) where
     S: hyper::service::Service<
             http::Request<Incoming>,
@@ -107,11 +133,8 @@ async fn serve_connection<S>(
         + 'static,
     S::Future: Send + 'static,
 {
-    let activity = Arc::new(AtomicU64::new(0));
-    let io = TokioIo::new(ActivityIo {
-        inner: stream,
-        activity: Arc::clone(&activity),
-    });
+    let activity = Arc::clone(&io.activity);
+    let io = TokioIo::new(io);
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
     // The first check is one idle period from now (awaiting an immediate first
@@ -127,9 +150,15 @@ async fn serve_connection<S>(
                 }
                 return;
             }
-            () = cancel.cancelled(), if !closing => {
+            () = signals.cancel.cancelled(), if !closing => {
                 conn.as_mut().graceful_shutdown();
                 closing = true;
+            }
+            () = signals.abort.cancelled() => {
+                // Dropping the connection drops its responses: their upstream
+                // requests are cancelled and their audit records closed.
+                signals.conn_abort.shut_down();
+                return;
             }
             _ = tick.tick(), if !closing => {
                 let now = activity.load(Ordering::Relaxed);
@@ -167,10 +196,65 @@ fn framing_error(reason: &'static str) -> Response {
 }
 
 /// The TCP stream, counting every read and write so the idle watchdog can tell
-/// a silent connection from a busy one.
+/// a silent connection from a busy one, and failing a write the client has not
+/// accepted a byte of for `write_timeout` (a client that stopped reading).
 struct ActivityIo {
     inner: TcpStream,
     activity: Arc<AtomicU64>,
+    write_timeout: Duration,
+    /// Armed while a write is blocked; created on the first block only.
+    stall: Option<Pin<Box<Sleep>>>,
+    stalled: bool,
+    conn_abort: ConnAbort,
+}
+
+impl ActivityIo {
+    fn new(inner: TcpStream, write_timeout: Duration, conn_abort: ConnAbort) -> Self {
+        Self {
+            inner,
+            activity: Arc::new(AtomicU64::new(0)),
+            write_timeout,
+            stall: None,
+            stalled: false,
+            conn_abort,
+        }
+    }
+
+    /// Count progress; on a blocked write, start (or check) the stall clock.
+    fn after_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<std::io::Result<usize>>,
+    ) -> Poll<std::io::Result<usize>> {
+        match result {
+            Poll::Pending => {
+                let deadline = tokio::time::Instant::now() + self.write_timeout;
+                if !self.stalled {
+                    self.stalled = true;
+                    match &mut self.stall {
+                        Some(sleep) => sleep.as_mut().reset(deadline),
+                        None => self.stall = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                    }
+                }
+                if let Some(sleep) = &mut self.stall
+                    && sleep.as_mut().poll(cx).is_ready()
+                {
+                    self.conn_abort.write_timed_out();
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "client accepted no byte within the write timeout",
+                    )));
+                }
+                Poll::Pending
+            }
+            Poll::Ready(Ok(n)) if n > 0 => {
+                self.stalled = false;
+                self.activity.fetch_add(1, Ordering::Relaxed);
+                Poll::Ready(Ok(n))
+            }
+            other => other,
+        }
+    }
 }
 
 impl AsyncRead for ActivityIo {
@@ -195,10 +279,7 @@ impl AsyncWrite for ActivityIo {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.fetch_add(1, Ordering::Relaxed);
-        }
-        result
+        self.after_write(cx, result)
     }
 
     fn poll_write_vectored(
@@ -207,10 +288,7 @@ impl AsyncWrite for ActivityIo {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.fetch_add(1, Ordering::Relaxed);
-        }
-        result
+        self.after_write(cx, result)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -74,6 +74,16 @@ fn server(s: &ServerConfig, r: &mut Report) {
     r.positive("server.header_read_timeout", s.header_read_timeout);
     r.positive("server.idle_timeout", s.idle_timeout);
     r.positive("server.body_read_timeout", s.body_read_timeout);
+    r.positive("server.write_timeout", s.write_timeout);
+    if s.max_inflight_body_bytes < s.max_body_bytes {
+        r.err(
+            "server.max_inflight_body_bytes",
+            format!(
+                "must be at least server.max_body_bytes ({})",
+                s.max_body_bytes
+            ),
+        );
+    }
     for (i, peer) in s.trusted_proxies.iter().enumerate() {
         if !is_ip_or_cidr(peer) {
             r.err(

@@ -43,6 +43,14 @@ pub(super) fn check(routes: &[RouteConfig], upstreams: &[UpstreamConfig], r: &mu
                 format!("at most {MAX_RETRIES}, got {}", route.retries),
             );
         }
+        for (j, status) in route.retry_on.iter().enumerate() {
+            if !(502..=504).contains(status) {
+                r.err(
+                    format!("{path}.retry_on[{j}]"),
+                    format!("only 502, 503 and 504 can be retried, got {status}"),
+                );
+            }
+        }
     }
 }
 

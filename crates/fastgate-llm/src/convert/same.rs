@@ -7,10 +7,9 @@ use crate::{LlmError, Protocol, RequestOptions, TranslatedRequest};
 
 pub(crate) fn request(
     protocol: Protocol,
-    body: &[u8],
+    mut v: Map<String, Value>,
     opts: &RequestOptions,
 ) -> Result<TranslatedRequest, LlmError> {
-    let mut v: Map<String, Value> = super::from_slice(body)?;
     let stream = v.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let client_wants_usage = v
         .get("stream_options")
@@ -47,11 +46,7 @@ pub(crate) fn request(
         // a Gemini body: the proxy knows it from the client's path (see `gemini_path`).
         Protocol::Gemini => super::openai_gemini::gemini_path(opts.upstream_model, false),
     };
-    let body = if protocol == Protocol::Gemini {
-        body.to_vec()
-    } else {
-        serde_json::to_vec(&v).map_err(LlmError::json)?
-    };
+    let body = serde_json::to_vec(&v).map_err(LlmError::json)?;
     Ok(TranslatedRequest {
         body,
         stream,

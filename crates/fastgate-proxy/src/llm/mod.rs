@@ -14,17 +14,18 @@ use std::sync::Arc;
 use axum::response::Response;
 use bytes::Bytes;
 use fastgate_config::UpstreamKind;
-use fastgate_llm::{Protocol, RequestOptions, estimate_request_tokens, translate_request};
+use fastgate_llm::{Protocol, RequestOptions, estimate_request_value, translate_request_value};
 use http::{Method, StatusCode, header, request::Parts};
 use http_body_util::Either;
 use hyper::body::Incoming;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::context::RequestContext;
 use crate::error::{ClientProtocol, ProxyError};
 use crate::forward::{ForwardPlan, Target, forward};
 use crate::handler::error_response;
 use crate::headers;
+use crate::retry::RetryPolicy;
 use crate::snapshot::Snapshot;
 use accounting::LlmAccounting;
 use mock::MockBody;
@@ -37,6 +38,8 @@ pub enum Endpoint {
     Embeddings,
     Responses,
     Models,
+    /// `GET /v1/models/{model}`: one model, if the key may use it.
+    Model,
     Messages,
     CountTokens,
 }
@@ -51,6 +54,9 @@ impl Endpoint {
             "/v1/messages" => Self::Messages,
             "/v1/messages/count_tokens" => Self::CountTokens,
             "/v1/models" => return (method == Method::GET).then_some(Self::Models),
+            p if p.len() > "/v1/models/".len() && p.starts_with("/v1/models/") => {
+                return (method == Method::GET).then_some(Self::Model);
+            }
             _ => return None,
         };
         (method == Method::POST).then_some(ep)
@@ -111,10 +117,14 @@ pub(crate) async fn handle(
             ctx.audit.body_max_bytes,
         ));
     }
-    if endpoint == Endpoint::Models {
-        return respond::models(ctx, &snapshot);
+    match endpoint {
+        Endpoint::Models => return respond::models(ctx, &snapshot),
+        Endpoint::Model => return respond::model(ctx, &snapshot),
+        _ => {}
     }
-    match dispatch(&mut ctx, parts, endpoint, &body, &snapshot).await {
+    let dispatched = dispatch(&mut ctx, parts, endpoint, &body, &snapshot).await;
+    ctx.body_permit = None;
+    match dispatched {
         Ok(Dispatched::Sent(sent)) => respond::relay(ctx, *sent).await,
         Ok(Dispatched::Local(value)) => respond::local_json(ctx, &value),
         Err(e) => error_response(ctx, e),
@@ -127,9 +137,14 @@ enum Dispatched {
     Local(Value),
 }
 
-/// Read `model` (and `stream`) and check the key may use the model.
-fn read_model(ctx: &mut RequestContext, body: &[u8]) -> Result<String, ProxyError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| ProxyError::BadJson(e.to_string()))?;
+/// Parse the client's body (the only time it is parsed), read `model` and
+/// `stream`, and check the key may use the model.
+fn read_request(
+    ctx: &mut RequestContext,
+    body: &[u8],
+) -> Result<(String, Map<String, Value>), ProxyError> {
+    let v: Map<String, Value> =
+        serde_json::from_slice(body).map_err(|e| ProxyError::BadJson(e.to_string()))?;
     let model = v
         .get("model")
         .and_then(Value::as_str)
@@ -142,7 +157,7 @@ fn read_model(ctx: &mut RequestContext, body: &[u8]) -> Result<String, ProxyErro
     {
         return Err(ProxyError::ModelForbidden(model));
     }
-    Ok(model)
+    Ok((model, v))
 }
 
 async fn dispatch(
@@ -153,26 +168,36 @@ async fn dispatch(
     snapshot: &Snapshot,
 ) -> Result<Dispatched, ProxyError> {
     let client_protocol = endpoint.client_protocol();
-    let model = read_model(ctx, body)?;
-    let candidates = snapshot.models.candidates(&model);
+    let (model, request) = read_request(ctx, body)?;
+    // Fallback groups this key may not use are never tried.
+    let key = ctx.key.clone();
+    let candidates = snapshot.models.candidates(&model, |group| {
+        key.as_ref().is_none_or(|k| k.allows_model(group))
+    });
     if candidates.is_empty() {
         return Err(ProxyError::ModelNotFound(model));
     }
     if endpoint == Endpoint::CountTokens && candidates[0].protocol() != Protocol::Anthropic {
-        let tokens = estimate_request_tokens(Protocol::Anthropic, body);
+        let tokens = estimate_request_value(Protocol::Anthropic, &Value::Object(request));
         return Ok(Dispatched::Local(
             serde_json::json!({ "input_tokens": tokens }),
         ));
     }
-    let prompt_estimate = estimate_request_tokens(client_protocol, body);
+    let mut request = Some(request);
     let mut last_err = None;
     for (i, dep) in candidates.iter().enumerate() {
         let is_last = i + 1 == candidates.len();
+        // The parsed body is cloned for a deployment that may fail, moved into the last.
+        let this_request = if is_last {
+            request.take().unwrap_or_default()
+        } else {
+            request.clone().unwrap_or_default()
+        };
         let upstream_protocol = dep.protocol();
         let req = match build_request(
             endpoint,
             upstream_protocol,
-            body,
+            this_request,
             dep,
             snapshot.default_max_tokens,
         ) {
@@ -205,7 +230,8 @@ async fn dispatch(
                     forced_usage: req.forced_usage,
                     accounting: LlmAccounting {
                         price,
-                        prompt_estimate,
+                        request: body.clone(),
+                        protocol: client_protocol,
                     },
                 })));
             }
@@ -218,16 +244,12 @@ async fn dispatch(
 }
 
 fn failover_status(status: StatusCode) -> bool {
-    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+    RetryPolicy::Llm.retries_status(status)
 }
 
+/// The next deployment is tried only when this one provably never saw the request.
 fn failover_error(e: &ProxyError) -> bool {
-    matches!(
-        e,
-        ProxyError::UpstreamConnect { .. }
-            | ProxyError::UpstreamTimeout { .. }
-            | ProxyError::UpstreamFailed { .. }
-    )
+    e.is_unsent_upstream_failure()
 }
 
 /// The request for one deployment, in its upstream's protocol.
@@ -241,7 +263,7 @@ struct UpstreamRequest {
 fn build_request(
     endpoint: Endpoint,
     upstream: Protocol,
-    body: &[u8],
+    body: Map<String, Value>,
     dep: &DeploymentRuntime,
     default_max_tokens: u32,
 ) -> Result<UpstreamRequest, ProxyError> {
@@ -252,7 +274,7 @@ fn build_request(
                 default_max_tokens,
                 force_openai_stream_usage: upstream == Protocol::OpenAi,
             };
-            let t = translate_request(endpoint.client_protocol(), upstream, body, &opts)
+            let t = translate_request_value(endpoint.client_protocol(), upstream, body, &opts)
                 .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
             let forced = upstream == Protocol::OpenAi && t.stream;
             (t.body, t.path, t.client_wants_usage, forced)
@@ -277,6 +299,7 @@ fn build_request(
         ),
     };
     if let Some(fields) = &dep.add_body_fields {
+        // Our own output, read back only when the deployment adds fields.
         let mut v: Value =
             serde_json::from_slice(&out).map_err(|e| ProxyError::Internal(e.to_string()))?;
         if let Some(obj) = v.as_object_mut() {
@@ -294,12 +317,9 @@ fn build_request(
     })
 }
 
-fn rewrite_model(body: &[u8], model: &str) -> Result<Vec<u8>, ProxyError> {
-    let mut v: Value =
-        serde_json::from_slice(body).map_err(|e| ProxyError::BadJson(e.to_string()))?;
-    let obj = v.as_object_mut().ok_or(ProxyError::BodyNotObject)?;
-    obj.insert("model".into(), Value::String(model.to_string()));
-    serde_json::to_vec(&v).map_err(|e| ProxyError::Internal(e.to_string()))
+fn rewrite_model(mut body: Map<String, Value>, model: &str) -> Result<Vec<u8>, ProxyError> {
+    body.insert("model".into(), Value::String(model.to_string()));
+    serde_json::to_vec(&body).map_err(|e| ProxyError::Internal(e.to_string()))
 }
 
 async fn send(
@@ -333,6 +353,7 @@ async fn send(
             add_headers: &dep.add_headers,
             timeout: dep.timeout,
             retries: dep.retries,
+            retry: RetryPolicy::Llm,
         },
         method: Method::POST,
         upstream_path: req.path.clone(),

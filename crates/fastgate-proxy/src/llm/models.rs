@@ -173,8 +173,13 @@ impl ModelTable {
     }
 
     /// Deployments to try for `model`, in order: the group's deployments in a
-    /// weighted random order, then each fallback group's (each group once).
-    pub fn candidates(&self, model: &str) -> Vec<Arc<DeploymentRuntime>> {
+    /// weighted random order, then each fallback group's (each group once) that
+    /// `may_use` allows (a key's `allowed_models` holds on fallbacks too).
+    pub fn candidates(
+        &self,
+        model: &str,
+        may_use: impl Fn(&str) -> bool,
+    ) -> Vec<Arc<DeploymentRuntime>> {
         let mut out = Vec::new();
         let mut visited: Vec<&str> = Vec::new();
         let mut queue: Vec<&str> = vec![model];
@@ -187,6 +192,9 @@ impl ModelTable {
             let Some(group) = self.by_name.get(name) else {
                 continue;
             };
+            if name != model && !may_use(name) {
+                continue;
+            }
             out.extend(weighted_order(&group.deployments));
             queue.extend(group.fallbacks.iter().map(String::as_str));
         }

@@ -85,6 +85,24 @@ pub(super) fn models(ctx: RequestContext, snapshot: &Snapshot) -> Response {
     local_json(ctx, &list)
 }
 
+/// `GET /v1/models/{model}`: the model object; 403 when the key may not use
+/// it, 404 when no such group exists.
+pub(super) fn model(mut ctx: RequestContext, snapshot: &Snapshot) -> Response {
+    let name = ctx.path["/v1/models/".len()..].to_string();
+    ctx.model = Some(name.clone());
+    if !snapshot.models.by_name.contains_key(&name) {
+        return error_response(ctx, ProxyError::ModelNotFound(name));
+    }
+    if let Some(key) = &ctx.key
+        && !key.allows_model(&name)
+    {
+        return error_response(ctx, ProxyError::ModelForbidden(name));
+    }
+    let list = openai_model_list(&[(name.as_str(), "fastgate")], ctx.request_time.timestamp());
+    let object = list["data"][0].clone();
+    local_json(ctx, &object)
+}
+
 pub(super) async fn relay(ctx: RequestContext, sent: Sent) -> Response {
     let status = sent.resp.status();
     let is_sse = sent
