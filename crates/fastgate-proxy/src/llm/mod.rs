@@ -102,11 +102,13 @@ pub(crate) async fn handle(
     body: Bytes,
     snapshot: Arc<Snapshot>,
 ) -> Response {
-    let client_protocol = endpoint.client_protocol();
-    ctx.protocol = match client_protocol {
-        Protocol::Anthropic => ClientProtocol::Anthropic,
-        _ => ClientProtocol::OpenAi,
-    };
+    // Model lookups are shared by both protocols: keep the detected error shape.
+    if !matches!(endpoint, Endpoint::Models | Endpoint::Model) {
+        ctx.protocol = match endpoint.client_protocol() {
+            Protocol::Anthropic => ClientProtocol::Anthropic,
+            _ => ClientProtocol::OpenAi,
+        };
+    }
     ctx.audit = snapshot.llm_audit;
     if ctx.audit.headers {
         ctx.request_headers = Some(headers::redacted_json(&parts.headers));

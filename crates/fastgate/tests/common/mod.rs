@@ -102,8 +102,14 @@ impl Harness {
                 (url, Some((base, schema)))
             }
         };
+        // A test may set its own body limit in `server_extra`.
+        let body_limit = if server_extra.contains("max_body_bytes") {
+            ""
+        } else {
+            ", max_body_bytes: 65536"
+        };
         let full = format!(
-            "server: {{ listen: \"127.0.0.1:0\", max_body_bytes: 65536{server_extra} }}\n\
+            "server: {{ listen: \"127.0.0.1:0\"{body_limit}{server_extra} }}\n\
              database: {{ url: \"{database_url}\" }}\n\
              admin: {{ token: \"{ADMIN_TOKEN}\" }}\n\
              data_dir: \"{}\"\n\
