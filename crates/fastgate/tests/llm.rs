@@ -16,7 +16,7 @@ upstreams:
   - { name: oai, kind: openai, base_url: "{MOCK}", credentials: [ { name: o1, key: "sk-openai-secret" } ] }
   - { name: ant, kind: anthropic, base_url: "{MOCK}", credentials: [ { name: a1, key: "sk-ant-secret" } ],
       timeout: { first_byte: 5s, idle: 5s }, retries: 0 }
-  - { name: dead, kind: openai, base_url: "http://127.0.0.1:9", credentials: [ { name: d1, key: "sk-dead" } ] }
+  - { name: dead, kind: openai, base_url: "{DEAD}", credentials: [ { name: d1, key: "sk-dead" } ] }
   - { name: builtin, kind: mock }
 models:
   - name: gpt

@@ -138,9 +138,8 @@ routes:
   - { name: dead, match: { path: "/dead" }, upstream: dead }
   - { name: slow, match: { path: "/slow" }, upstream: mock, target_path: "/echo/slow",
       timeout: { first_byte: 300ms } }
-"#
-    .replace("{DEAD}", &common::dead_url());
-    let h = Harness::start(backend, &yaml).await;
+"#;
+    let h = Harness::start(backend, yaml).await;
     let key = h.key().await;
     let (_, limited) = h
         .create_key(json!({ "name": "limited", "allowed_routes": ["chat"] }))

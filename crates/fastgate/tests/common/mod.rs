@@ -99,7 +99,8 @@ pub struct Harness {
     pg_schema: Option<(String, String)>,
 }
 
-/// Routes used by most tests; `{MOCK}` is replaced by the mock's URL.
+/// Routes used by most tests. In every YAML given to the harness, `{MOCK}` is
+/// replaced by the mock's URL and `{DEAD}` by a URL where nothing listens.
 pub const DEFAULT_ROUTES: &str = r#"
 upstreams:
   - name: mock
@@ -190,7 +191,8 @@ impl Harness {
              data_dir: \"{}\"\n\
              audit: {{ flush_interval: 20ms }}\n{}",
             dir.path().display(),
-            yaml.replace("{MOCK}", &mock.url()),
+            yaml.replace("{MOCK}", &mock.url())
+                .replace("{DEAD}", &dead_url()),
             server_extra = if server_extra.is_empty() {
                 String::new()
             } else {
@@ -225,7 +227,11 @@ impl Harness {
             .collect();
         std::fs::write(
             &file,
-            format!("{head}{}", yaml.replace("{MOCK}", &self.mock.url())),
+            format!(
+                "{head}{}",
+                yaml.replace("{MOCK}", &self.mock.url())
+                    .replace("{DEAD}", &dead_url())
+            ),
         )
         .unwrap();
     }
