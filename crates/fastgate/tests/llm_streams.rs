@@ -28,7 +28,8 @@ models:
 /// How long a test waits for an event the gateway should pass on now.
 const SOON: Duration = Duration::from_secs(5);
 
-type Body = std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+type Body =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
 
 /// An open stream: the response body and the events parsed so far.
 struct Open {
@@ -39,7 +40,13 @@ struct Open {
 }
 
 impl Open {
-    async fn start(h: &Harness, key: &str, anthropic_client: bool, body: Value, headers: &[(&str, &str)]) -> Open {
+    async fn start(
+        h: &Harness,
+        key: &str,
+        anthropic_client: bool,
+        body: Value,
+        headers: &[(&str, &str)],
+    ) -> Open {
         let mut rb = if anthropic_client {
             h.http
                 .post(h.url("/v1/messages"))
@@ -72,7 +79,9 @@ impl Open {
         while !pred(&self.events) {
             let chunk = tokio::time::timeout(SOON, self.body.next())
                 .await
-                .unwrap_or_else(|_| panic!("{what}: nothing within {SOON:?}; got {:?}", self.events))
+                .unwrap_or_else(|_| {
+                    panic!("{what}: nothing within {SOON:?}; got {:?}", self.events)
+                })
                 .unwrap_or_else(|| panic!("{what}: stream ended; got {:?}", self.events))
                 .unwrap();
             self.events.extend(self.parser.feed(&chunk));
@@ -90,7 +99,10 @@ impl Open {
     }
 
     fn names(&self) -> Vec<&str> {
-        self.events.iter().filter_map(|e| e.event.as_deref()).collect()
+        self.events
+            .iter()
+            .filter_map(|e| e.event.as_deref())
+            .collect()
     }
 }
 
@@ -121,12 +133,15 @@ async fn openai_client_anthropic_upstream_is_incremental(backend: Backend) {
     // The mock sends message_start … 5 text deltas, then holds the last 3 events.
     let mut s = Open::start(&h, &key, false, chat(true), &[("x-mock-hold", "oa")]).await;
     s.read_until("the 5 translated tokens", |e| {
-        openai_text(&e.iter().filter_map(SseEvent::json).collect::<Vec<_>>()) == "tok0 tok1 tok2 tok3 tok4 "
+        openai_text(&e.iter().filter_map(SseEvent::json).collect::<Vec<_>>())
+            == "tok0 tok1 tok2 tok3 tok4 "
     })
     .await;
     assert_eq!(h.mock.chunks_sent(), 8, "the mock still holds the rest");
     assert!(
-        s.json().iter().all(|c| c["choices"][0]["finish_reason"].is_null()),
+        s.json()
+            .iter()
+            .all(|c| c["choices"][0]["finish_reason"].is_null()),
         "no finish before the upstream's: {:?}",
         s.events
     );
@@ -162,7 +177,8 @@ async fn anthropic_client_openai_upstream_is_incremental(backend: Backend) {
     // The mock sends the role chunk and 5 tokens, then holds finish, usage, [DONE].
     let mut s = Open::start(&h, &key, true, body, &[("x-mock-hold", "ao")]).await;
     s.read_until("the 5 translated tokens", |e| {
-        anthropic_text(&e.iter().filter_map(SseEvent::json).collect::<Vec<_>>()) == "tok0 tok1 tok2 tok3 tok4 "
+        anthropic_text(&e.iter().filter_map(SseEvent::json).collect::<Vec<_>>())
+            == "tok0 tok1 tok2 tok3 tok4 "
     })
     .await;
     assert_eq!(h.mock.chunks_sent(), 6, "the mock still holds the rest");
@@ -199,8 +215,16 @@ async fn disconnect_mid_translated_stream_cancels_upstream(backend: Backend) {
         let mut body = chat(true);
         body["model"] = json!(model);
         let gate = format!("never-{n}");
-        let mut s = Open::start(&h, &key, anthropic_client, body, &[("x-mock-hold", gate.as_str())]).await;
-        s.read_until("a first translated event", |e| !e.is_empty()).await;
+        let mut s = Open::start(
+            &h,
+            &key,
+            anthropic_client,
+            body,
+            &[("x-mock-hold", gate.as_str())],
+        )
+        .await;
+        s.read_until("a first translated event", |e| !e.is_empty())
+            .await;
         drop(s.body);
         assert!(
             h.mock
@@ -255,7 +279,11 @@ async fn stream_audit_has_ttfb_exact_chunks_and_cost(backend: Backend) {
     assert_eq!(rec.stream_chunks, 9);
     let ttfb = rec.ttfb_ms.expect("ttfb_ms");
     assert!(ttfb >= 50.0, "ttfb {ttfb} ms, the head came after 50 ms");
-    assert!(ttfb <= rec.duration_ms, "ttfb {ttfb} > duration {}", rec.duration_ms);
+    assert!(
+        ttfb <= rec.duration_ms,
+        "ttfb {ttfb} > duration {}",
+        rec.duration_ms
+    );
     assert!(
         rec.duration_ms >= ttfb + 60.0,
         "the stream lasted 9 gaps of 10 ms after the head: {} vs {ttfb}",

@@ -191,7 +191,11 @@ async fn sighup_reloads_and_sigterm_finishes_the_stream_in_flight() {
         .as_str()
         .unwrap()
         .to_string();
-    let get_new = || http.get(format!("{}/new/x", gw.url)).bearer_auth(&key).send();
+    let get_new = || {
+        http.get(format!("{}/new/x", gw.url))
+            .bearer_auth(&key)
+            .send()
+    };
     let resp = get_new().await.unwrap();
     assert_eq!(resp.status(), 404);
     assert_eq!(
@@ -275,7 +279,11 @@ async fn sighup_reloads_and_sigterm_finishes_the_stream_in_flight() {
     {
         events.extend(parser.feed(&chunk.unwrap()));
     }
-    assert_eq!(events.len(), 8, "role, 5 tokens, finish, [DONE]: {events:?}");
+    assert_eq!(
+        events.len(),
+        8,
+        "role, 5 tokens, finish, [DONE]: {events:?}"
+    );
     assert!(events.last().unwrap().is_done());
     let status = gw.wait_exit().await;
     assert_eq!(status.code(), Some(0), "{}", gw.output());
