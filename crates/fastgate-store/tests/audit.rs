@@ -1,3 +1,7 @@
+//! Test bodies run once per backend (`both_backends!`), so they are not `#[test]`
+//! functions themselves: allow what tests may do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use chrono::Duration;
