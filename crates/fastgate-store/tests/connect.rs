@@ -1,6 +1,10 @@
+//! Test bodies run once per backend (`both_backends!`), so they are not `#[test]`
+//! functions themselves: allow what tests may do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
-use common::{at, audit, each_backend, key};
+use common::{at, audit, key};
 use fastgate_store::{AuditFilter, Store, StoreError};
 
 #[tokio::test]
@@ -57,34 +61,31 @@ async fn memory_stores_are_private_and_shared_by_the_pool() {
     }
 }
 
-#[tokio::test]
-async fn concurrent_writers() {
-    each_backend(|store: Store| async move {
-        let tasks: Vec<_> = (0..8)
-            .map(|t| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    for i in 0..10 {
-                        let rows = [audit(&format!("c{t}-{i}"), at(i))];
-                        store.insert_audit_batch(&rows).await?;
-                        store.insert_key(&key(&format!("key-{t}-{i}"))).await?;
-                    }
-                    Ok::<_, StoreError>(())
-                })
+async fn concurrent_writers(store: Store) {
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..10 {
+                    let rows = [audit(&format!("c{t}-{i}"), at(i))];
+                    store.insert_audit_batch(&rows).await?;
+                    store.insert_key(&key(&format!("key-{t}-{i}"))).await?;
+                }
+                Ok::<_, StoreError>(())
             })
-            .collect();
-        for t in tasks {
-            t.await.unwrap().unwrap();
-        }
-        assert_eq!(
-            store.count_audit(&AuditFilter::default()).await.unwrap(),
-            80
-        );
-        assert_eq!(store.keys_version().await.unwrap().count, 80);
-        assert_eq!(store.keys_version().await.unwrap().changes, 80);
-    })
-    .await;
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        store.count_audit(&AuditFilter::default()).await.unwrap(),
+        80
+    );
+    assert_eq!(store.keys_version().await.unwrap().count, 80);
+    assert_eq!(store.keys_version().await.unwrap().changes, 80);
 }
+both_backends!(concurrent_writers);
 
 /// Every store future is `Send`, so callers can `tokio::spawn` them.
 #[expect(dead_code, reason = "compile-time check only")]

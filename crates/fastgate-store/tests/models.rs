@@ -1,6 +1,8 @@
 //! Model groups stored through the admin API, on SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use fastgate_store::Store;
 
 async fn exercise(store: &Store) {
@@ -36,24 +38,7 @@ async fn exercise(store: &Store) {
     assert!(store.list_model_groups().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn model_groups_sqlite() {
-    let store = Store::connect("sqlite::memory:", 1).await.unwrap();
+async fn model_groups(store: Store) {
     exercise(&store).await;
 }
-
-#[tokio::test]
-async fn model_groups_postgres() {
-    let Some(url) = fastgate_store::testing::pg_test_url() else {
-        eprintln!("skipping postgres: FASTGATE_TEST_PG_URL unset");
-        return;
-    };
-    let (store, schema) = fastgate_store::testing::connect_isolated_pg(&url)
-        .await
-        .unwrap();
-    exercise(&store).await;
-    store.close().await;
-    fastgate_store::testing::drop_isolated_pg(&url, &schema)
-        .await
-        .unwrap();
-}
+both_backends!(model_groups);

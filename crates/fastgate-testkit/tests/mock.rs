@@ -36,8 +36,14 @@ async fn try_send(
     for (n, v) in headers {
         b = b.header(*n, *v);
     }
-    c.request(b.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
-        .await
+    // Bounded: a mock that never answers fails the test (tests of hangs wrap
+    // this in a shorter timeout of their own).
+    tokio::time::timeout(
+        T,
+        c.request(b.body(Full::new(Bytes::from(body.to_owned()))).unwrap()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no answer from the mock within {T:?}"))
 }
 
 async fn send(
@@ -53,7 +59,11 @@ async fn send(
 }
 
 async fn text(resp: Response<Incoming>) -> String {
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let bytes = tokio::time::timeout(T, resp.into_body().collect())
+        .await
+        .unwrap_or_else(|_| panic!("body not complete within {T:?}"))
+        .unwrap()
+        .to_bytes();
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 

@@ -170,13 +170,48 @@ async fn logs_filter_and_page(backend: Backend) {
 }
 both_backends!(logs_filter_and_page, logs_filter_and_page);
 
+/// The value of the series `name{labels}` in Prometheus text (labels exactly as
+/// rendered), or `None` when absent.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 async fn health_and_metrics(backend: Backend) {
-    let h = Harness::start(backend, DEFAULT_ROUTES).await;
+    // Metrics are process-wide and tests run in parallel: a route name of its own.
+    let route = format!("metrics-{backend:?}").to_lowercase();
+    let yaml = format!(
+        r#"
+upstreams:
+  - {{ name: mock, kind: openai, base_url: "{{MOCK}}", credentials: [ {{ name: k1, key: "sk-1" }} ] }}
+routes:
+  - {{ name: {route}, match: {{ path: "/v1/chat/completions", methods: [POST] }}, upstream: mock }}
+"#
+    );
+    let h = Harness::start(backend, &yaml).await;
     let resp = h.http.get(h.url("/health")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["database"], "ok");
     let key = h.key().await;
+    for _ in 0..2 {
+        let resp = h
+            .http
+            .post(h.url("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let _ = resp.bytes().await.unwrap();
+    }
+    h.mock.enqueue(fastgate_testkit::MockReply::error(503));
     let resp = h
         .http
         .post(h.url("/v1/chat/completions"))
@@ -185,30 +220,41 @@ async fn health_and_metrics(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
-    let text = h
-        .http
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for name in [
-        "fastgate_requests_total{route=\"chat\",status=\"200\"}",
-        "fastgate_request_duration_seconds_bucket",
-        "fastgate_upstream_ttfb_seconds_bucket",
-        "fastgate_requests_in_flight",
-        "fastgate_audit_queue_depth",
-    ] {
-        assert!(text.contains(name), "missing {name}");
+    assert_eq!(resp.status(), 503);
+    let _ = resp.bytes().await.unwrap();
+    let text = h.metrics().await;
+    let series = |s: &str| metric(&text, &s.replace("ROUTE", &route));
+    assert_eq!(
+        series(r#"fastgate_requests_total{route="ROUTE",status="200"}"#),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(r#"fastgate_requests_total{route="ROUTE",status="503"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(r#"fastgate_request_duration_seconds_count{route="ROUTE"}"#),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(r#"fastgate_upstream_ttfb_seconds_count{route="ROUTE"}"#),
+        Some(3.0),
+        "{text}"
+    );
+    for name in ["fastgate_requests_in_flight", "fastgate_audit_queue_depth"] {
+        let v = metric(&text, name).unwrap_or_else(|| panic!("missing {name}: {text}"));
+        assert!(v >= 0.0, "{name} {v}");
     }
     assert!(!text.contains(&key));
     // Database gone: health says so.
     h.server().state.store().close().await;
     let resp = h.http.get(h.url("/health")).send().await.unwrap();
     assert_eq!(resp.status(), 503);
+    let v: Value = resp.json().await.unwrap();
+    assert_ne!(v["database"], "ok", "{v}");
     h.stop().await;
 }
 both_backends!(health_and_metrics, health_and_metrics);
@@ -217,6 +263,7 @@ async fn model_groups_through_the_admin_api(backend: Backend) {
     let yaml = r#"
 upstreams:
   - { name: builtin, kind: mock }
+  - { name: oai, kind: openai, base_url: "{MOCK}", credentials: [ { name: o1, key: "sk-oai" } ] }
 models:
   - { name: from-file, deployments: [ { upstream: builtin, model: m0 } ] }
 "#;
@@ -300,8 +347,13 @@ models:
             ("team-model".into(), "api".into())
         ]
     );
-    // Replace, then delete.
-    let updated = json!({ "name": "team-model", "deployments": [ { "upstream": "builtin", "model": "m2" } ], "fallbacks": ["from-file"] });
+    // Replace (now served by the mock upstream under another model name), then delete.
+    assert_eq!(
+        h.mock.request_count(),
+        0,
+        "the built-in mock answered so far"
+    );
+    let updated = json!({ "name": "team-model", "deployments": [ { "upstream": "oai", "model": "m2-upstream" } ], "fallbacks": ["from-file"] });
     let resp = admin(
         reqwest::Method::PUT,
         "/admin/api/models/team-model",
@@ -310,6 +362,29 @@ models:
     .await
     .unwrap();
     assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["name"], "team-model");
+    assert_eq!(v["source"], "api");
+    assert_eq!(v["deployments"][0]["upstream"], "oai");
+    assert_eq!(v["deployments"][0]["model"], "m2-upstream");
+    assert_eq!(v["fallbacks"], json!(["from-file"]));
+    let list: Value = h.admin_get("/admin/api/models").await.json().await.unwrap();
+    let stored = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "team-model")
+        .unwrap();
+    assert_eq!(stored["deployments"].as_array().unwrap().len(), 1);
+    assert_eq!(stored["deployments"][0]["model"], "m2-upstream");
+    assert_eq!(stored["fallbacks"], json!(["from-file"]));
+    // The replacement serves at once: the request reaches the new deployment.
+    assert_eq!(chat("team-model").await, 200);
+    assert_eq!(h.mock.request_count(), 1);
+    let seen = h.mock.last_request().unwrap();
+    assert_eq!(seen.path_only(), "/v1/chat/completions");
+    assert_eq!(seen.json().unwrap()["model"], "m2-upstream");
+    assert_eq!(seen.header("authorization"), Some("Bearer sk-oai"));
     let resp = admin(
         reqwest::Method::DELETE,
         "/admin/api/models/team-model",

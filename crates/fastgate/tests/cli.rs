@@ -10,12 +10,15 @@ use std::time::{Duration, Instant};
 use common::{Backend, DEFAULT_ROUTES, Harness};
 use serde_json::Value;
 
+/// Runs the binary; a command that does not finish within 30 s fails the test
+/// (e.g. `serve` accepting a configuration it should refuse).
 fn fastgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fastgate"))
-        .args(args)
-        .env_remove("FASTGATE_CONFIG")
-        .output()
-        .unwrap()
+    common::run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_fastgate"))
+            .args(args)
+            .env_remove("FASTGATE_CONFIG"),
+        Duration::from_secs(30),
+    )
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -27,13 +30,16 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 #[test]
 fn check_accepts_valid_and_rejects_invalid_with_field_path() {
     let dir = tempfile::tempdir().unwrap();
+    let dead = common::dead_url();
     let good = write(
         dir.path(),
         "good.yaml",
-        r#"
-upstreams: [ { name: up, kind: openai, base_url: "http://127.0.0.1:9000" } ]
-routes: [ { name: r, match: { path: "/v1/*" }, upstream: up } ]
-"#,
+        &format!(
+            r#"
+upstreams: [ {{ name: up, kind: openai, base_url: "{dead}" }} ]
+routes: [ {{ name: r, match: {{ path: "/v1/*" }}, upstream: up }} ]
+"#
+        ),
     );
     let out = fastgate(&["check", "--config", &good]);
     assert!(
@@ -43,26 +49,35 @@ routes: [ { name: r, match: { path: "/v1/*" }, upstream: up } ]
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 route"));
 
+    let upstream = format!("upstreams: [ {{ name: up, kind: http, base_url: \"{dead}\" }} ]\n");
     let cases = [
-        ("unknown-field", "server: { listn: \"x\" }\n", "server"),
+        (
+            "unknown-field",
+            "server: { listn: \"x\" }\n".to_string(),
+            "server",
+        ),
         (
             "missing-upstream",
-            "routes: [ { name: r, match: { path: \"/a\" }, upstream: nope } ]\n",
+            "routes: [ { name: r, match: { path: \"/a\" }, upstream: nope } ]\n".to_string(),
             "routes[0].upstream",
         ),
         (
             "bad-pattern",
-            "upstreams: [ { name: up, kind: http, base_url: \"http://127.0.0.1:1\" } ]\nroutes: [ { name: r, match: { path: \"/a/**/b\" }, upstream: up } ]\n",
+            format!(
+                "{upstream}routes: [ {{ name: r, match: {{ path: \"/a/**/b\" }}, upstream: up }} ]\n"
+            ),
             "routes[0].match.path",
         ),
         (
             "bad-duration",
-            "upstreams: [ { name: up, kind: http, base_url: \"http://127.0.0.1:1\" } ]\nroutes: [ { name: r, match: { path: \"/a\" }, upstream: up, timeout: { connect: 5 parsecs } } ]\n",
+            format!(
+                "{upstream}routes: [ {{ name: r, match: {{ path: \"/a\" }}, upstream: up, timeout: {{ connect: 5 parsecs }} }} ]\n"
+            ),
             "routes[0].timeout.connect",
         ),
     ];
     for (name, yaml, path) in cases {
-        let file = write(dir.path(), &format!("{name}.yaml"), yaml);
+        let file = write(dir.path(), &format!("{name}.yaml"), &yaml);
         let out = fastgate(&["check", "--config", &file]);
         assert_eq!(out.status.code(), Some(2), "{name}");
         let err = String::from_utf8_lossy(&out.stderr);
@@ -83,14 +98,17 @@ fn version_prints() {
 #[test]
 fn routes_test_explains_the_match() {
     let dir = tempfile::tempdir().unwrap();
+    let dead = common::dead_url();
     let cfg = write(
         dir.path(),
         "r.yaml",
-        r#"
-upstreams: [ { name: up, kind: http, base_url: "http://127.0.0.1:9000/base" } ]
+        &format!(
+            r#"
+upstreams: [ {{ name: up, kind: http, base_url: "{dead}/base" }} ]
 routes:
-  - { name: users, match: { path: "/user/{id}" }, upstream: up, target_path: "/v2/users/{id}" }
-"#,
+  - {{ name: users, match: {{ path: "/user/{{id}}" }}, upstream: up, target_path: "/v2/users/{{id}}" }}
+"#
+        ),
     );
     let out = fastgate(&[
         "routes",
@@ -105,7 +123,7 @@ routes:
     assert_eq!(v["route"], "users");
     assert_eq!(
         v["target_url"],
-        "http://127.0.0.1:9000/base/v2/users/42?x=1"
+        format!("{dead}/base/v2/users/42?x=1").as_str()
     );
 }
 

@@ -31,7 +31,7 @@ async fn defaults_generate_a_private_admin_token_once() {
         assert_eq!(mode, 0o600);
     }
     assert!(dir.path().join("fastgate.db").exists());
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let resp = client
         .get(format!("{}/health", server.url()))
         .send()

@@ -16,8 +16,9 @@ upstreams:
   - { name: oai, kind: openai, base_url: "{MOCK}", credentials: [ { name: o1, key: "sk-openai-secret" } ] }
   - { name: ant, kind: anthropic, base_url: "{MOCK}", credentials: [ { name: a1, key: "sk-ant-secret" } ],
       timeout: { first_byte: 5s, idle: 5s }, retries: 0 }
-  - { name: dead, kind: openai, base_url: "http://127.0.0.1:9", credentials: [ { name: d1, key: "sk-dead" } ] }
+  - { name: dead, kind: openai, base_url: "{DEAD}", credentials: [ { name: d1, key: "sk-dead" } ] }
   - { name: builtin, kind: mock }
+  - { name: flaky, kind: openai, base_url: "{MOCK}", credentials: [ { name: f1, key: "sk-flaky" } ], retries: 0 }
 models:
   - name: gpt
     deployments: [ { upstream: oai, model: gpt-4o-upstream } ]
@@ -25,8 +26,10 @@ models:
   - name: claude
     deployments: [ { upstream: ant, model: claude-upstream } ]
   - name: failover
+    deployments: [ { upstream: flaky, model: flaky-upstream } ]
+    fallbacks: [ deadgroup, gpt ]
+  - name: deadgroup
     deployments: [ { upstream: dead, model: x } ]
-    fallbacks: [ gpt ]
   - name: demo
     deployments: [ { upstream: builtin, model: mock-1 } ]
   - name: emb
@@ -398,7 +401,9 @@ async fn models_permissions_fallbacks_and_mock(backend: Backend) {
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
     assert_eq!(h.mock.request_count(), before);
 
-    // The dead deployment fails over to the fallback group.
+    // Fallbacks in order: the failing deployment (503), then the group whose
+    // upstream is unreachable, then `gpt`, which answers.
+    h.mock.fail_key("sk-flaky", MockReply::error(503));
     let key = h.key().await;
     let resp = post(
         &h,
@@ -408,12 +413,38 @@ async fn models_permissions_fallbacks_and_mock(backend: Backend) {
     )
     .await;
     assert_eq!(resp.status(), 200);
+    let id = rid(&resp);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["model"], "failover");
     assert_eq!(
-        h.mock.last_request().unwrap().json().unwrap()["model"],
-        "gpt-4o-upstream"
+        v["choices"][0]["message"]["content"],
+        "tok0 tok1 tok2 tok3 tok4 "
     );
+    let seen: Vec<(String, String)> = h.mock.requests()[before..]
+        .iter()
+        .map(|r| {
+            (
+                r.json().unwrap()["model"].as_str().unwrap().to_string(),
+                r.header("authorization").unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("flaky-upstream".to_string(), "Bearer sk-flaky".to_string()),
+            (
+                "gpt-4o-upstream".to_string(),
+                "Bearer sk-openai-secret".to_string()
+            ),
+        ],
+        "one attempt on the failing deployment, then the fallback that answered"
+    );
+    let rec = h.audit_of(&id).await;
+    assert_eq!(rec.status_code, 200);
+    assert_eq!(rec.model.as_deref(), Some("failover"));
+    assert_eq!(rec.upstream.as_deref(), Some("oai"), "{rec:?}");
+    assert_eq!(rec.credential.as_deref(), Some("o1"), "{rec:?}");
     h.stop().await;
 }
 both_backends!(

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{Backend, DEFAULT_ROUTES, Harness};
 use fastgate_testkit::MockReply;
 use serde_json::{Value, json};
@@ -133,7 +131,7 @@ async fn error_statuses(backend: Backend) {
     let yaml = r#"
 upstreams:
   - { name: mock, kind: openai, base_url: "{MOCK}", credentials: [ { name: k1, key: "sk-1" } ] }
-  - { name: dead, kind: openai, base_url: "http://127.0.0.1:9", credentials: [ { name: k1, key: "sk-1" } ] }
+  - { name: dead, kind: openai, base_url: "{DEAD}", credentials: [ { name: k1, key: "sk-1" } ] }
 routes:
   - { name: chat, match: { path: "/v1/chat/completions", methods: [POST] }, upstream: mock }
   - { name: other, match: { path: "/other/**" }, upstream: mock }
@@ -246,10 +244,27 @@ routes:
     .await;
     assert_eq!((s, code.as_str()), (504, "upstream_timeout"));
 
-    // Upstream errors pass through with their status.
-    h.mock.enqueue(MockReply::error(429));
+    // Upstream errors pass through unchanged: status, headers and body bytes.
+    let upstream_body =
+        r#"{"error":{"message":"slow down (upstream)","type":"requests","code":"upstream_429"}}"#;
+    h.mock.enqueue(MockReply::Status {
+        status: 429,
+        body: upstream_body.to_string(),
+        headers: vec![
+            ("retry-after".into(), "7".into()),
+            ("x-ratelimit-remaining-requests".into(), "0".into()),
+        ],
+    });
     let resp = chat(Some(&key)).send().await.unwrap();
     assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "7");
+    assert_eq!(resp.headers()["x-ratelimit-remaining-requests"], "0");
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    assert!(
+        resp.headers().contains_key("x-mock-request-index"),
+        "the mock's answer"
+    );
+    assert_eq!(resp.text().await.unwrap(), upstream_body);
 
     // Every request above produced exactly one audit record.
     let records = h.audit().await;
@@ -271,7 +286,7 @@ both_backends!(error_statuses, error_statuses);
 async fn expired_and_revoked_keys(backend: Backend) {
     let h = Harness::start(backend, DEFAULT_ROUTES).await;
     let (id, key) = h
-        .create_key(json!({ "name": "soon", "expires_in": "1s" }))
+        .create_key(json!({ "name": "soon", "expires_in": "1h" }))
         .await;
     let (rid, rkey) = h.create_key(json!({ "name": "gone" })).await;
     let ok = h
@@ -301,7 +316,27 @@ async fn expired_and_revoked_keys(backend: Backend) {
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "revoked_api_key");
 
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The key works while it is valid…
+    let before = h.mock.request_count();
+    let resp = h
+        .http
+        .get(h.url("/v1/models"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(h.mock.request_count(), before + 1);
+    // …and not once its expiry is in the past.
+    let past = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+    let resp = h
+        .admin(
+            reqwest::Method::PATCH,
+            &format!("/admin/api/keys/{id}"),
+            Some(json!({ "expires_at": past })),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
     let resp = h
         .http
         .get(h.url("/v1/models"))
@@ -312,6 +347,8 @@ async fn expired_and_revoked_keys(backend: Backend) {
     assert_eq!(resp.status(), 401);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "expired_api_key");
+    assert_eq!(v["error"]["type"], "authentication_error");
+    assert_eq!(h.mock.request_count(), before + 1, "nothing forwarded");
     assert_ne!(id, rid);
     h.stop().await;
 }
@@ -342,24 +379,17 @@ async fn traversal_never_reaches_admin(backend: Backend) {
 }
 both_backends!(traversal_never_reaches_admin, traversal_never_reaches_admin);
 
-/// GET with an exact request target (no client-side normalisation).
+/// GET with an exact request target (no client-side normalisation); the reply
+/// must arrive within the raw-socket deadline and carry a status line.
 pub async fn raw_get(h: &Harness, target: &str, key: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(h.server().addr)
-        .await
-        .unwrap();
     let req = format!(
         "GET {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
     );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    let status = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, out)
+    let out = h.raw(req.as_bytes()).await;
+    (
+        common::raw_status(&out),
+        String::from_utf8_lossy(&out).into_owned(),
+    )
 }
 
 async fn underscore_headers_rejected(backend: Backend) {

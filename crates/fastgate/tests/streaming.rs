@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{Backend, DEFAULT_ROUTES, Harness};
 use fastgate_testkit::sse::SseParser;
 use futures_util::StreamExt;
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn chat_stream(h: &Harness, key: &str) -> reqwest::RequestBuilder {
     h.http
@@ -55,9 +55,12 @@ async fn first_chunk_before_last_is_sent(backend: Backend) {
         events.extend(parser.feed(&chunk.unwrap()));
     }
     assert!(events.last().unwrap().is_done(), "ends with [DONE]");
+    // role, 5 tokens, finish, [DONE]: each event one chunk, as the mock sent them.
+    assert_eq!(events.len(), 8);
+    assert_eq!(h.mock.chunks_sent(), 8);
     let rec = h.audit_of(&rid).await;
     assert!(rec.is_stream);
-    assert!(rec.stream_chunks >= 2, "{}", rec.stream_chunks);
+    assert_eq!(rec.stream_chunks, 8);
     assert_eq!(rec.status_code, 200);
     assert!(rec.error_message.is_none());
     h.stop().await;
@@ -132,15 +135,50 @@ async fn ndjson_passes_through(backend: Backend) {
     let resp = chat_stream(&h, &key)
         .header("x-mock-ndjson", "1")
         .header("x-mock-chunks", "4")
+        .header("x-mock-hold", "nd")
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let text = resp.text().await.unwrap();
-    assert!(
-        text.lines().filter(|l| !l.is_empty()).count() >= 4,
-        "{text}"
-    );
+    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+    let rid = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    let mut stream = resp.bytes_stream();
+    // The 4 content lines arrive while the mock holds the final line.
+    let mut text = String::new();
+    while text.matches('\n').count() < 4 {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("content lines before the final one")
+            .unwrap()
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert_eq!(h.mock.chunks_sent(), 4, "the final line is still held");
+    h.mock.release("nd");
+    while let Some(chunk) = stream.next().await {
+        text.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+    }
+    // Exactly the mock's lines, unchanged: one JSON object per line, '\n'-terminated.
+    assert!(text.ends_with('\n'), "{text:?}");
+    let lines: Vec<&str> = text.split_terminator('\n').collect();
+    assert_eq!(lines.len(), 5, "{text:?}");
+    for (i, line) in lines.iter().enumerate() {
+        let mut v: Value = serde_json::from_str(line).unwrap();
+        assert!(v["created_at"].as_u64().unwrap() > 0);
+        v.as_object_mut().unwrap().remove("created_at");
+        let want = if i < 4 {
+            json!({ "model": "gpt-4o", "message": { "role": "assistant", "content": format!("tok{i} ") }, "done": false })
+        } else {
+            json!({ "model": "gpt-4o", "message": { "role": "assistant", "content": "" }, "done": true,
+                    "done_reason": "stop", "prompt_eval_count": 1, "eval_count": 4 })
+        };
+        assert_eq!(v, want, "line {i}: {line}");
+    }
+    let rec = h.audit_of(&rid).await;
+    assert!(rec.is_stream);
+    assert_eq!(rec.stream_chunks, 5);
+    assert_eq!(rec.response_bytes, text.len() as u64);
+    assert!(rec.error_message.is_none(), "{:?}", rec.error_message);
     h.stop().await;
 }
 both_backends!(ndjson_passes_through, ndjson_passes_through);

@@ -1,7 +1,12 @@
-//! Shared test helpers: run a test body against SQLite and (when configured) PostgreSQL.
+//! Shared test helpers: run a test body against SQLite and PostgreSQL (the latter
+//! reported as ignored when `FASTGATE_TEST_PG_URL` was unset at build time).
 
 #![allow(dead_code, reason = "each test crate uses a different subset")]
-#![expect(clippy::unwrap_used, reason = "test helpers fail the test on error")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers fail the test on error"
+)]
 
 use std::future::Future;
 
@@ -9,27 +14,59 @@ use chrono::{DateTime, Duration, Utc};
 use fastgate_store::testing::{connect_isolated_pg, drop_isolated_pg, pg_test_url};
 use fastgate_store::{ApiKeyRecord, AuditRecord, KeyLimits, KeyQuota, Store};
 
-/// Runs `f` on a fresh in-memory SQLite store, then on a fresh isolated PostgreSQL
-/// schema when `FASTGATE_TEST_PG_URL` is set.
-pub async fn each_backend<F, Fut>(f: F)
+/// Runs `f` on a fresh in-memory SQLite store.
+pub async fn on_sqlite<F, Fut>(f: F)
 where
-    F: Fn(Store) -> Fut,
+    F: FnOnce(Store) -> Fut,
     Fut: Future<Output = ()>,
 {
     let sqlite = Store::connect("sqlite::memory:", 4).await.unwrap();
     assert_eq!(sqlite.backend(), "sqlite");
     f(sqlite.clone()).await;
     sqlite.close().await;
+}
 
-    let Some(url) = pg_test_url() else {
-        println!("skipping postgres: FASTGATE_TEST_PG_URL unset");
-        return;
-    };
-    let (pg, schema) = connect_isolated_pg(&url).await.unwrap();
+/// Runs `f` on a fresh isolated PostgreSQL schema. Fails (never skips) when
+/// `FASTGATE_TEST_PG_URL` is unset or the server is unreachable: variants that
+/// should not run are marked ignored at build time instead.
+pub async fn on_postgres<F, Fut>(f: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let url = pg_test_url().unwrap_or_else(|| {
+        panic!("FASTGATE_TEST_PG_URL is unset: the PostgreSQL variants were built to run")
+    });
+    let (pg, schema) = connect_isolated_pg(&url)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at FASTGATE_TEST_PG_URL unreachable: {e}"));
     assert_eq!(pg.backend(), "postgres");
     f(pg.clone()).await;
     pg.close().await;
     drop_isolated_pg(&url, &schema).await.unwrap();
+}
+
+/// `both_backends!(name)` turns `async fn name(store: Store)` into the tests
+/// `name::sqlite` and `name::postgres`; the latter is listed as ignored, with the
+/// reason, when `FASTGATE_TEST_PG_URL` was unset at build time.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                $crate::common::on_sqlite(super::$name).await;
+            }
+            #[tokio::test]
+            #[cfg_attr(
+                not(fastgate_pg_tests),
+                ignore = "set FASTGATE_TEST_PG_URL to run on PostgreSQL"
+            )]
+            async fn postgres() {
+                $crate::common::on_postgres(super::$name).await;
+            }
+        }
+    };
 }
 
 /// Now, truncated to whole milliseconds (the stored precision).

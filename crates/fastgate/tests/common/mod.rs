@@ -3,6 +3,7 @@
 //! testkit mock upstream.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use fastgate::server::{self, ServerHandle};
@@ -11,6 +12,118 @@ use fastgate_testkit::MockUpstream;
 use serde_json::Value;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// Upper bound on any one client exchange in the tests (connect to last body
+/// byte): a gateway that stops answering fails the test instead of hanging it.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Upper bound on one raw socket read or write in the tests.
+pub const RAW_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The HTTP client every test uses: no proxy, and every request bounded by
+/// [`CLIENT_TIMEOUT`] (the whole exchange, body included).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(CLIENT_TIMEOUT)
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// A loopback port with nothing listening: bound on port 0, then released.
+/// Connecting to it is refused (unless the OS hands it out again meanwhile, which
+/// an ephemeral port chosen this way makes unlikely).
+pub fn dead_port() -> u16 {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// `http://127.0.0.1:PORT` of a [`dead_port`].
+pub fn dead_url() -> String {
+    format!("http://127.0.0.1:{}", dead_port())
+}
+
+/// Write `raw` on a new connection to `addr`, then read until the server closes
+/// it. Every step is bounded by [`RAW_TIMEOUT`]: a server that neither answers
+/// nor closes fails the test.
+pub async fn raw_exchange(addr: SocketAddr, raw: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::time::timeout(RAW_TIMEOUT, tokio::net::TcpStream::connect(addr))
+        .await
+        .expect("connect timed out")
+        .unwrap();
+    tokio::time::timeout(RAW_TIMEOUT, s.write_all(raw))
+        .await
+        .expect("write timed out")
+        .unwrap();
+    let mut out = Vec::new();
+    match tokio::time::timeout(RAW_TIMEOUT, s.read_to_end(&mut out)).await {
+        Err(_) => panic!(
+            "no end of reply within {RAW_TIMEOUT:?}; got so far: {}",
+            String::from_utf8_lossy(&out)
+        ),
+        // A reset after the reply still leaves the reply in `out`.
+        Ok(Err(e)) if out.is_empty() => panic!("read failed before any reply: {e}"),
+        Ok(_) => out,
+    }
+}
+
+/// Runs `cmd` to completion with stdout and stderr captured, killing it and
+/// failing the test if it runs longer than `limit`.
+pub fn run_bounded(cmd: &mut std::process::Command, limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reader = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().unwrap()));
+    let err = reader(Box::new(child.stderr.take().unwrap()));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{cmd:?} still running after {limit:?}; stderr: {}",
+                String::from_utf8_lossy(&err.join().unwrap_or_default())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// The status code of a raw HTTP/1.1 reply (`HTTP/1.1 400 ...`); panics on an
+/// empty or malformed reply.
+pub fn raw_status(reply: &[u8]) -> u16 {
+    let text = String::from_utf8_lossy(reply);
+    assert!(
+        !text.is_empty(),
+        "empty reply: the connection closed without an answer"
+    );
+    text.strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP/1.1 reply: {text:?}"))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -28,7 +141,8 @@ pub struct Harness {
     pg_schema: Option<(String, String)>,
 }
 
-/// Routes used by most tests; `{MOCK}` is replaced by the mock's URL.
+/// Routes used by most tests. In every YAML given to the harness, `{MOCK}` is
+/// replaced by the mock's URL and `{DEAD}` by a URL where nothing listens.
 pub const DEFAULT_ROUTES: &str = r#"
 upstreams:
   - name: mock
@@ -50,6 +164,10 @@ routes:
 "#;
 
 /// The PostgreSQL URL for tests, or `None` (and a note) when unset.
+///
+/// Prefer [`both_backends!`]: its PostgreSQL variant is reported by libtest as
+/// ignored (with the reason) when `FASTGATE_TEST_PG_URL` was unset at build time,
+/// and fails when it is set but the server is unreachable.
 pub fn pg_url_or_skip(test: &str) -> Option<String> {
     let url = fastgate_store::testing::pg_test_url();
     if url.is_none() {
@@ -92,10 +210,16 @@ impl Harness {
                 None,
             ),
             Backend::Postgres => {
-                let base = fastgate_store::testing::pg_test_url().expect("pg url");
+                let base = fastgate_store::testing::pg_test_url().unwrap_or_else(|| {
+                    panic!(
+                        "FASTGATE_TEST_PG_URL is unset: the PostgreSQL variants were built to run"
+                    )
+                });
                 let (store, schema) = fastgate_store::testing::connect_isolated_pg(&base)
                     .await
-                    .unwrap();
+                    .unwrap_or_else(|e| {
+                        panic!("PostgreSQL at FASTGATE_TEST_PG_URL unreachable: {e}")
+                    });
                 store.close().await;
                 let sep = if base.contains('?') { '&' } else { '?' };
                 let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
@@ -115,7 +239,8 @@ impl Harness {
              data_dir: \"{}\"\n\
              audit: {{ flush_interval: 20ms }}\n{}",
             dir.path().display(),
-            yaml.replace("{MOCK}", &mock.url()),
+            yaml.replace("{MOCK}", &mock.url())
+                .replace("{DEAD}", &dead_url()),
             server_extra = if server_extra.is_empty() {
                 String::new()
             } else {
@@ -131,7 +256,7 @@ impl Harness {
         Harness {
             server: Some(server),
             mock,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            http: http_client(),
             dir,
             base,
             database_url,
@@ -150,7 +275,11 @@ impl Harness {
             .collect();
         std::fs::write(
             &file,
-            format!("{head}{}", yaml.replace("{MOCK}", &self.mock.url())),
+            format!(
+                "{head}{}",
+                yaml.replace("{MOCK}", &self.mock.url())
+                    .replace("{DEAD}", &dead_url())
+            ),
         )
         .unwrap();
     }
@@ -187,6 +316,35 @@ impl Harness {
             .1
     }
 
+    /// An admin API request with the admin token and an optional JSON body.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut rb = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        rb.send().await.unwrap()
+    }
+
+    /// The Prometheus text of `/metrics`, scraped with the admin token.
+    pub async fn metrics(&self) -> String {
+        let resp = self.admin_get("/metrics").await;
+        assert_eq!(resp.status(), 200, "/metrics");
+        resp.text().await.unwrap()
+    }
+
+    /// Write `raw` to the gateway and read its whole reply (see [`raw_exchange`]).
+    pub async fn raw(&self, raw: &[u8]) -> Vec<u8> {
+        raw_exchange(self.server().addr, raw).await
+    }
+
     pub async fn admin_get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(self.url(path))
@@ -208,9 +366,9 @@ impl Harness {
         serde_json::from_value(v["data"].clone()).unwrap()
     }
 
-    /// The audit record of one request id, waiting briefly for streams to close.
+    /// The audit record of one request id, waiting (up to 5 s) for streams to close.
     pub async fn audit_of(&self, request_id: &str) -> AuditRecord {
-        for _ in 0..100 {
+        for _ in 0..250 {
             if let Some(r) = self
                 .audit()
                 .await
@@ -234,7 +392,11 @@ impl Harness {
     }
 }
 
-/// Run an async test body against SQLite and, when configured, PostgreSQL.
+/// Run an async test body against SQLite (`NAME::sqlite`) and PostgreSQL
+/// (`NAME::postgres`). The PostgreSQL variant is listed as ignored, with the
+/// reason, when `FASTGATE_TEST_PG_URL` was unset at build time (`build.rs` sets
+/// `cfg(fastgate_pg_tests)`); when it is set, the variant runs and fails if the
+/// database is unreachable.
 #[macro_export]
 macro_rules! both_backends {
     ($name:ident, $body:path) => {
@@ -245,10 +407,12 @@ macro_rules! both_backends {
                 $body(common::Backend::Sqlite).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(
+                not(fastgate_pg_tests),
+                ignore = "set FASTGATE_TEST_PG_URL to run on PostgreSQL"
+            )]
             async fn postgres() {
-                if common::pg_url_or_skip(stringify!($name)).is_some() {
-                    $body(common::Backend::Postgres).await;
-                }
+                $body(common::Backend::Postgres).await;
             }
         }
     };
