@@ -192,9 +192,9 @@ fn resolve_in_place(buf: &mut Vec<u8>) -> Result<(), PathError> {
 /// `%25` followed by two hex digits anywhere in the decoded buffer. Checked after
 /// decoding, so hex digits that were themselves encoded (`%25%32%65`) count too.
 fn has_double_encoding(buf: &[u8]) -> bool {
-    buf.windows(5).any(|w| {
-        matches!(w, [b'%', b'2', b'5', a, b] if a.is_ascii_hexdigit() && b.is_ascii_hexdigit())
-    })
+    buf.windows(5).any(
+        |w| matches!(w, [b'%', b'2', b'5', a, b] if a.is_ascii_hexdigit() && b.is_ascii_hexdigit()),
+    )
 }
 
 /// A segment with path parameters (`;` or a kept `%3B`) whose part before them is
