@@ -5,13 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-
-use std::time::Duration;
+mod raw;
 
 use common::{ADMIN_TOKEN, Backend, Harness};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const ROUTES: &str = r#"
 upstreams:
@@ -23,57 +20,21 @@ routes:
   - { name: files, match: { path: "/v1/files/**" }, upstream: mock }
 "#;
 
-/// Send `GET {target}` exactly as written (no client-side normalisation) and return
-/// the status and the JSON body; an empty `bearer` sends no `Authorization`. Every read has a deadline; a closed connection
-/// without a response is a failure.
+/// `GET {target}` exactly as written (no client-side normalisation): the status and
+/// the JSON body; an empty `bearer` sends no `Authorization`.
 async fn raw_get(h: &Harness, target: &str, bearer: &str) -> (u16, Value) {
-    let mut s = TcpStream::connect(h.server().addr).await.unwrap();
-    let auth = if bearer.is_empty() {
-        String::new()
-    } else {
-        format!("Authorization: Bearer {bearer}\r\n")
-    };
-    let req =
-        format!("GET {target} HTTP/1.1\r\nHost: gateway.test\r\n{auth}Connection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
-        .await
-        .unwrap_or_else(|_| panic!("{target}: no response within 10 s"))
-        .unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|t| t.get(..3))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("{target}: not an HTTP response: {text:?}"));
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("{target}: no header end: {text:?}"));
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    let json = serde_json::from_str(&body).unwrap_or(Value::Null);
-    (status, json)
-}
-
-/// The payload of a complete chunked body.
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap();
-        if n == 0 {
-            break;
-        }
-        out.push_str(&tail[..n]);
-        rest = &tail[n + 2..];
+    let mut headers = vec!["Host: gateway.test".to_owned()];
+    if !bearer.is_empty() {
+        headers.push(format!("Authorization: Bearer {bearer}"));
     }
-    out
+    let resp = raw::send(
+        h.server().addr,
+        &format!("GET {target} HTTP/1.1"),
+        &headers,
+        "",
+    )
+    .await;
+    (resp.status, resp.json())
 }
 
 /// (raw request target, expected status, expected `error.code`).

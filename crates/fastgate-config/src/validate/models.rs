@@ -26,7 +26,10 @@ pub(super) fn check(models: &[ModelGroupConfig], upstreams: &[UpstreamConfig], r
             let dpath = format!("{path}.deployments[{j}]");
             let kind = match upstreams.iter().find(|u| u.name == d.upstream) {
                 None => {
-                    r.err(format!("{dpath}.upstream"), format!("unknown upstream `{}`", d.upstream));
+                    r.err(
+                        format!("{dpath}.upstream"),
+                        format!("unknown upstream `{}`", d.upstream),
+                    );
                     None
                 }
                 Some(u) if !u.kind.is_llm() => {
@@ -100,9 +103,9 @@ fn deployment_model(path: &str, model: &str, kind: Option<UpstreamKind>, r: &mut
         r.err(path, "at most 200 bytes");
         return;
     }
-    let bad = model.chars().find(|&c| {
-        c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '%' | '\\')
-    });
+    let bad = model
+        .chars()
+        .find(|&c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '%' | '\\'));
     if let Some(c) = bad {
         r.err(
             path,
