@@ -17,8 +17,11 @@
 //! One decoding pass, then dot-segment resolution: `%2E`, `%2F`, `%5C` and unreserved
 //! characters are decoded, other escapes are kept with uppercase hex, '\\' is '/',
 //! `//` collapses, `.`/`..` are resolved (climbing above the root is an error), and
-//! `%00`, control characters and malformed escapes are errors. ';' is an ordinary
-//! character. The result is a fixed point of `normalize_path`, so auth, routing,
+//! `%00`, control characters and malformed escapes are errors. Two shapes that a
+//! server behind the gateway could read differently are refused: a segment that is
+//! `.` or `..` once a `;params` suffix is removed (`..;`, `.;x`, `..;jsessionid=1`),
+//! and double-encoded input (`%25` followed by two hex digits, `%252e`). Otherwise ';'
+//! is an ordinary character. The result is a fixed point of `normalize_path`, so auth, routing,
 //! limits and forwarding all see the same path, and `/v1/%2e%2e/admin`,
 //! `/a%5c..%5cadmin` and `//admin` all become `/admin`, which [`is_reserved_path`]
 //! reports (case-insensitively).

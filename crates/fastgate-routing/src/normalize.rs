@@ -27,6 +27,15 @@ pub enum PathError {
     /// A `..` segment would climb above the root.
     #[error("'..' climbs above the root")]
     Traversal,
+    /// A segment that is `.` or `..` once a `;params` suffix is removed (`..;`,
+    /// `.;x`, `..;jsessionid=1`, also with `%3B`). Servers that strip path parameters
+    /// (Tomcat, Spring, Jetty) would resolve it as a dot segment after routing.
+    #[error("dot segment with ';' parameters in path")]
+    DotSegmentParams,
+    /// `%25` followed by two hex digits (`%252e`, `%2541`): a double-encoded escape
+    /// that a second decoding upstream would turn into something else.
+    #[error("double-encoded escape (%25 followed by two hex digits) in path")]
+    DoubleEncoded,
     /// The decoded path is not valid UTF-8 (cannot happen for `&str` input; kept so
     /// the conversion needs no panic).
     #[error("path is not valid UTF-8 after decoding")]
@@ -40,17 +49,21 @@ pub enum PathError {
 /// 1. the path must start with '/';
 /// 2. one decoding pass: `%2E` ('.'), `%2F` ('/'), `%5C` ('\\') and every unreserved
 ///    character (ALPHA / DIGIT / `-._~`) are decoded; other escapes are kept with their
-///    two hex digits uppercased (`%3b` -> `%3B`, `%252e` -> `%252e` because `%25` is
-///    kept and the following `2e` is plain text); `%00`, any raw or encoded control
+///    two hex digits uppercased (`%3b` -> `%3B`); `%00`, any raw or encoded control
 ///    character (< 0x20, 0x7f) and malformed escapes are errors;
-/// 3. '\\' (raw or decoded) is a '/';
-/// 4. repeated '/' collapse, `.` segments vanish, `..` removes the previous segment
+/// 3. a decoded result holding `%25` followed by two hex digits is double-encoded
+///    input and an error ([`PathError::DoubleEncoded`]: `%252e`, `%25%32%65`, `%2541`);
+///    a lone `%25` (`/100%25`, `/%25zz`) is fine;
+/// 4. '\\' (raw or decoded) is a '/';
+/// 5. a segment that is `.` or `..` once a `;params` suffix is removed (`..;`, `.;x`,
+///    `..%3Bx`) is an error ([`PathError::DotSegmentParams`]); then repeated '/'
+///    collapse, `.` segments vanish, `..` removes the previous segment
 ///    ([`PathError::Traversal`] if there is none);
-/// 5. a trailing '/' is kept when the input ended with '/', `/.` or `/..` (RFC 3986
+/// 6. a trailing '/' is kept when the input ended with '/', `/.` or `/..` (RFC 3986
 ///    `remove_dot_segments`), except that the root is just `/`.
 ///
-/// ';' has no special meaning: `/a;b` is the single literal segment `a;b` (but see
-/// [`is_reserved_path`], which looks through `;` in the first segment).
+/// Otherwise ';' has no special meaning: `/a;b` is the single literal segment `a;b`
+/// (but see [`is_reserved_path`], which looks through `;` in the first segment).
 ///
 /// The result is a fixed point: `normalize_path(&normalize_path(x)?)? == normalize_path(x)?`.
 pub fn normalize_path(raw: &str) -> Result<String, PathError> {
@@ -62,14 +75,17 @@ pub fn normalize_path(raw: &str) -> Result<String, PathError> {
     }
     let mut buf = Vec::with_capacity(bytes.len());
     decode_into(bytes, &mut buf)?;
+    if has_double_encoding(&buf) {
+        return Err(PathError::DoubleEncoded);
+    }
     resolve_in_place(&mut buf)?;
     String::from_utf8(buf).map_err(|_| PathError::InvalidUtf8)
 }
 
 /// True when a normalised path is the admin area: its first segment is `admin` in any
-/// letter case (`/admin`, `/admin/`, `/ADMIN/x`). Anything after a ';' in the first
-/// segment is ignored (`/admin;x/y` is reserved), because some servers strip `;` path
-/// parameters. `/administrator` is not reserved.
+/// letter case (`/admin`, `/admin/`, `/ADMIN/x`). Anything after a ';' (or `%3B`) in
+/// the first segment is ignored (`/admin;x/y` and `/admin%3Bx` are reserved), because
+/// some servers strip `;` path parameters. `/administrator` is not reserved.
 ///
 /// The proxy refuses reserved paths on proxy routes. Pass the output of
 /// [`normalize_path`]; a raw path may hide `/admin` behind escapes or dot segments.
@@ -79,6 +95,7 @@ pub fn is_reserved_path(p: &str) -> bool {
     };
     let first = rest.split('/').next().unwrap_or("");
     let first = first.split(';').next().unwrap_or("");
+    let first = first.split("%3B").next().unwrap_or("");
     first.eq_ignore_ascii_case("admin")
 }
 
@@ -135,7 +152,11 @@ fn resolve_in_place(buf: &mut Vec<u8>) -> Result<(), PathError> {
             .get(r..)
             .and_then(|s| s.iter().position(|&b| b == b'/'))
             .map_or(n, |i| r + i);
-        match buf.get(r..end).unwrap_or_default() {
+        let segment = buf.get(r..end).unwrap_or_default();
+        if is_dot_with_params(segment) {
+            return Err(PathError::DotSegmentParams);
+        }
+        match segment {
             b"" | b"." => trailing = true,
             b".." => {
                 if w == 0 {
@@ -166,6 +187,27 @@ fn resolve_in_place(buf: &mut Vec<u8>) -> Result<(), PathError> {
         buf.push(b'/');
     }
     Ok(())
+}
+
+/// `%25` followed by two hex digits anywhere in the decoded buffer. Checked after
+/// decoding, so hex digits that were themselves encoded (`%25%32%65`) count too.
+fn has_double_encoding(buf: &[u8]) -> bool {
+    buf.windows(5).any(
+        |w| matches!(w, [b'%', b'2', b'5', a, b] if a.is_ascii_hexdigit() && b.is_ascii_hexdigit()),
+    )
+}
+
+/// A segment with path parameters (`;` or a kept `%3B`) whose part before them is
+/// `.` or `..`. Plain `.` and `..` are resolved, not refused.
+fn is_dot_with_params(segment: &[u8]) -> bool {
+    let semi = segment.iter().position(|&b| b == b';');
+    let enc = segment.windows(3).position(|w| w == b"%3B");
+    let cut = match (semi, enc) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => return false,
+    };
+    matches!(segment.get(..cut), Some(b"." | b".."))
 }
 
 fn check_control(b: u8) -> Result<(), PathError> {

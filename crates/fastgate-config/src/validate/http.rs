@@ -18,6 +18,11 @@ const FRAMING_HEADERS: &[&str] = &[
     "upgrade",
 ];
 
+/// Header names only the gateway sets on an upstream request: `Host` comes from the
+/// upstream's `base_url` (a configured one would send the request to one host under
+/// another's name).
+const GATEWAY_HEADERS: &[&str] = &["host"];
+
 const STANDARD_METHODS: &[&str] = &[
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
 ];
@@ -119,6 +124,12 @@ pub(crate) fn check_headers(
                 "framing and hop-by-hop headers cannot be set by configuration",
             );
         }
+        if sending && GATEWAY_HEADERS.contains(&lower.as_str()) {
+            r.err(
+                &entry,
+                "`host` is set by the gateway from the upstream's base_url and cannot be set by configuration",
+            );
+        }
         if let Some(problem) = header_value_problem(value) {
             r.err(&entry, problem);
         }
@@ -126,8 +137,10 @@ pub(crate) fn check_headers(
     }
 }
 
+/// Framing, hop-by-hop and gateway-only headers (`host`): never carry a credential.
 pub(crate) fn is_framing_header(name: &str) -> bool {
-    FRAMING_HEADERS.contains(&name.to_ascii_lowercase().as_str())
+    let lower = name.to_ascii_lowercase();
+    FRAMING_HEADERS.contains(&lower.as_str()) || GATEWAY_HEADERS.contains(&lower.as_str())
 }
 
 /// A method in a route's `match.methods`: a method token or `ANY`. Standard methods are

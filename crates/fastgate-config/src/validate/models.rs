@@ -3,7 +3,7 @@
 use super::routes::{header_body_transforms, timeouts};
 use super::{MAX_RETRIES, Report};
 use crate::llm::{ModelGroupConfig, PriceConfig};
-use crate::model::{Transforms, UpstreamConfig};
+use crate::model::{Transforms, UpstreamConfig, UpstreamKind};
 
 pub(super) fn check(models: &[ModelGroupConfig], upstreams: &[UpstreamConfig], r: &mut Report) {
     let mut names: Vec<&str> = Vec::with_capacity(models.len());
@@ -24,17 +24,24 @@ pub(super) fn check(models: &[ModelGroupConfig], upstreams: &[UpstreamConfig], r
         }
         for (j, d) in group.deployments.iter().enumerate() {
             let dpath = format!("{path}.deployments[{j}]");
-            match upstreams.iter().find(|u| u.name == d.upstream) {
-                None => r.err(format!("{dpath}.upstream"), format!("unknown upstream `{}`", d.upstream)),
-                Some(u) if !u.kind.is_llm() => r.err(
-                    format!("{dpath}.upstream"),
-                    format!("upstream `{}` is of kind http; model deployments need openai, anthropic, gemini or mock", u.name),
-                ),
-                Some(_) => {}
-            }
-            if d.model.trim().is_empty() {
-                r.err(format!("{dpath}.model"), "must not be empty");
-            }
+            let kind = match upstreams.iter().find(|u| u.name == d.upstream) {
+                None => {
+                    r.err(
+                        format!("{dpath}.upstream"),
+                        format!("unknown upstream `{}`", d.upstream),
+                    );
+                    None
+                }
+                Some(u) if !u.kind.is_llm() => {
+                    r.err(
+                        format!("{dpath}.upstream"),
+                        format!("upstream `{}` is of kind http; model deployments need openai, anthropic, gemini or mock", u.name),
+                    );
+                    None
+                }
+                Some(u) => Some(u.kind),
+            };
+            deployment_model(&format!("{dpath}.model"), &d.model, kind, r);
             if d.weight == 0 {
                 r.err(format!("{dpath}.weight"), "must be greater than 0");
             }
@@ -79,6 +86,58 @@ fn check_model_name(path: &str, name: &str, r: &mut Report) -> bool {
         );
     }
     ok
+}
+
+/// A deployment's `model`, the name sent upstream. Gemini puts it into the URL path
+/// (`/v1beta/models/{model}:generateContent`, a leading `models/` is accepted), so
+/// there it must be one plain path segment: letters, digits and `-._~:@+`, no `..`.
+/// The other kinds send it only inside the JSON body, where `/` is common
+/// (`openai/gpt-4o`, `meta-llama/Llama-3-8B`); there whitespace, control characters,
+/// `?`, `#` and `%` are still refused, so that no name can ever change a URL.
+fn deployment_model(path: &str, model: &str, kind: Option<UpstreamKind>, r: &mut Report) {
+    if model.trim().is_empty() {
+        r.err(path, "must not be empty");
+        return;
+    }
+    if model.len() > 200 {
+        r.err(path, "at most 200 bytes");
+        return;
+    }
+    let bad = model
+        .chars()
+        .find(|&c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '%' | '\\'));
+    if let Some(c) = bad {
+        r.err(
+            path,
+            format!(
+                "must not contain {}: whitespace, control characters, `?`, `#`, `%` and `\\` \
+                 are refused in model names",
+                describe(c)
+            ),
+        );
+        return;
+    }
+    if kind == Some(UpstreamKind::Gemini) {
+        let segment = model.strip_prefix("models/").unwrap_or(model);
+        let plain = segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~:@+".contains(&b));
+        if !plain || segment.is_empty() || segment.contains("..") {
+            r.err(
+                path,
+                "a Gemini model name goes into the URL path (/v1beta/models/{model}:generateContent): \
+                 use letters, digits and -._~:@+ only (an optional leading `models/`), without `/` or `..`",
+            );
+        }
+    }
+}
+
+fn describe(c: char) -> String {
+    if c.is_control() || c.is_whitespace() {
+        format!("{:?}", c)
+    } else {
+        format!("`{c}`")
+    }
 }
 
 fn price(path: &str, p: &PriceConfig, r: &mut Report) {

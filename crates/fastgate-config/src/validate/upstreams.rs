@@ -35,7 +35,7 @@ pub(super) fn check(upstreams: &[UpstreamConfig], r: &mut Report) {
             if check_header_name(&p, header, r) && is_framing_header(header) {
                 r.err(
                     &p,
-                    "framing and hop-by-hop headers cannot carry a credential",
+                    "framing, hop-by-hop and `host` headers cannot carry a credential",
                 );
             }
         }

@@ -42,8 +42,37 @@ const CASES: &[Case] = &[
     ("/a%3bb", Ok("/a%3Bb")),
     ("/a;b/c", Ok("/a;b/c")),
     ("/admin;x/../y", Ok("/y")),
-    ("/%252e%252e/admin", Ok("/%252e%252e/admin")),
+    ("/%252e%252e/admin", Err(PathError::DoubleEncoded)),
     ("/%25", Ok("/%25")),
+    ("/100%25", Ok("/100%25")),
+    ("/%25zz", Ok("/%25zz")),
+    ("/%25/2e", Ok("/%25/2e")),
+    ("/%252e", Err(PathError::DoubleEncoded)),
+    ("/%252E", Err(PathError::DoubleEncoded)),
+    ("/%252f", Err(PathError::DoubleEncoded)),
+    ("/%2541dmin", Err(PathError::DoubleEncoded)),
+    ("/%25%32%65", Err(PathError::DoubleEncoded)),
+    ("/%25%32e", Err(PathError::DoubleEncoded)),
+    ("/%2525", Err(PathError::DoubleEncoded)),
+    ("/a/%25ab/../c", Err(PathError::DoubleEncoded)),
+    ("/x/..;/admin", Err(PathError::DotSegmentParams)),
+    ("/x/..;", Err(PathError::DotSegmentParams)),
+    ("/x/.;x/y", Err(PathError::DotSegmentParams)),
+    ("/x/.;", Err(PathError::DotSegmentParams)),
+    ("/x/..;jsessionid=1/admin", Err(PathError::DotSegmentParams)),
+    ("/..;/admin", Err(PathError::DotSegmentParams)),
+    ("/x/%2e%2e;/admin", Err(PathError::DotSegmentParams)),
+    ("/x/.%2E;a=b/admin", Err(PathError::DotSegmentParams)),
+    ("/x/..%3b/admin", Err(PathError::DotSegmentParams)),
+    ("/x/..%3Bx/admin", Err(PathError::DotSegmentParams)),
+    ("/x%2F..;%2Fadmin", Err(PathError::DotSegmentParams)),
+    ("/x%5C..;%5Cadmin", Err(PathError::DotSegmentParams)),
+    ("/x/...;/y", Ok("/x/...;/y")),
+    ("/x/..a;/y", Ok("/x/..a;/y")),
+    ("/x/;/y", Ok("/x/;/y")),
+    ("/x/;..;/y", Ok("/x/;..;/y")),
+    ("/x/a;..", Ok("/x/a;..")),
+    ("/v1/files/a%2Fb", Ok("/v1/files/a/b")),
     ("/a%2", Err(PathError::InvalidEscape(2))),
     ("/a%", Err(PathError::InvalidEscape(2))),
     ("/a%zz", Err(PathError::InvalidEscape(2))),
@@ -86,6 +115,7 @@ fn reserved_paths() {
         "/ADMIN/x",
         "/Admin;jsessionid=1",
         "/admin;x/y",
+        "/admin%3Bx/y",
     ] {
         assert!(is_reserved_path(p), "{p}");
     }
@@ -145,6 +175,12 @@ const TOKENS: &[&str] = &[
     ";x",
     "%25",
     "%252e",
+    "%2e;",
+    "..;",
+    ";x",
+    "%3b",
+    "2",
+    "e",
     "administrator",
     "-",
     "~",
@@ -162,13 +198,31 @@ fn tricky_path() -> impl Strategy<Value = String> {
 }
 
 /// Reference model: decode every escape once (the token set only encodes characters
-/// that normalisation also decodes, plus `%25` and `%20`), treat '\\' as '/', resolve
-/// dot segments with a stack, and report whether the first segment is `admin`.
+/// that normalisation also decodes, plus `%25`, `%3b` and `%20`); a `%` left in the
+/// result that is followed by two hex digits means double encoding; treat '\\' as '/';
+/// refuse segments that are `.`/`..` before a ';'; resolve dot segments with a stack,
+/// and report whether the first segment is `admin`.
 fn reference_reserved(raw: &str) -> Result<bool, PathError> {
     let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+    let b = decoded.as_bytes();
+    let double = b.iter().enumerate().any(|(i, &c)| {
+        c == b'%'
+            && b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+            && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+    });
+    if double {
+        return Err(PathError::DoubleEncoded);
+    }
     let decoded = decoded.replace('\\', "/");
     let mut stack: Vec<&str> = Vec::new();
     for seg in decoded.split('/') {
+        let (head, params) = match seg.split_once(';') {
+            Some((head, _)) => (head, true),
+            None => (seg, false),
+        };
+        if params && matches!(head, "." | "..") {
+            return Err(PathError::DotSegmentParams);
+        }
         match seg {
             "" | "." => {}
             ".." => {
@@ -182,12 +236,27 @@ fn reference_reserved(raw: &str) -> Result<bool, PathError> {
         .is_some_and(|s| s.split(';').next().unwrap().eq_ignore_ascii_case("admin")))
 }
 
+/// The output shapes normalisation never produces: empty, `.`/`..` segments (with or
+/// without `;params`), backslashes, control characters, double encoding.
 fn assert_clean(out: &str) {
     assert!(out.starts_with('/'), "{out}");
     assert!(!out.contains("//"), "{out}");
     assert!(!out.contains('\\'), "{out}");
+    assert!(!out.bytes().any(|b| b < 0x20 || b == 0x7f), "{out:?}");
     for seg in out.split('/') {
-        assert!(seg != "." && seg != "..", "{out}");
+        let head = seg.split(';').next().unwrap();
+        let head = head.split("%3B").next().unwrap();
+        assert!(head != "." && head != "..", "{out}");
+    }
+    let b = out.as_bytes();
+    for (i, w) in b.windows(3).enumerate() {
+        if w == b"%25" {
+            let next: Vec<u8> = b.iter().skip(i + 3).take(2).copied().collect();
+            assert!(
+                !(next.len() == 2 && next.iter().all(u8::is_ascii_hexdigit)),
+                "double encoding in {out}"
+            );
+        }
     }
 }
 
@@ -211,6 +280,15 @@ proptest! {
     #[test]
     fn idempotent_on_any_string(raw in "/\\PC{0,30}") {
         if let Ok(once) = normalize_path(&raw) {
+            assert_clean(&once);
+            prop_assert_eq!(normalize_path(&once), Ok(once.clone()));
+        }
+    }
+
+    #[test]
+    fn idempotent_on_escape_soup(raw in "/([./;%25A-Fa-f0-9\\\\]|%2[5eEfF]|%3[bB]|%5[cC]){0,24}") {
+        if let Ok(once) = normalize_path(&raw) {
+            assert_clean(&once);
             prop_assert_eq!(normalize_path(&once), Ok(once.clone()));
         }
     }
@@ -220,7 +298,9 @@ proptest! {
         let want = reference_reserved(&raw);
         match normalize_path(&raw) {
             Ok(n) => prop_assert_eq!(Ok(is_reserved_path(&n)), want, "{} -> {}", raw, n),
-            Err(PathError::Traversal) => prop_assert_eq!(want, Err(PathError::Traversal)),
+            Err(e @ (PathError::Traversal | PathError::DotSegmentParams | PathError::DoubleEncoded)) => {
+                prop_assert_eq!(want, Err(e), "{}", raw)
+            }
             Err(e) => prop_assert!(false, "unexpected error {e:?} for {raw}"),
         }
     }
