@@ -169,16 +169,17 @@ async fn admit(
     }
     admit_rate(state, ctx)?;
     probe_model(ctx, parts, &body, parsed.as_ref());
+    if ctx.audit.headers {
+        ctx.request_headers = Some(headers::redacted_json(&parts.headers));
+    }
+    // The body as the client sent it: fields the route adds may be secrets.
+    if ctx.audit.bodies {
+        ctx.request_body = Some(capture_text(&body, ctx.audit.body_max_bytes));
+    }
     let body = match &rt.add_body_fields {
         Some(fields) => add_fields(parsed.take(), &body, fields)?,
         None => body,
     };
-    if ctx.audit.headers {
-        ctx.request_headers = Some(headers::redacted_json(&parts.headers));
-    }
-    if ctx.audit.bodies {
-        ctx.request_body = Some(capture_text(&body, ctx.audit.body_max_bytes));
-    }
     Ok(Admission::Route(Admitted {
         route_index,
         upstream_path,
