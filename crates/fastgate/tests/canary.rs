@@ -472,26 +472,6 @@ async fn canaries_appear_nowhere() {
         );
     }
 
-    // The run really exercised what it claims.
-    assert_eq!(db_rows.len(), rows.len(), "admin API and database disagree");
-    assert!(db_rows.len() >= 25, "only {} audit rows", db_rows.len());
-    let redacted_headers = db_rows.iter().any(|r| {
-        r.request_headers
-            .as_deref()
-            .is_some_and(|h| h.contains("\"x-auth-canary\":\"[redacted]\"") && h.contains("\"cookie\":\"[redacted]\""))
-    });
-    assert!(redacted_headers, "no audit row with redacted headers");
-    assert!(
-        db_rows.iter().any(|r| r.query.as_deref().is_some_and(|q| q.contains("api_key=[redacted]") && q.contains("x=1"))),
-        "no audit row with a redacted query"
-    );
-    assert!(
-        db_rows.iter().any(|r| r.request_body.as_deref().is_some_and(|b| b.contains("hi there"))),
-        "LLM bodies were not captured"
-    );
-    assert!(db_rows.iter().any(|r| r.status_code == 429));
-    assert!(db_rows.iter().any(|r| r.status_code == 401));
-
     let canaries: Vec<(&str, String)> = vec![
         ("gateway key 1", k1.clone()),
         ("gateway key 2", k2.clone()),
@@ -531,5 +511,25 @@ async fn canaries_appear_nowhere() {
         raw.len(),
         hits.join("\n")
     );
+    // The run really exercised what it claims.
+    assert_eq!(db_rows.len(), rows.len(), "admin API and database disagree");
+    assert!(db_rows.len() >= 25, "only {} audit rows", db_rows.len());
+    let redacted_headers = db_rows.iter().any(|r| {
+        r.request_headers
+            .as_deref()
+            .is_some_and(|h| h.contains("\"x-auth-canary\":\"[redacted]\"") && h.contains("\"cookie\":\"[redacted]\""))
+    });
+    assert!(redacted_headers, "no audit row with redacted headers");
+    assert!(
+        db_rows.iter().any(|r| r.query.as_deref().is_some_and(|q| q.contains("api_key=[redacted]") && q.contains("x=1"))),
+        "no audit row with a redacted query"
+    );
+    assert!(
+        db_rows.iter().any(|r| r.request_body.as_deref().is_some_and(|b| b.contains("hi there"))),
+        "LLM bodies were not captured"
+    );
+    assert!(db_rows.iter().any(|r| r.status_code == 429));
+    assert!(db_rows.iter().any(|r| r.status_code == 401));
+
     mock.shutdown().await;
 }
