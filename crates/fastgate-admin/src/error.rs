@@ -1,7 +1,12 @@
 //! Admin API errors, mapped to HTTP in one place.
+//!
+//! A database error never reaches a response body: the detail is logged once on
+//! the server, the client gets a fixed message (503 when the database is
+//! unreachable or busy, 500 otherwise).
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
+use fastgate_store::StoreError;
 use http::StatusCode;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,8 +19,12 @@ pub enum AdminError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("storage error: {0}")]
-    Store(String),
+    /// The database is unreachable or overloaded; worth retrying.
+    #[error("the database is unavailable; try again shortly")]
+    Unavailable,
+    /// Any other storage failure; the detail is in the server log.
+    #[error("internal storage error (details are in the server log)")]
+    Storage,
 }
 
 impl AdminError {
@@ -25,27 +34,72 @@ impl AdminError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Storage => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// A 400 naming the offending field.
+    pub fn field(field: &str, problem: impl std::fmt::Display) -> Self {
+        Self::BadRequest(format!("{field}: {problem}"))
     }
 }
 
-impl From<fastgate_store::StoreError> for AdminError {
-    fn from(e: fastgate_store::StoreError) -> Self {
-        if matches!(e, fastgate_store::StoreError::Conflict(_)) {
-            Self::Conflict(format!("already exists ({e})"))
-        } else {
-            tracing::error!(error = %e, "admin storage error");
-            Self::Store(e.to_string())
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            // The constraint name is the database's wording: keep it in the log.
+            StoreError::Conflict(_) => {
+                tracing::debug!(error = %e, "admin change refused by a unique constraint");
+                Self::Conflict("already exists: the name or id is in use".into())
+            }
+            e if e.is_transient() => {
+                tracing::warn!(error = %e, "admin request: database unavailable");
+                Self::Unavailable
+            }
+            e => {
+                tracing::error!(error = %e, "admin request: storage error");
+                Self::Storage
+            }
         }
     }
 }
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
+        let status = self.status();
         let body = serde_json::json!({
-            "error": { "message": self.to_string(), "type": "admin_error", "code": self.status().as_u16() }
+            "error": { "message": self.to_string(), "type": "admin_error", "code": status.as_u16() }
         });
-        (self.status(), Json(body)).into_response()
+        let mut resp = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn store_errors_never_reach_the_body() {
+        let raw = "ERROR: invalid byte sequence for encoding \"UTF8\": 0x00 (secret-ish detail)";
+        let cases = [
+            (StoreError::Corrupt(raw.into()), 500),
+            (StoreError::InvalidUrl(raw.into()), 500),
+            (StoreError::Conflict(raw.into()), 409),
+            (StoreError::Io(std::io::Error::other(raw)), 503),
+        ];
+        for (e, status) in cases {
+            let resp = AdminError::from(e).into_response();
+            assert_eq!(resp.status().as_u16(), status);
+            let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+            let text = String::from_utf8_lossy(&body);
+            assert!(!text.contains("0x00") && !text.contains("UTF8"), "{text}");
+            assert!(text.contains("admin_error"), "{text}");
+        }
     }
 }

@@ -12,6 +12,7 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use crate::error::AdminError;
+use crate::validate::{self, Body, MAX_LABEL, MAX_NAME};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -30,6 +31,7 @@ pub struct KeyInput {
 
 /// Parse `30d`, `12h`, `90m` (humantime) into an expiry instant.
 pub fn expiry_from(input: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, AdminError> {
+    validate::text("expires_in", input, 64)?;
     let d = humantime::parse_duration(input)
         .map_err(|e| AdminError::BadRequest(format!("expires_in: {e}")))?;
     let d = chrono::Duration::from_std(d)
@@ -45,9 +47,29 @@ impl KeyInput {
     }
 }
 
+impl KeyInput {
+    /// Every text field within its length and free of control characters; a
+    /// failure names the field. Runs before anything is applied or stored.
+    pub fn validate(&self) -> Result<(), AdminError> {
+        if let Some(name) = &self.name {
+            validate_name(name)?;
+        }
+        if let Some(source) = &self.source {
+            validate::text("source", source, MAX_LABEL)?;
+        }
+        if let Some(routes) = &self.allowed_routes {
+            validate::names("allowed_routes", routes, MAX_NAME)?;
+        }
+        if let Some(models) = &self.allowed_models {
+            validate::names("allowed_models", models, MAX_LABEL)?;
+        }
+        Ok(())
+    }
+}
+
 fn apply(rec: &mut ApiKeyRecord, input: KeyInput, now: DateTime<Utc>) -> Result<(), AdminError> {
+    input.validate()?;
     if let Some(name) = input.name {
-        validate_name(&name)?;
         rec.name = name;
     }
     if let Some(s) = input.source {
@@ -81,12 +103,12 @@ fn apply(rec: &mut ApiKeyRecord, input: KeyInput, now: DateTime<Utc>) -> Result<
 }
 
 fn validate_name(name: &str) -> Result<(), AdminError> {
-    if name.trim().is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
-        return Err(AdminError::BadRequest(
-            "name must be 1-128 printable characters".into(),
-        ));
-    }
-    Ok(())
+    validate::name("name", name, MAX_NAME)
+}
+
+/// A key id (or name) from the URL path.
+fn validate_id(id: &str) -> Result<(), AdminError> {
+    validate::name("id", id, MAX_NAME)
 }
 
 fn created_body(rec: &ApiKeyRecord, secret: &str) -> serde_json::Value {
@@ -98,6 +120,7 @@ fn created_body(rec: &ApiKeyRecord, secret: &str) -> serde_json::Value {
 }
 
 async fn find_key(state: &AppState, id: &str) -> Result<ApiKeyRecord, AdminError> {
+    validate_id(id)?;
     state
         .store()
         .get_key(id)
@@ -107,7 +130,7 @@ async fn find_key(state: &AppState, id: &str) -> Result<ApiKeyRecord, AdminError
 
 pub async fn create(
     State(state): State<AppState>,
-    Json(input): Json<KeyInput>,
+    Body(input): Body<KeyInput>,
 ) -> Result<impl IntoResponse, AdminError> {
     let now = Utc::now();
     let name = input
@@ -141,7 +164,7 @@ pub async fn show(
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Json(input): Json<KeyInput>,
+    Body(input): Body<KeyInput>,
 ) -> Result<impl IntoResponse, AdminError> {
     let mut key = find_key(&state, &id).await?;
     apply(&mut key, input, Utc::now())?;
@@ -154,6 +177,7 @@ pub async fn revoke(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, AdminError> {
+    validate_id(&id)?;
     let key = state
         .store()
         .revoke_key(&id)

@@ -4,7 +4,10 @@
 mod error;
 mod keys;
 mod logs;
+pub mod metrics;
 mod models;
+pub mod redact;
+mod validate;
 
 use axum::Json;
 use axum::Router;
@@ -43,14 +46,14 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/health", get(health))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics::metrics))
         .nest("/admin/api", admin)
         .fallback(fastgate_proxy::proxy_handler)
         .with_state(state)
 }
 
 /// Constant-time comparison of the presented bearer token with the admin token.
-fn is_admin(state: &AppState, headers: &http::HeaderMap) -> bool {
+pub(crate) fn is_admin(state: &AppState, headers: &http::HeaderMap) -> bool {
     let expected = state.inner().admin_token.expose().as_bytes();
     let presented = headers
         .get(header::AUTHORIZATION)
@@ -77,10 +80,13 @@ async fn routes(State(state): State<AppState>) -> impl IntoResponse {
     Json(serde_json::json!({ "object": "list", "data": snap.route_names }))
 }
 
-/// The effective configuration, secrets redacted.
+/// The effective configuration: credentials, the database URL and the values of
+/// added headers and body fields redacted (see `redact`).
 async fn config(State(state): State<AppState>) -> impl IntoResponse {
     let cfg = state.inner().config.load_full();
-    Json(serde_json::to_value(&*cfg).unwrap_or_default())
+    let mut v = serde_json::to_value(&*cfg).unwrap_or_default();
+    redact::config(&mut v);
+    Json(v)
 }
 
 /// Re-read the config file; 400 with the reason when it is rejected.
@@ -109,26 +115,4 @@ async fn health(State(state): State<AppState>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
     });
     (status, Json(body)).into_response()
-}
-
-async fn metrics(State(state): State<AppState>, req: Request) -> Response {
-    let require = state.inner().config.load().metrics.require_auth;
-    if require && !is_admin(&state, req.headers()) {
-        return AdminError::Unauthorized.into_response();
-    }
-    if !state.inner().config.load().metrics.enabled {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    metrics_gauges(&state);
-    let handle = &state.inner().metrics;
-    handle.run_upkeep();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        handle.render(),
-    )
-        .into_response()
-}
-
-fn metrics_gauges(state: &AppState) {
-    fastgate_proxy::metrics::set_audit_depth(state.audit_queue_depth());
 }

@@ -44,10 +44,10 @@ fn parse_time(field: &str, v: Option<String>) -> Result<Option<DateTime<Utc>>, A
 }
 
 fn cap(field: &str, v: Option<String>) -> Result<Option<String>, AdminError> {
-    match v {
-        Some(s) if s.len() > 512 => Err(AdminError::BadRequest(format!("{field}: too long"))),
-        other => Ok(other),
+    if let Some(s) = &v {
+        crate::validate::text(field, s, 512)?;
     }
+    Ok(v)
 }
 
 impl LogQuery {
@@ -100,6 +100,7 @@ pub async fn detail(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, AdminError> {
+    crate::validate::name("id", &id, crate::validate::MAX_NAME)?;
     let rec = state
         .store()
         .get_audit(&id)

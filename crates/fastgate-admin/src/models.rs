@@ -11,9 +11,12 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::error::AdminError;
+use crate::validate::{self, Body, MAX_NAME};
 
+/// A model group as the API shows it: transform values redacted, `source` added.
 fn with_source(m: &ModelGroupConfig, source: &str) -> Value {
     let mut v = serde_json::to_value(m).unwrap_or_default();
+    crate::redact::model_group(&mut v);
     if let Some(obj) = v.as_object_mut() {
         obj.insert("source".into(), Value::String(source.into()));
     }
@@ -38,6 +41,12 @@ async fn save(
     group: ModelGroupConfig,
     must_be_new: bool,
 ) -> Result<bool, AdminError> {
+    validate::name("name", &group.name, MAX_NAME)?;
+    let spec_value =
+        serde_json::to_value(&group).map_err(|e| AdminError::BadRequest(e.to_string()))?;
+    if let Some(field) = validate::find_nul(&spec_value, "") {
+        return Err(AdminError::field(&field, "contains U+0000"));
+    }
     let mut models: Vec<ModelGroupConfig> = state.inner().api_models.load().as_ref().clone();
     let exists = models.iter().any(|m| m.name == group.name);
     if must_be_new && exists {
@@ -69,7 +78,7 @@ async fn save(
 
 pub async fn create(
     State(state): State<AppState>,
-    Json(group): Json<ModelGroupConfig>,
+    Body(group): Body<ModelGroupConfig>,
 ) -> Result<impl IntoResponse, AdminError> {
     save(&state, group.clone(), true).await?;
     Ok((StatusCode::CREATED, Json(with_source(&group, "api"))))
@@ -78,8 +87,9 @@ pub async fn create(
 pub async fn replace(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Json(group): Json<ModelGroupConfig>,
+    Body(group): Body<ModelGroupConfig>,
 ) -> Result<impl IntoResponse, AdminError> {
+    validate::name("name", &name, MAX_NAME)?;
     if group.name != name {
         return Err(AdminError::BadRequest(format!(
             "the body names model '{}', the path '{name}'",
@@ -99,6 +109,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, AdminError> {
+    validate::name("name", &name, MAX_NAME)?;
     if state
         .inner()
         .config

@@ -51,8 +51,9 @@ pub struct KeyQuota {
     pub period: QuotaPeriod,
 }
 
-/// A gateway key as stored and as held in the in-memory index.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A gateway key as stored and as held in the in-memory index. Its `Debug` output
+/// leaves the hash out (a hash of a key is a lookup handle for it).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiKeyRecord {
     /// UUIDv7 string.
     pub id: String,
@@ -77,4 +78,41 @@ pub struct ApiKeyRecord {
     pub quota: KeyQuota,
     pub usage_count: u64,
     pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for ApiKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("source", &self.source)
+            .field("key_hash", &"[redacted]")
+            .field("prefix", &self.prefix)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .field("expires_at", &self.expires_at)
+            .field("revoked_at", &self.revoked_at)
+            .field("is_active", &self.is_active)
+            .field("allowed_routes", &self.allowed_routes)
+            .field("allowed_models", &self.allowed_models)
+            .field("limits", &self.limits)
+            .field("quota", &self.quota)
+            .field("usage_count", &self.usage_count)
+            .field("last_used_at", &self.last_used_at)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_hash() {
+        let (generated, rec) = crate::new_key_record("alice", Utc::now());
+        let shown = format!("{rec:?} {rec:#?}");
+        assert!(!shown.contains(&generated.hash), "{shown}");
+        assert!(!shown.contains(&generated.secret));
+        assert!(shown.contains("alice") && shown.contains(&rec.prefix));
+    }
 }

@@ -176,7 +176,7 @@ impl RequestContext {
             source: self.key.as_ref().and_then(|k| k.source.clone()),
             method: self.method.as_str().to_string(),
             path: self.path,
-            query: self.query,
+            query: self.query.map(crate::headers::redact_query),
             route: self.route.map(|r| r.to_string()),
             upstream: self.upstream.map(|u| u.to_string()),
             credential: self.credential.map(|c| c.to_string()),

@@ -194,16 +194,18 @@ async fn admit(
         .route(route_index)
         .ok_or_else(|| ProxyError::Internal("matched route has no runtime".into()))?;
     probe_model(ctx, parts, &body, parsed.as_ref())?;
-    let body = match &rt.add_body_fields {
-        Some(fields) => add_fields(parsed.take(), &body, fields)?,
-        None => body,
-    };
+    // The audit keeps what the client sent, not the route's added fields (they
+    // may carry secrets).
     if ctx.audit.headers {
         ctx.request_headers = Some(headers::redacted_json(&parts.headers));
     }
     if ctx.audit.bodies {
         ctx.request_body = Some(capture_text(&body, ctx.audit.body_max_bytes));
     }
+    let body = match &rt.add_body_fields {
+        Some(fields) => add_fields(parsed.take(), &body, fields)?,
+        None => body,
+    };
     Ok(Admission::Route(Admitted {
         route_index,
         upstream_path,

@@ -129,7 +129,11 @@ pub fn response_headers(upstream: &HeaderMap) -> HeaderMap {
     out
 }
 
-fn is_secret_header(name: &str) -> bool {
+/// Header names whose values the audit log never stores. `name` is lowercase (as
+/// `HeaderName` keeps it). Anything that looks like a credential counts: the exact
+/// names providers use, `x-auth*`, and names that contain `token`, `secret`,
+/// `password`, `credential`, `signature` or `apikey`, or end in `-key`.
+pub fn is_secret_header(name: &str) -> bool {
     matches!(
         name,
         "authorization"
@@ -137,11 +141,84 @@ fn is_secret_header(name: &str) -> bool {
             | "x-api-key"
             | "x-goog-api-key"
             | "api-key"
+            | "apikey"
             | "cookie"
             | "set-cookie"
-    ) || name.contains("token")
-        || name.contains("secret")
+            | "set-cookie2"
+    ) || name.starts_with("x-auth")
         || name.ends_with("-key")
+        || name.ends_with("-token")
+        || name.ends_with("-secret")
+        || ["token", "secret", "password", "passwd", "credential", "signature", "apikey", "api-key"]
+            .iter()
+            .any(|part| name.contains(part))
+}
+
+/// Query parameter names whose values the audit log never stores (compared
+/// case-insensitively, after percent-decoding the name).
+const SECRET_PARAMS: [&str; 22] = [
+    "key",
+    "api_key",
+    "apikey",
+    "api-key",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "token",
+    "auth",
+    "auth_token",
+    "authorization",
+    "secret",
+    "client_secret",
+    "password",
+    "passwd",
+    "pwd",
+    "sig",
+    "signature",
+    "code",
+    "session",
+    "sessionid",
+    "jwt",
+];
+
+/// Is the query parameter `name` (raw, possibly percent-encoded) a credential?
+pub fn is_secret_param(name: &str) -> bool {
+    let decoded: String = url::form_urlencoded::parse(name.as_bytes())
+        .next()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .unwrap_or_default();
+    let n = decoded.trim();
+    SECRET_PARAMS.contains(&n)
+        || ["_token", "-token", "_key", "-key", "_secret", "-secret", ".token", ".key"]
+            .iter()
+            .any(|suffix| n.ends_with(suffix))
+        || ["token", "secret", "password", "signature", "credential", "apikey"]
+            .iter()
+            .any(|part| n.contains(part))
+}
+
+/// The query string as the audit log keeps it: the value of every parameter
+/// named like a credential (`key`, `api_key`, `access_token`, `sig`, …) replaced
+/// by `[redacted]`. Returns `query` itself when there is nothing to hide.
+pub fn redact_query(query: String) -> String {
+    let secret = |pair: &str| pair.split_once('=').is_some_and(|(n, _)| is_secret_param(n));
+    if !query.split('&').any(secret) {
+        return query;
+    }
+    let mut out = String::with_capacity(query.len());
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((name, _)) if is_secret_param(name) => {
+                out.push_str(name);
+                out.push_str("=[redacted]");
+            }
+            _ => out.push_str(pair),
+        }
+    }
+    out
 }
 
 /// JSON object of headers for the audit log, secrets replaced by `[redacted]`;
@@ -295,6 +372,47 @@ mod tests {
         let j = redacted_json(&h);
         assert!(!j.contains("canary"));
         assert!(j.contains("x-ok"));
+    }
+
+    #[test]
+    fn redacts_credential_like_header_names() {
+        for name in [
+            "authorization",
+            "proxy-authorization",
+            "apikey",
+            "x-api-key",
+            "x-auth",
+            "x-auth-user-hash",
+            "x-session-token",
+            "x-upstream-key",
+            "x-client-secret",
+            "cookie",
+            "set-cookie",
+            "x-amz-security-token",
+            "x-db-password",
+        ] {
+            assert!(is_secret_header(name), "{name}");
+            let h = map(&[(name, "canary-value")]);
+            assert!(!redacted_json(&h).contains("canary"), "{name}");
+        }
+        for name in ["content-type", "x-request-id", "user-agent", "x-keep", "accept"] {
+            assert!(!is_secret_header(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn redacts_credential_like_query_params() {
+        let q = "a=1&KEY=k1&api_key=k2&ApiKey=k3&access_token=t1&token=t2&secret=s1\
+                 &password=p1&sig=g1&Signature=g2&x_api%5Fkey=k4&my-token=t3&alt=sse&flag";
+        let out = redact_query(q.to_string());
+        for leaked in ["k1", "k2", "k3", "k4", "t1", "t2", "t3", "s1", "p1", "g1", "g2"] {
+            assert!(!out.contains(leaked), "{leaked} in {out}");
+        }
+        assert!(out.starts_with("a=1&KEY=[redacted]&api_key=[redacted]"), "{out}");
+        assert!(out.ends_with("&alt=sse&flag"), "{out}");
+        // Nothing to hide: the same string back.
+        assert_eq!(redact_query("a=1&b=2".into()), "a=1&b=2");
+        assert_eq!(redact_query("monkey=1".into()), "monkey=1");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod admin_token;
 pub mod cli;
+pub mod data_dir;
 pub mod listener;
 pub mod scheduler;
 pub mod server;

@@ -42,8 +42,7 @@ pub async fn start_from(
     config: Config,
     config_path: Option<std::path::PathBuf>,
 ) -> anyhow::Result<ServerHandle> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    crate::data_dir::prepare(&config)?;
     let admin_token = resolve_admin_token(&config)?;
     // Build the token estimator's tables now rather than on the first LLM request
     // (about 24 MB, so only when model groups are configured).

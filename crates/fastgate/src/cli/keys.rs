@@ -103,7 +103,7 @@ impl KeyFields {
 
 pub async fn run(path: Option<&Path>, json: bool, cmd: KeysCommand) -> anyhow::Result<()> {
     let cfg = load_config_or_exit(path, json);
-    std::fs::create_dir_all(&cfg.data_dir)?;
+    crate::data_dir::prepare(&cfg)?;
     let store = Store::connect(&cfg.database_url(), 2).await?;
     let result = dispatch(&store, json, cmd).await;
     store.close().await;

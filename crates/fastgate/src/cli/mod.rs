@@ -72,7 +72,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Routes(cmd) => routes::run(cli.config.as_deref(), cli.json, cmd),
         Command::Migrate => {
             let cfg = load_config_or_exit(cli.config.as_deref(), cli.json);
-            std::fs::create_dir_all(&cfg.data_dir)?;
+            crate::data_dir::prepare(&cfg)?;
             let store = fastgate_store::Store::connect(&cfg.database_url(), 1).await?;
             store.close().await;
             if cli.json {

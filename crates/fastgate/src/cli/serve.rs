@@ -27,7 +27,14 @@ pub async fn run(path: Option<&Path>, args: ServeArgs) -> anyhow::Result<()> {
         add_demo_model(&mut cfg);
     }
     crate::init_logging(&cfg.log);
-    let handle = server::start_from(cfg.clone(), path.map(Path::to_path_buf)).await?;
+    let handle = match server::start_from(cfg.clone(), path.map(Path::to_path_buf)).await {
+        Ok(handle) => handle,
+        Err(e) => match e.downcast_ref::<crate::admin_token::InsecureTokenFile>() {
+            // A configuration problem the operator must fix: same exit code as one.
+            Some(insecure) => super::exit_invalid_config(&[insecure.to_string()], false),
+            None => return Err(e),
+        },
+    };
     print_banner(&handle, &cfg, path);
     if args.demo {
         let key = demo_key(&handle).await?;
@@ -133,11 +140,12 @@ fn print_banner(handle: &server::ServerHandle, cfg: &fastgate_config::Config, pa
         cfg.routes.len(),
         cfg.upstreams.len()
     );
+    // The token itself is never printed (terminal scrollback and service logs
+    // keep stdout): only where to read it.
     match (&handle.admin_token.file, handle.admin_token.generated_now) {
         (Some(file), true) => println!(
-            "  admin token (generated, saved to {}): {}",
-            file.display(),
-            handle.admin_token.value
+            "  admin token: generated, saved to {} (mode 600; read it there)",
+            file.display()
         ),
         (Some(file), false) => println!("  admin token: stored in {}", file.display()),
         (None, _) => println!("  admin token: from configuration"),
