@@ -17,6 +17,8 @@ pub struct LogQuery {
     pub limit: Option<u32>,
     pub offset: Option<u32>,
     pub key_id: Option<String>,
+    /// The client's `X-Request-Id` (many records may share one).
+    pub client_request_id: Option<String>,
     pub route: Option<String>,
     pub upstream: Option<String>,
     pub status: Option<u16>,
@@ -65,6 +67,7 @@ impl LogQuery {
             from: parse_time("from", self.from)?,
             to: parse_time("to", self.to)?,
             key_id: cap("key_id", self.key_id)?,
+            client_request_id: cap("client_request_id", self.client_request_id)?,
             route: cap("route", self.route)?,
             upstream: cap("upstream", self.upstream)?,
             status: self.status,

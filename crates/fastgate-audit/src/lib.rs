@@ -56,6 +56,8 @@
 //!
 //! Metrics (all `fastgate_audit_*`) are listed in [`metric`].
 
+mod journal;
+mod maintenance;
 mod record;
 mod sink;
 mod spill;
@@ -67,6 +69,7 @@ mod writer;
 
 pub use record::{AuditFilter, AuditRecord, SortOrder};
 pub use sink::{AuditSink, SinkError};
+pub use journal::{JOURNAL_PREFIX, JOURNAL_SUFFIX};
 pub use spill::{REJECTED_FILE_NAME, SPILL_FILE_NAME};
 pub use stats::{AuditStats, metric};
 #[doc(hidden)]

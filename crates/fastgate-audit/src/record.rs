@@ -7,8 +7,14 @@ use serde::{Deserialize, Serialize};
 /// only the key's id and name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
-    /// Unique; inserts are idempotent on it (replaying a spill file is safe).
+    /// The gateway's own id for the request (a UUIDv7, also sent to the client as
+    /// `x-fastgate-request-id`). Unique; inserts are idempotent on it, so replaying a
+    /// spill file or the journal is safe. Never taken from the client.
     pub request_id: String,
+    /// The client's `X-Request-Id`, when it sent a plain, short one. Informational only:
+    /// many records may carry the same value, and it is never used to deduplicate.
+    #[serde(default)]
+    pub client_request_id: Option<String>,
     pub key_id: Option<String>,
     pub key_name: Option<String>,
     /// The key's owner/source label.
@@ -66,6 +72,8 @@ pub struct AuditFilter {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     pub key_id: Option<String>,
+    /// Records whose `client_request_id` equals this value.
+    pub client_request_id: Option<String>,
     pub route: Option<String>,
     pub upstream: Option<String>,
     pub status: Option<u16>,

@@ -9,7 +9,7 @@ use crate::AuditRecord;
 ///
 /// Implementations must be idempotent on `request_id`: the writer may hand the same record
 /// over more than once (a retried batch whose first attempt partly succeeded, a spill file
-/// replayed after a crash).
+/// or journal replayed after a crash).
 pub trait AuditSink: Send + Sync + 'static {
     /// Insert a batch; must be idempotent on request_id. Err means nothing may be assumed
     /// written. Returns the number of rows actually inserted (duplicates may be skipped).
@@ -21,5 +21,36 @@ pub trait AuditSink: Send + Sync + 'static {
 
 /// A failed batch write. The message must not contain secrets (it is logged).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SinkError(pub String);
+#[error("{message}")]
+pub struct SinkError {
+    message: String,
+    unavailable: bool,
+}
+
+impl SinkError {
+    /// The sink is down, locked or overloaded: the rows are fine, try again later. The
+    /// writer never bisects a batch to look for a bad record after such an error.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            unavailable: true,
+        }
+    }
+
+    /// The sink refused the batch, possibly because of one of its rows.
+    pub fn rejected(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            unavailable: false,
+        }
+    }
+
+    /// See [`SinkError::unavailable`].
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}

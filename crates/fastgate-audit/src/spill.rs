@@ -21,36 +21,12 @@ pub const SPILL_FILE_NAME: &str = "audit-spill.ndjson";
 /// others (a poison record), kept in the same format for an operator to inspect.
 pub const REJECTED_FILE_NAME: &str = "audit-rejected.ndjson";
 
-/// CRC-32 (IEEE 802.3, the zlib/PNG polynomial) lookup table.
-const CRC_TABLE: [u32; 256] = crc_table();
-
-const fn crc_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
-}
+/// CRC-32 (IEEE 802.3, the zlib/PNG polynomial), slice-by-16 tables.
+static CRC32: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISO_HDLC);
 
 /// CRC-32 (IEEE) of `data`.
 pub(crate) fn crc32(data: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in data {
-        c = CRC_TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
-    }
-    !c
+    CRC32.checksum(data)
 }
 
 /// Append the spill line for `record` (terminated by `\n`) to `out`.
@@ -61,17 +37,30 @@ pub(crate) fn encode_line(
     record: &AuditRecord,
     out: &mut Vec<u8>,
 ) -> Result<(), serde_json::Error> {
-    let json = if record.duration_ms.is_finite() {
-        serde_json::to_vec(record)?
+    let start = out.len();
+    // Placeholder for the checksum, filled in once the JSON is written after it.
+    out.extend_from_slice(b"00000000 ");
+    let json_start = out.len();
+    if record.duration_ms.is_finite() {
+        serde_json::to_writer(&mut *out, record)?;
     } else {
         let mut fixed = record.clone();
         fixed.duration_ms = 0.0;
-        serde_json::to_vec(&fixed)?
-    };
-    out.extend_from_slice(format!("{:08x} ", crc32(&json)).as_bytes());
-    out.extend_from_slice(&json);
+        serde_json::to_writer(&mut *out, &fixed)?;
+    }
+    let sum = crc32(&out[json_start..]);
+    write_hex8(&mut out[start..json_start - 1], sum);
     out.push(b'\n');
     Ok(())
+}
+
+/// `sum` as 8 lowercase hex digits into `dst` (8 bytes).
+fn write_hex8(dst: &mut [u8], sum: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in dst.iter_mut().enumerate().take(8) {
+        let shift = 28 - 4 * i as u32;
+        *b = HEX[((sum >> shift) & 0xF) as usize];
+    }
 }
 
 /// Why a spill line was skipped.
@@ -115,9 +104,10 @@ impl SpillFile {
     /// line without its newline (torn by a crash) is terminated so that the next append
     /// starts on a fresh line; the torn line itself fails its checksum at replay.
     pub(crate) async fn open(dir: &Path, name: &str) -> io::Result<Self> {
-        tokio::fs::create_dir_all(dir).await?;
+        create_private_dir(dir)?;
         let path = dir.join(name);
         let mut file = append_options().open(&path).await?;
+        restrict_file(&file.metadata().await?, &path)?;
         let mut len = file.metadata().await?.len();
         if len > 0 {
             let mut reader = File::open(&path).await?;
@@ -174,11 +164,7 @@ impl SpillFile {
     /// A line reader over the file from its beginning. Lines appended while reading are
     /// seen by the reader.
     pub(crate) async fn reader(&self) -> io::Result<LineReader> {
-        let file = File::open(&self.path).await?;
-        Ok(LineReader {
-            inner: BufReader::with_capacity(64 * 1024, file),
-            buf: Vec::new(),
-        })
+        LineReader::open(&self.path).await
     }
 }
 
@@ -188,6 +174,40 @@ fn append_options() -> OpenOptions {
     #[cfg(unix)]
     options.mode(0o600);
     options
+}
+
+/// Create `dir` (and its parents) if missing; the directory itself is made owner-only
+/// (0700 on Unix), also when it already existed with wider permissions.
+pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(dir)?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    Ok(())
+}
+
+/// An audit file found with group/other permissions (made by an older version, or by
+/// hand) is narrowed to 0600.
+pub(crate) fn restrict_file(meta: &std::fs::Metadata, path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (meta, path);
+    Ok(())
 }
 
 /// Synchronous single-record append, used only after the writer stopped (a record sent
@@ -213,6 +233,15 @@ pub(crate) struct LineReader {
 }
 
 impl LineReader {
+    /// A line reader over the file at `path`, from its beginning.
+    pub(crate) async fn open(path: &Path) -> io::Result<Self> {
+        let file = File::open(path).await?;
+        Ok(Self {
+            inner: BufReader::with_capacity(64 * 1024, file),
+            buf: Vec::new(),
+        })
+    }
+
     /// The next line (with its newline, if any), or `None` at the end of the file.
     pub(crate) async fn next_line(&mut self) -> io::Result<Option<&[u8]>> {
         self.buf.clear();

@@ -1,6 +1,6 @@
 //! Counters shared by the sender and the writer tasks, mirrored into `metrics`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde::Serialize;
 
@@ -30,6 +30,17 @@ pub mod metric {
     pub const SINK_ERRORS: &str = "fastgate_audit_sink_errors_total";
     /// Histogram: duration of each sink call, in seconds.
     pub const BATCH_SECONDS: &str = "fastgate_audit_batch_duration_seconds";
+    /// Gauge: bytes in the crash journal's segments (current and retired, not yet deleted).
+    pub const JOURNAL_BYTES: &str = "fastgate_audit_journal_bytes";
+    /// Journal appends that failed (the record still went to the queue, but was not
+    /// protected against a crash). Should stay 0.
+    pub const JOURNAL_ERRORS: &str = "fastgate_audit_journal_errors_total";
+    /// Records found in journal segments left by a previous run (crash) and handed to the
+    /// spill file for replay at start.
+    pub const JOURNAL_RECOVERED: &str = "fastgate_audit_journal_recovered_total";
+    /// Gauge: age in seconds of the oldest finished request whose record is not in the
+    /// database yet (waiting in a batch or in the spill file); 0 when none is waiting.
+    pub const OLDEST_UNFLUSHED_SECONDS: &str = "fastgate_audit_oldest_unflushed_seconds";
 }
 
 /// A snapshot of the writer's counters since start.
@@ -53,6 +64,10 @@ pub struct AuditStats {
     pub rejected: u64,
     /// Damaged spill lines skipped.
     pub corrupt_lines: u64,
+    /// Failed journal appends.
+    pub journal_errors: u64,
+    /// Records recovered from journal segments at start.
+    pub journal_recovered: u64,
 }
 
 #[derive(Debug, Default)]
@@ -66,8 +81,15 @@ pub(crate) struct Counters {
     overflowed: AtomicU64,
     rejected: AtomicU64,
     corrupt_lines: AtomicU64,
+    journal_errors: AtomicU64,
+    journal_recovered: AtomicU64,
     /// Overflow records handed to the spill task and not yet appended.
     overflow_pending: AtomicU64,
+    /// Completion time (unix ms) of the oldest record in the batch being collected or
+    /// written; 0 when none.
+    batch_oldest_ms: AtomicI64,
+    /// Completion time (unix ms) of the oldest record in the spill file; 0 when empty.
+    spill_oldest_ms: AtomicI64,
 }
 
 fn bump(cell: &AtomicU64, name: &'static str, n: u64) {
@@ -124,6 +146,43 @@ impl Counters {
         self.overflow_pending.load(Ordering::Relaxed)
     }
 
+    pub(crate) fn journal_error(&self) {
+        bump(&self.journal_errors, metric::JOURNAL_ERRORS, 1);
+    }
+
+    pub(crate) fn journal_recovered(&self, n: u64) {
+        bump(&self.journal_recovered, metric::JOURNAL_RECOVERED, n);
+    }
+
+    /// The batcher started a batch whose first record completed at `ms` (0: no batch).
+    pub(crate) fn set_batch_oldest(&self, ms: i64) {
+        self.batch_oldest_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Records completed at `ms` reached the spill file: keep the oldest.
+    pub(crate) fn spill_holds(&self, ms: i64) {
+        let _ = self
+            .spill_oldest_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+                (cur == 0 || ms < cur).then_some(ms)
+            });
+    }
+
+    /// The spill file was emptied.
+    pub(crate) fn spill_emptied(&self) {
+        self.spill_oldest_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// Seconds since the oldest record not yet in the database completed (0 if none).
+    pub(crate) fn oldest_unflushed_seconds(&self, now_ms: i64) -> f64 {
+        let oldest = [&self.batch_oldest_ms, &self.spill_oldest_ms]
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .filter(|&ms| ms > 0)
+            .min();
+        oldest.map_or(0.0, |ms| (now_ms.saturating_sub(ms)).max(0) as f64 / 1000.0)
+    }
+
     pub(crate) fn snapshot(&self) -> AuditStats {
         let get = |cell: &AtomicU64| cell.load(Ordering::Relaxed);
         AuditStats {
@@ -136,6 +195,8 @@ impl Counters {
             overflowed: get(&self.overflowed),
             rejected: get(&self.rejected),
             corrupt_lines: get(&self.corrupt_lines),
+            journal_errors: get(&self.journal_errors),
+            journal_recovered: get(&self.journal_recovered),
         }
     }
 }
@@ -148,4 +209,29 @@ pub(crate) fn report_depth(depth: usize) {
 /// Publish the spill backlog gauge.
 pub(crate) fn report_spill_bytes(bytes: u64) {
     metrics::gauge!(metric::SPILL_BYTES).set(bytes as f64);
+}
+
+/// Publish the journal size gauge.
+pub(crate) fn report_journal_bytes(bytes: u64) {
+    metrics::gauge!(metric::JOURNAL_BYTES).set(bytes as f64);
+}
+
+/// Publish the oldest-unflushed-record gauge.
+pub(crate) fn report_oldest(counters: &Counters) {
+    let now = chrono::Utc::now().timestamp_millis();
+    metrics::gauge!(metric::OLDEST_UNFLUSHED_SECONDS).set(counters.oldest_unflushed_seconds(now));
+}
+
+/// When the request behind `record` finished (unix ms): arrival plus duration.
+pub(crate) fn completed_ms(record: &crate::AuditRecord) -> i64 {
+    let duration = if record.duration_ms.is_finite() && record.duration_ms > 0.0 {
+        record.duration_ms as i64
+    } else {
+        0
+    };
+    record
+        .request_time
+        .timestamp_millis()
+        .saturating_add(duration)
+        .max(1)
 }

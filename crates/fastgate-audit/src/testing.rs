@@ -16,6 +16,7 @@ use crate::{AuditRecord, AuditSink, SinkError};
 pub fn sample_record(request_id: &str) -> AuditRecord {
     AuditRecord {
         request_id: request_id.to_owned(),
+        client_request_id: None,
         key_id: Some("key_01".into()),
         key_name: Some("ci".into()),
         source: Some("team-a".into()),
@@ -138,12 +139,12 @@ impl AuditSink for MemorySink {
             // The sender lives in `self`, so this cannot fail while we are borrowed.
             let _ = hold.wait_for(|holding| !*holding).await;
             if self.fail.load(Ordering::SeqCst) {
-                return Err(SinkError("memory sink: failing on purpose".into()));
+                return Err(SinkError::unavailable("memory sink: failing on purpose"));
             }
             {
                 let poison = lock(&self.poison);
                 if let Some(bad) = rows.iter().find(|r| poison.contains(&r.request_id)) {
-                    return Err(SinkError(format!(
+                    return Err(SinkError::rejected(format!(
                         "memory sink: rejects {}",
                         bad.request_id
                     )));

@@ -11,7 +11,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::spill::{self, SpillFile};
-use crate::stats::{Counters, metric, report_depth, report_spill_bytes};
+use crate::stats::{Counters, completed_ms, metric, report_depth, report_spill_bytes};
 use crate::writer::{AuditConfig, AuditTuning, Msg, SpillMsg};
 use crate::{AuditRecord, AuditSink};
 
@@ -34,7 +34,10 @@ pub(crate) struct Ctx {
 /// A sink call failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Failure {
+    /// The sink refused the batch (perhaps because of one record in it).
     Error,
+    /// The sink is down or locked: the records are fine.
+    Unavailable,
     Timeout,
 }
 
@@ -75,7 +78,14 @@ impl Ctx {
                 }
                 return Ok(inserted);
             }
-            Ok(Err(err)) => (Failure::Error, err.0),
+            Ok(Err(err)) => {
+                let kind = if err.is_unavailable() {
+                    Failure::Unavailable
+                } else {
+                    Failure::Error
+                };
+                (kind, err.message().to_owned())
+            }
             Err(_) => (Failure::Timeout, "timed out".to_owned()),
         };
         self.counters.failure();
@@ -109,11 +119,13 @@ impl Ctx {
             match self.attempt(rows).await {
                 Ok(_) => return true,
                 Err(Failure::Timeout) => return false,
-                Err(Failure::Error) if attempt < self.tuning.max_attempts => {
+                Err(Failure::Error | Failure::Unavailable)
+                    if attempt < self.tuning.max_attempts =>
+                {
                     tokio::time::sleep(delay).await;
                     delay = delay.saturating_mul(2);
                 }
-                Err(Failure::Error) => {}
+                Err(Failure::Error | Failure::Unavailable) => {}
             }
         }
         false
@@ -133,6 +145,8 @@ struct Batcher {
     batch: Vec<AuditRecord>,
     /// When the current batch must be written even if not full.
     deadline: Option<Instant>,
+    /// Lazy barriers waiting for the current batch to be delivered.
+    waiting: Vec<oneshot::Sender<bool>>,
 }
 
 impl Batcher {
@@ -141,6 +155,7 @@ impl Batcher {
             Msg::Record(record) => {
                 if self.batch.is_empty() {
                     self.deadline = Some(Instant::now() + self.ctx.flush_interval);
+                    self.ctx.counters.set_batch_oldest(completed_ms(&record));
                 }
                 self.batch.push(record);
                 if self.batch.len() >= self.ctx.batch_size {
@@ -152,6 +167,13 @@ impl Batcher {
                 // Failed batches are ahead of the barrier in the spill queue.
                 let _ = self.spill_tx.send(SpillMsg::Flush(ack));
             }
+            Msg::Sync(ack) => {
+                if self.batch.is_empty() {
+                    let _ = self.spill_tx.send(SpillMsg::Flush(ack));
+                } else {
+                    self.waiting.push(ack);
+                }
+            }
         }
     }
 
@@ -159,6 +181,7 @@ impl Batcher {
     async fn deliver(&mut self) {
         self.deadline = None;
         if self.batch.is_empty() {
+            self.release_waiting();
             return;
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.ctx.batch_size));
@@ -170,6 +193,16 @@ impl Batcher {
             // Unreachable in practice: the spill worker outlives the batcher.
             self.ctx.counters.dropped(batch.len());
             tracing::error!(rows = batch.len(), "audit batch lost: spill worker gone");
+        }
+        self.ctx.counters.set_batch_oldest(0);
+        self.release_waiting();
+    }
+
+    /// The batch the lazy barriers waited for is delivered: pass them on to the spill
+    /// worker (behind any failed batch).
+    fn release_waiting(&mut self) {
+        for ack in self.waiting.drain(..) {
+            let _ = self.spill_tx.send(SpillMsg::Flush(ack));
         }
     }
 }
@@ -187,6 +220,7 @@ pub(crate) async fn run_batcher(
         spill_tx,
         batch: Vec::with_capacity(batch_size),
         deadline: None,
+        waiting: Vec::new(),
     };
     loop {
         tokio::select! {
@@ -232,6 +266,10 @@ impl SpillWorker {
         rx: mpsc::UnboundedReceiver<SpillMsg>,
     ) -> Self {
         report_spill_bytes(file.len());
+        if !file.is_empty() {
+            // Unknown age: count from now.
+            ctx.counters.spill_holds(chrono::Utc::now().timestamp_millis());
+        }
         Self {
             ctx,
             file,
@@ -289,7 +327,7 @@ impl SpillWorker {
     /// Append `first` and whatever else is ready, then answer the flush barriers among them.
     async fn absorb(&mut self, first: SpillMsg) {
         let mut records = Vec::new();
-        let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut acks: Vec<oneshot::Sender<bool>> = Vec::new();
         let mut overflow = 0u64;
         let mut next = Some(first);
         while let Some(msg) = next {
@@ -308,8 +346,9 @@ impl SpillWorker {
         }
         self.persist(records).await;
         self.ctx.counters.overflow_leave(overflow);
+        let durable = self.stuck.is_empty();
         for ack in acks {
-            let _ = ack.send(());
+            let _ = ack.send(durable);
         }
     }
 
@@ -328,11 +367,18 @@ impl SpillWorker {
             Ok(()) => {
                 self.ctx.counters.spilled(records.len());
                 report_spill_bytes(self.file.len());
+                self.note_oldest(&records);
             }
             Err(err) => {
                 tracing::error!(error = %err, rows = records.len(), path = %self.file.path().display(), "cannot append to the audit spill file; keeping records in memory");
                 self.stuck.extend(records);
             }
+        }
+    }
+
+    fn note_oldest(&self, records: &[AuditRecord]) {
+        if let Some(oldest) = records.iter().map(completed_ms).min() {
+            self.ctx.counters.spill_holds(oldest);
         }
     }
 
@@ -345,6 +391,7 @@ impl SpillWorker {
         if self.file.append(&stuck).await.is_ok() {
             self.ctx.counters.spilled(stuck.len());
             report_spill_bytes(self.file.len());
+            self.note_oldest(&stuck);
             return;
         }
         let mut left = Vec::new();
@@ -398,8 +445,8 @@ impl SpillWorker {
                     sink_up = true;
                     replayed += batch.len() as u64;
                     batch.clear();
-                } else if result == Err(Failure::Timeout) {
-                    // Slow or hung, not a poison record: try again next pass.
+                } else if matches!(result, Err(Failure::Timeout | Failure::Unavailable)) {
+                    // Down, locked, slow or hung, not a poison record: try again next pass.
                     return false;
                 } else {
                     let failed = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
@@ -425,6 +472,7 @@ impl SpillWorker {
             return false;
         }
         report_spill_bytes(0);
+        self.ctx.counters.spill_emptied();
         self.ctx.counters.replayed(replayed);
         self.ctx.counters.corrupt(corrupt);
         if corrupt > 0 {
@@ -451,7 +499,7 @@ impl SpillWorker {
             if result.is_ok() {
                 *sink_up = true;
                 written += group.len() as u64;
-            } else if result == Err(Failure::Timeout) {
+            } else if matches!(result, Err(Failure::Timeout | Failure::Unavailable)) {
                 return None;
             } else if group.len() > 1 {
                 push_halves(&mut stack, group);

@@ -10,9 +10,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::journal::{self, Journal};
 use crate::spill::{self, REJECTED_FILE_NAME, SPILL_FILE_NAME, SpillFile};
-use crate::stats::{AuditStats, Counters, report_depth};
+use crate::stats::{AuditStats, Counters, report_depth, report_journal_bytes};
 use crate::worker::{self, Ctx, SpillWorker};
+use crate::maintenance;
 use crate::{AuditRecord, AuditSink};
 
 /// Writer settings.
@@ -24,8 +26,11 @@ pub struct AuditConfig {
     pub batch_size: usize,
     /// Longest a record waits for its batch to fill before the batch is written anyway.
     pub flush_interval: Duration,
-    /// Directory of the spill file (`audit-spill.ndjson`); created if missing.
+    /// Directory of the spill file (`audit-spill.ndjson`) and of the journal segments;
+    /// created (mode 0700) if missing.
     pub spill_dir: PathBuf,
+    /// Append every record to the crash journal before queueing it (see the crate docs).
+    pub journal: bool,
 }
 
 /// Retry and replay timing. The defaults suit production; tests shorten them.
@@ -40,6 +45,11 @@ pub struct AuditTuning {
     pub sink_timeout: Duration,
     /// How often the spill file is replayed while it is not empty.
     pub replay_interval: Duration,
+    /// A journal segment older than this (and not empty) is rotated out, then deleted
+    /// once its records are in the database or the spill file.
+    pub journal_rotate_interval: Duration,
+    /// A journal segment larger than this is rotated out at the next check.
+    pub journal_rotate_bytes: u64,
 }
 
 impl Default for AuditTuning {
@@ -49,6 +59,8 @@ impl Default for AuditTuning {
             retry_base_delay: Duration::from_millis(50),
             sink_timeout: Duration::from_secs(10),
             replay_interval: Duration::from_secs(5),
+            journal_rotate_interval: Duration::from_secs(2),
+            journal_rotate_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -64,6 +76,12 @@ pub enum AuditError {
         #[source]
         source: io::Error,
     },
+    #[error("audit journal in {path}: {source}")]
+    Journal {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// Message on the bounded queue.
@@ -73,8 +91,12 @@ pub enum AuditError {
 )]
 pub(crate) enum Msg {
     Record(AuditRecord),
-    /// Answered once every record queued before it was written or spilled.
-    Flush(oneshot::Sender<()>),
+    /// Answered once every record queued before it was written or spilled: `true` when
+    /// all of them are durable (none is stuck in memory).
+    Flush(oneshot::Sender<bool>),
+    /// Like `Flush`, without cutting the current batch short: answered once the batch
+    /// being collected (holding every record queued before it) is delivered.
+    Sync(oneshot::Sender<bool>),
 }
 
 /// Message to the spill task.
@@ -87,17 +109,44 @@ pub(crate) enum SpillMsg {
     Overflow(AuditRecord),
     /// A batch the sink did not take.
     Failed(Vec<AuditRecord>),
-    /// Answered once everything before it is in the spill file.
-    Flush(oneshot::Sender<()>),
+    /// Answered once everything before it is in the spill file (`true`), or kept in
+    /// memory because the file refused it (`false`).
+    Flush(oneshot::Sender<bool>),
 }
 
-struct SenderInner {
+pub(crate) struct SenderInner {
     tx: mpsc::Sender<Msg>,
     spill_tx: mpsc::UnboundedSender<SpillMsg>,
-    counters: Arc<Counters>,
+    pub(crate) counters: Arc<Counters>,
     spill_path: PathBuf,
     /// Serialises the (rare) synchronous appends made after the writer stopped.
     late: Mutex<()>,
+    pub(crate) journal: Option<Arc<Journal>>,
+}
+
+impl SenderInner {
+    /// A barrier through the queue, then the spill channel (both FIFO). Returns `true`
+    /// once everything sent before it is in the sink or fsynced in the spill file;
+    /// `false` if some of it is only in memory or the writer stopped.
+    pub(crate) async fn barrier(&self, lazy: bool) -> bool {
+        let (ack, done) = oneshot::channel();
+        let msg = if lazy { Msg::Sync(ack) } else { Msg::Flush(ack) };
+        let ack = match self.tx.send(msg).await {
+            Ok(()) => None,
+            Err(mpsc::error::SendError(msg)) => match msg {
+                Msg::Flush(ack) | Msg::Sync(ack) => Some(ack),
+                Msg::Record(_) => None,
+            },
+        };
+        // The queue is closed (shutting down): only the spill task may still hold records.
+        if let Some(ack) = ack
+            && self.spill_tx.send(SpillMsg::Flush(ack)).is_err()
+        {
+            return false;
+        }
+        // An error means the barrier was dropped because the writer stopped.
+        done.await.unwrap_or(false)
+    }
 }
 
 /// Hands audit records to the writer. Cheap to clone; never awaits, never blocks (except
@@ -119,11 +168,18 @@ impl AuditSender {
     /// Queue a record. If the queue is full the record takes the overflow path to the spill
     /// file (counted in `fastgate_audit_overflow_total`); it is never silently dropped.
     pub fn send(&self, record: AuditRecord) {
+        // Journal first; the segment is held until the record is queued (or spilled), so
+        // that the segment cannot be deleted in between. Dropped at the end of `send`.
+        let _held = self
+            .inner
+            .journal
+            .as_ref()
+            .and_then(|j| j.append(&record, &self.inner.counters));
         let record = match self.inner.tx.try_send(Msg::Record(record)) {
             Ok(()) => return,
             Err(err) => match err.into_inner() {
                 Msg::Record(record) => record,
-                Msg::Flush(_) => return,
+                Msg::Flush(_) | Msg::Sync(_) => return,
             },
         };
         let counters = &self.inner.counters;
@@ -209,18 +265,44 @@ impl AuditWriter {
                 "replay_interval and sink_timeout must be positive",
             ));
         }
-        let file = SpillFile::open(&cfg.spill_dir, SPILL_FILE_NAME)
+        if cfg.journal
+            && (tuning.journal_rotate_interval.is_zero() || tuning.journal_rotate_bytes == 0)
+        {
+            return Err(AuditError::Config(
+                "journal_rotate_interval and journal_rotate_bytes must be positive",
+            ));
+        }
+        let spill_error = |source| AuditError::Spill {
+            path: cfg.spill_dir.join(SPILL_FILE_NAME),
+            source,
+        };
+        let mut file = SpillFile::open(&cfg.spill_dir, SPILL_FILE_NAME)
             .await
-            .map_err(|source| AuditError::Spill {
-                path: cfg.spill_dir.join(SPILL_FILE_NAME),
+            .map_err(spill_error)?;
+        let spill_path = file.path().to_path_buf();
+        let counters = Arc::new(Counters::default());
+
+        // Journal segments left by a crash go to the spill file first (even with the
+        // journal now switched off), so that the replay below inserts them.
+        let recovered = journal::recover(&cfg.spill_dir, &mut file)
+            .await
+            .map_err(|source| AuditError::Journal {
+                path: cfg.spill_dir.clone(),
                 source,
             })?;
-        let spill_path = file.path().to_path_buf();
+        if recovered.records > 0 || recovered.corrupt > 0 {
+            tracing::warn!(
+                records = recovered.records,
+                damaged_lines = recovered.corrupt,
+                "recovered audit records from the journal of a previous run (a crash?)"
+            );
+            counters.journal_recovered(recovered.records);
+            counters.corrupt(recovered.corrupt);
+        }
 
-        let counters = Arc::new(Counters::default());
         let (tx, rx) = mpsc::channel(cfg.queue_capacity);
         let (spill_tx, spill_rx) = mpsc::unbounded_channel();
-        let ctx = Arc::new(Ctx::new(sink, tuning, &cfg, Arc::clone(&counters)));
+        let ctx = Arc::new(Ctx::new(sink, tuning.clone(), &cfg, Arc::clone(&counters)));
 
         let mut spill_worker = SpillWorker::new(
             Arc::clone(&ctx),
@@ -232,6 +314,17 @@ impl AuditWriter {
             tracing::info!(path = %spill_path.display(), "replaying audit spill file");
             spill_worker.replay(None).await;
         }
+
+        let journal = if cfg.journal {
+            let journal = Journal::open(&cfg.spill_dir, recovered.last_seq.saturating_add(1))
+                .map_err(|source| AuditError::Journal {
+                    path: cfg.spill_dir.clone(),
+                    source,
+                })?;
+            Some(Arc::new(journal))
+        } else {
+            None
+        };
 
         let cancel = CancellationToken::new();
         let batcher_done = CancellationToken::new();
@@ -245,7 +338,6 @@ impl AuditWriter {
             });
         }
         tracker.spawn(spill_worker.run(cancel.clone(), batcher_done));
-        tracker.close();
 
         let inner = Arc::new(SenderInner {
             tx,
@@ -253,7 +345,14 @@ impl AuditWriter {
             counters: Arc::clone(&counters),
             spill_path,
             late: Mutex::new(()),
+            journal,
         });
+        tracker.spawn(maintenance::run(
+            Arc::downgrade(&inner),
+            tuning,
+            cancel.clone(),
+        ));
+        tracker.close();
         let sender = AuditSender {
             inner: Arc::clone(&inner),
         };
@@ -291,10 +390,35 @@ impl AuditWriterHandle {
     /// take), fsync the spill file, then return the final stats. Records sent afterwards
     /// are appended to the spill file synchronously.
     pub async fn shutdown(self) -> AuditStats {
+        // Stop journaling first and wait for senders still holding the last segment, so
+        // that everything in the journal is in the queue before the queue is drained.
+        let journal = self.inner.journal.clone();
+        if let Some(journal) = &journal {
+            journal.close();
+        }
+        let segments = journal
+            .as_ref()
+            .map(|j| j.take_retired())
+            .unwrap_or_default();
+        let quiet = journal::quiesce(&segments, Duration::from_secs(5)).await;
         self.cancel.cancel();
         self.tracker.wait().await;
         report_depth(0);
         let stats = self.stats();
+        if let Some(journal) = &journal {
+            // The maintenance task may have handed segments back on its way out.
+            let mut all = segments;
+            all.extend(journal.take_retired());
+            if quiet && stats.dropped == 0 {
+                journal.delete(&all);
+                report_journal_bytes(0);
+            } else {
+                tracing::warn!(
+                    segments = all.len(),
+                    "audit journal kept: some records may not have reached the database or the spill file; they will be replayed at the next start"
+                );
+            }
+        }
         tracing::info!(?stats, "audit writer stopped");
         stats
     }
@@ -307,21 +431,6 @@ impl AuditWriterHandle {
     /// Wait until everything sent before this call has been written or spilled. Returns
     /// early only if the writer has stopped.
     pub async fn flush(&self) {
-        let (ack, done) = oneshot::channel();
-        let ack = match self.inner.tx.send(Msg::Flush(ack)).await {
-            Ok(()) => None,
-            Err(mpsc::error::SendError(msg)) => match msg {
-                Msg::Flush(ack) => Some(ack),
-                Msg::Record(_) => None,
-            },
-        };
-        // The queue is closed (shutting down): only the spill task may still hold records.
-        if let Some(ack) = ack
-            && self.inner.spill_tx.send(SpillMsg::Flush(ack)).is_err()
-        {
-            return;
-        }
-        // An error means the barrier was dropped because the writer stopped.
-        let _ = done.await;
+        self.inner.barrier(false).await;
     }
 }

@@ -25,6 +25,7 @@ fn config(
         batch_size,
         flush_interval,
         spill_dir: dir.to_path_buf(),
+        journal: true,
     }
 }
 
@@ -34,6 +35,8 @@ fn fast() -> AuditTuning {
         retry_base_delay: Duration::from_millis(1),
         sink_timeout: Duration::from_secs(5),
         replay_interval: Duration::from_millis(30),
+        journal_rotate_interval: Duration::from_millis(50),
+        journal_rotate_bytes: 1 << 20,
     }
 }
 

@@ -121,6 +121,9 @@ pub struct AuditConfig {
     pub flush_interval: Duration,
     /// Delete audit rows older than this many days (0 = keep forever).
     pub retention_days: u32,
+    /// Append every record to a crash journal in `<data_dir>/spill` before it is
+    /// queued, so that `kill -9` loses no record of a completed response.
+    pub journal: bool,
 }
 
 impl Default for AuditConfig {
@@ -131,6 +134,7 @@ impl Default for AuditConfig {
             batch_size: 512,
             flush_interval: Duration::from_millis(200),
             retention_days: 30,
+            journal: true,
         }
     }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use fastgate_audit::AuditRecord;
 use fastgate_auth::ApiKeyRecord;
 use fastgate_config::RouteAuditConfig;
-use http::{HeaderValue, Method};
+use http::{HeaderMap, HeaderValue, Method};
 
 use crate::error::ClientProtocol;
 use crate::metrics as m;
@@ -34,7 +34,14 @@ impl Drop for InFlightGuard {
 
 pub struct RequestContext {
     pub state: AppState,
+    /// The gateway's id for this request (UUIDv7): the audit record's key, returned to
+    /// the client as `x-fastgate-request-id`. Never chosen by the client.
+    pub gateway_id: HeaderValue,
+    /// The `x-request-id` echoed to the client and sent upstream: the client's own
+    /// (see [`RequestContext::set_client_request_id`]) or else `gateway_id`.
     pub request_id: HeaderValue,
+    /// The client's plain `x-request-id`, stored as the record's `client_request_id`.
+    pub client_request_id: Option<HeaderValue>,
     pub started: Instant,
     pub request_time: DateTime<Utc>,
     pub method: Method,
@@ -96,9 +103,12 @@ pub struct TokenUsage {
 
 impl RequestContext {
     pub fn new(state: AppState, method: Method, path: String) -> Self {
+        let gateway_id = crate::headers::gateway_request_id();
         Self {
             state,
-            request_id: HeaderValue::from_static(""),
+            request_id: gateway_id.clone(),
+            gateway_id,
+            client_request_id: None,
             started: Instant::now(),
             request_time: Utc::now(),
             method,
@@ -126,6 +136,22 @@ impl RequestContext {
             conn_abort: None,
             _in_flight: InFlightGuard::new(),
         }
+    }
+
+    /// Record the client's `x-request-id` (from [`crate::headers::request_id`]): it
+    /// becomes the echoed and forwarded `x-request-id`; the record keeps its gateway id.
+    pub fn set_client_request_id(&mut self, id: Option<HeaderValue>) {
+        if let Some(id) = &id {
+            self.request_id = id.clone();
+        }
+        self.client_request_id = id;
+    }
+
+    /// Put `x-request-id` (the client's, else ours) and `x-fastgate-request-id` (ours,
+    /// the key of the audit record) on a response to the client.
+    pub fn insert_id_headers(&self, h: &mut HeaderMap) {
+        h.insert("x-request-id", self.request_id.clone());
+        h.insert("x-fastgate-request-id", self.gateway_id.clone());
     }
 
     /// Close the request: metrics, key usage, and one audit record.
@@ -170,7 +196,10 @@ impl RequestContext {
 
     fn into_record(self, o: Outcome, elapsed: Duration) -> AuditRecord {
         AuditRecord {
-            request_id: String::from_utf8_lossy(self.request_id.as_bytes()).into_owned(),
+            request_id: String::from_utf8_lossy(self.gateway_id.as_bytes()).into_owned(),
+            client_request_id: self
+                .client_request_id
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
             key_id: self.key.as_ref().map(|k| k.id.clone()),
             key_name: self.key.as_ref().map(|k| k.name.clone()),
             source: self.key.as_ref().and_then(|k| k.source.clone()),

@@ -44,7 +44,7 @@ pub async fn proxy_handler(State(state): State<AppState>, req: Request) -> Respo
         parts.method.clone(),
         parts.uri.path().to_string(),
     );
-    ctx.request_id = headers::request_id(&parts.headers);
+    ctx.set_client_request_id(headers::request_id(&parts.headers));
     ctx.query = parts.uri.query().and_then(strip_key_param);
     ctx.protocol = ClientProtocol::detect(parts.uri.path(), &parts.headers);
     let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0);
@@ -76,7 +76,7 @@ pub async fn proxy_handler(State(state): State<AppState>, req: Request) -> Respo
                 ..Outcome::default()
             };
             head.headers = headers::response_headers(&head.headers);
-            head.headers.insert("x-request-id", ctx.request_id.clone());
+            ctx.insert_id_headers(&mut head.headers);
             if let Some(info) = ctx.rate_info {
                 headers::insert_rate_headers(&mut head.headers, &info);
             }
@@ -98,8 +98,7 @@ pub(crate) fn error_response(ctx: RequestContext, err: ProxyError) -> Response {
         metrics::counter!(m::AUTH_FAILURES, "reason" => err.code()).increment(1);
     }
     let mut resp = err.to_response(ctx.protocol);
-    resp.headers_mut()
-        .insert("x-request-id", ctx.request_id.clone());
+    ctx.insert_id_headers(resp.headers_mut());
     let body_len = err.body(ctx.protocol).len() as u64;
     ctx.finish(Outcome {
         status: err.status().as_u16(),

@@ -274,18 +274,22 @@ pub fn insert_rate_headers(h: &mut HeaderMap, info: &fastgate_limits::RateInfo) 
     h.insert("x-ratelimit-reset-requests", HeaderValue::from(reset));
 }
 
-/// A request id: the client's `x-request-id` if it is short and plain, else a new UUIDv7.
-pub fn request_id(headers: &HeaderMap) -> HeaderValue {
-    if let Some(v) = headers.get("x-request-id") {
-        let b = v.as_bytes();
-        if !b.is_empty()
-            && b.len() <= 128
-            && b.iter()
-                .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
-        {
-            return v.clone();
-        }
-    }
+/// The client's `x-request-id`, when it is short (1..=128 bytes) and plain (ASCII
+/// letters, digits, `-_.:`). It is echoed back, sent upstream and stored in the audit
+/// record's `client_request_id`, but it never identifies the record: that is
+/// [`gateway_request_id`]. Anything else is ignored.
+pub fn request_id(headers: &HeaderMap) -> Option<HeaderValue> {
+    let v = headers.get("x-request-id")?;
+    let b = v.as_bytes();
+    let plain = !b.is_empty()
+        && b.len() <= 128
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c));
+    plain.then(|| v.clone())
+}
+
+/// A new gateway request id: a UUIDv7 (time-ordered), the audit record's key.
+pub fn gateway_request_id() -> HeaderValue {
     let id = uuid::Uuid::now_v7();
     let mut buf = uuid::Uuid::encode_buffer();
     HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf))
@@ -427,8 +431,13 @@ mod tests {
     #[test]
     fn request_ids() {
         let h = map(&[("x-request-id", "abc-123")]);
-        assert_eq!(request_id(&h), "abc-123");
+        assert_eq!(request_id(&h).unwrap(), "abc-123");
         let h = map(&[("x-request-id", "bad id with spaces")]);
-        assert_ne!(request_id(&h), "bad id with spaces");
+        assert_eq!(request_id(&h), None);
+        assert_eq!(request_id(&map(&[("x-request-id", &"a".repeat(129))])), None);
+        assert_eq!(request_id(&HeaderMap::new()), None);
+        let (a, b) = (gateway_request_id(), gateway_request_id());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
     }
 }

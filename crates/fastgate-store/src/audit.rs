@@ -7,7 +7,8 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use crate::audit_filter::{push_order_and_page, push_where};
 use crate::convert::{
-    from_ms, i32_to_u16, i64_to_u64, opt_i64_to_u64, opt_u64_to_i64, to_ms, u64_to_i64,
+    from_ms, i32_to_u16, i64_to_u64, opt_i64_to_u64, opt_storable, opt_u64_to_i64, storable,
+    to_ms, u64_to_i64,
 };
 use crate::{Store, StoreError};
 
@@ -17,12 +18,12 @@ macro_rules! audit_cols {
          credential, target_url, status_code, request_time, ttfb_ms, duration_ms, \
          request_bytes, response_bytes, user_agent, client_ip, is_stream, stream_chunks, \
          model, tokens_in, tokens_out, tokens_estimated, cost, error_message, \
-         request_headers, response_headers, request_body, response_body"
+         request_headers, response_headers, request_body, response_body, client_request_id"
     };
 }
 
 /// Number of columns in `audit_cols!()`.
-const AUDIT_COLUMNS: usize = 31;
+const AUDIT_COLUMNS: usize = 32;
 /// SQLite's default `SQLITE_MAX_VARIABLE_NUMBER` (PostgreSQL allows 65535).
 const SQLITE_MAX_BINDS: usize = 32766;
 /// Rows per multi-row `INSERT`, within both backends' bind limits.
@@ -97,42 +98,49 @@ struct AuditRow {
     response_headers: Option<String>,
     request_body: Option<String>,
     response_body: Option<String>,
+    client_request_id: Option<String>,
 }
 
 impl AuditRow {
     fn from_record(r: &AuditRecord) -> Result<Self, StoreError> {
         Ok(Self {
-            request_id: r.request_id.clone(),
-            key_id: r.key_id.clone(),
-            key_name: r.key_name.clone(),
-            source: r.source.clone(),
-            method: r.method.clone(),
-            path: r.path.clone(),
-            query: r.query.clone(),
-            route: r.route.clone(),
-            upstream: r.upstream.clone(),
-            credential: r.credential.clone(),
-            target_url: r.target_url.clone(),
+            request_id: storable(&r.request_id),
+            key_id: opt_storable(&r.key_id),
+            key_name: opt_storable(&r.key_name),
+            source: opt_storable(&r.source),
+            method: storable(&r.method),
+            path: storable(&r.path),
+            query: opt_storable(&r.query),
+            route: opt_storable(&r.route),
+            upstream: opt_storable(&r.upstream),
+            credential: opt_storable(&r.credential),
+            target_url: opt_storable(&r.target_url),
             status_code: i32::from(r.status_code),
             request_time: to_ms(r.request_time),
-            ttfb_ms: r.ttfb_ms,
-            duration_ms: r.duration_ms,
+            // SQLite turns NaN into NULL; both stores get the same finite values.
+            ttfb_ms: r.ttfb_ms.filter(|v| v.is_finite()),
+            duration_ms: if r.duration_ms.is_finite() {
+                r.duration_ms
+            } else {
+                0.0
+            },
             request_bytes: u64_to_i64("request_bytes", r.request_bytes)?,
             response_bytes: u64_to_i64("response_bytes", r.response_bytes)?,
-            user_agent: r.user_agent.clone(),
-            client_ip: r.client_ip.clone(),
+            user_agent: opt_storable(&r.user_agent),
+            client_ip: opt_storable(&r.client_ip),
             is_stream: r.is_stream,
             stream_chunks: u64_to_i64("stream_chunks", r.stream_chunks)?,
-            model: r.model.clone(),
+            model: opt_storable(&r.model),
             tokens_in: opt_u64_to_i64("tokens_in", r.tokens_in)?,
             tokens_out: opt_u64_to_i64("tokens_out", r.tokens_out)?,
             tokens_estimated: r.tokens_estimated,
-            cost: r.cost,
-            error_message: r.error_message.clone(),
-            request_headers: r.request_headers.clone(),
-            response_headers: r.response_headers.clone(),
-            request_body: r.request_body.clone(),
-            response_body: r.response_body.clone(),
+            cost: r.cost.filter(|v| v.is_finite()),
+            error_message: opt_storable(&r.error_message),
+            request_headers: opt_storable(&r.request_headers),
+            response_headers: opt_storable(&r.response_headers),
+            request_body: opt_storable(&r.request_body),
+            response_body: opt_storable(&r.response_body),
+            client_request_id: opt_storable(&r.client_request_id),
         })
     }
 
@@ -146,6 +154,7 @@ impl AuditRow {
             tokens_in: opt_i64_to_u64("tokens_in", self.tokens_in)?,
             tokens_out: opt_i64_to_u64("tokens_out", self.tokens_out)?,
             request_id: self.request_id,
+            client_request_id: self.client_request_id,
             key_id: self.key_id,
             key_name: self.key_name,
             source: self.source,
@@ -216,13 +225,16 @@ where
         .push_bind(r.request_headers.clone())
         .push_bind(r.response_headers.clone())
         .push_bind(r.request_body.clone())
-        .push_bind(r.response_body.clone());
+        .push_bind(r.response_body.clone())
+        .push_bind(r.client_request_id.clone());
 }
 
 impl Store {
     /// Inserts records in one transaction, as multi-row `INSERT`s of the fixed
-    /// sizes in `CHUNK_SIZES`. Idempotent on `request_id` (`ON CONFLICT DO NOTHING`),
-    /// so replaying a spill file is safe. Returns the number of rows inserted.
+    /// sizes in `CHUNK_SIZES`. Idempotent on `request_id` — the gateway's own id, never
+    /// the client's — (`ON CONFLICT DO NOTHING`), so replaying a spill file or the
+    /// journal is safe. Text is stored as [`crate::convert::storable`] makes it (NUL
+    /// becomes U+FFFD on both backends). Returns the number of rows inserted.
     pub async fn insert_audit_batch(&self, rows: &[AuditRecord]) -> Result<u64, StoreError> {
         if rows.is_empty() {
             return Ok(0);
@@ -274,7 +286,7 @@ impl Store {
     /// The record with this request id.
     pub async fn get_audit(&self, request_id: &str) -> Result<Option<AuditRecord>, StoreError> {
         let row: Option<AuditRow> = with_pool!(self, pool, DB => {
-            sqlx::query_as(SELECT_ONE).bind(request_id).fetch_optional(pool).await?
+            sqlx::query_as(SELECT_ONE).bind(storable(request_id)).fetch_optional(pool).await?
         });
         row.map(AuditRow::into_record).transpose()
     }

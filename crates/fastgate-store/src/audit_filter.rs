@@ -3,7 +3,7 @@
 use fastgate_audit::{AuditFilter, SortOrder};
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
-use crate::convert::to_ms;
+use crate::convert::{storable, to_ms};
 
 /// Page size when the filter has none.
 pub(crate) const DEFAULT_LIMIT: u32 = 100;
@@ -29,6 +29,7 @@ where
     }
     let equals = [
         ("key_id", &f.key_id),
+        ("client_request_id", &f.client_request_id),
         ("route", &f.route),
         ("upstream", &f.upstream),
         ("method", &f.method),
@@ -40,7 +41,7 @@ where
             qb.push(" AND ")
                 .push(column)
                 .push(" = ")
-                .push_bind(v.clone());
+                .push_bind(storable(v));
         }
     }
     if let Some(s) = f.status {
@@ -54,7 +55,7 @@ where
     }
     if let Some(p) = &f.path_prefix {
         qb.push(" AND path LIKE ")
-            .push_bind(like_prefix(p))
+            .push_bind(like_prefix(&storable(p)))
             .push(" ESCAPE '\\'");
     }
     if let Some(s) = f.is_stream {

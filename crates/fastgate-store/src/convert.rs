@@ -4,6 +4,24 @@ use chrono::{DateTime, Utc};
 
 use crate::StoreError;
 
+/// What NUL (U+0000) becomes in stored text: PostgreSQL cannot store NUL in `TEXT`,
+/// and SQLite's string functions stop at it, so both stores get U+FFFD instead.
+pub const NUL_REPLACEMENT: char = '\u{FFFD}';
+
+/// `s` as both stores keep it: NUL replaced by U+FFFD (a Rust `str` is always valid
+/// UTF-8; bytes that were not have been decoded lossily before they became a `String`).
+pub(crate) fn storable(s: &str) -> String {
+    if s.contains('\0') {
+        s.replace('\0', NUL_REPLACEMENT.encode_utf8(&mut [0; 4]))
+    } else {
+        s.to_owned()
+    }
+}
+
+pub(crate) fn opt_storable(s: &Option<String>) -> Option<String> {
+    s.as_deref().map(storable)
+}
+
 /// Unix milliseconds of `t`.
 pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -80,6 +98,14 @@ pub(crate) fn list_from_json(field: &'static str, s: &str) -> Result<Vec<String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nul_becomes_the_replacement_character() {
+        assert_eq!(storable("a\0b\0"), "a\u{FFFD}b\u{FFFD}");
+        assert_eq!(storable("plain ünï"), "plain ünï");
+        assert_eq!(opt_storable(&Some("\0".into())), Some(NUL_REPLACEMENT.to_string()));
+        assert_eq!(opt_storable(&None), None);
+    }
 
     #[test]
     fn u64_overflow_is_an_error() {

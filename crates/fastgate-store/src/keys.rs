@@ -14,7 +14,7 @@ use fastgate_auth::{ApiKeyRecord, KeyLimits, KeyQuota, QuotaPeriod};
 
 use crate::convert::{
     from_ms, i64_to_u64, list_from_json, list_to_json, now_ms, opt_from_ms, opt_i64_to_u32,
-    opt_i64_to_u64, opt_to_ms, opt_u64_to_i64, to_ms, u64_to_i64,
+    opt_i64_to_u64, opt_storable, opt_to_ms, opt_u64_to_i64, storable, to_ms, u64_to_i64,
 };
 use crate::{Store, StoreError};
 
@@ -116,11 +116,12 @@ struct KeyRow {
 impl KeyRow {
     fn from_record(k: &ApiKeyRecord) -> Result<Self, StoreError> {
         Ok(Self {
-            id: k.id.clone(),
-            name: k.name.clone(),
-            source: k.source.clone(),
-            key_hash: k.key_hash.clone(),
-            prefix: k.prefix.clone(),
+            // Text as both stores keep it (NUL becomes U+FFFD).
+            id: storable(&k.id),
+            name: storable(&k.name),
+            source: opt_storable(&k.source),
+            key_hash: storable(&k.key_hash),
+            prefix: storable(&k.prefix),
             created_at: to_ms(k.created_at),
             updated_at: to_ms(k.updated_at),
             expires_at: opt_to_ms(k.expires_at),
@@ -212,7 +213,7 @@ impl Store {
     /// The key whose id is `id_or_name`, else the key with that name.
     pub async fn get_key(&self, id_or_name: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let row: Option<KeyRow> = with_pool!(self, pool, DB => {
-            sqlx::query_as(SELECT_ONE).bind(id_or_name).fetch_optional(pool).await?
+            sqlx::query_as(SELECT_ONE).bind(storable(id_or_name)).fetch_optional(pool).await?
         });
         row.map(KeyRow::into_record).transpose()
     }
@@ -252,7 +253,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             sqlx::query(BUMP).execute(&mut *tx).await?;
             let id: Option<String> = sqlx::query_scalar(RESOLVE)
-                .bind(id_or_name)
+                .bind(storable(id_or_name))
                 .fetch_optional(&mut *tx)
                 .await?;
             let Some(id) = id else {
@@ -274,7 +275,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             sqlx::query(BUMP).execute(&mut *tx).await?;
             let id: Option<String> = sqlx::query_scalar(RESOLVE)
-                .bind(id_or_name)
+                .bind(storable(id_or_name))
                 .fetch_optional(&mut *tx)
                 .await?;
             let Some(id) = id else {
@@ -324,7 +325,7 @@ impl Store {
         with_pool!(self, pool, DB => {
             let mut tx = pool.begin().await?;
             for (id, n, at) in &merged {
-                sqlx::query(USAGE).bind(*id).bind(*n).bind(*at).execute(&mut *tx).await?;
+                sqlx::query(USAGE).bind(storable(id)).bind(*n).bind(*at).execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });

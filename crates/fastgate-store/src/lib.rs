@@ -41,6 +41,7 @@ mod models;
 mod store;
 pub mod testing;
 
+pub use convert::NUL_REPLACEMENT;
 pub use error::StoreError;
 pub use keys::{KeyUsage, KeysVersion};
 pub use models::StoredModelGroup;

@@ -4,6 +4,7 @@
 
 use chrono::Utc;
 
+use crate::convert::storable;
 use crate::{Store, StoreError};
 
 const BUMP: &str = "UPDATE model_changes SET version = version + 1 WHERE id = 1";
@@ -27,8 +28,11 @@ impl Store {
             .collect())
     }
 
-    /// Insert or replace a model group. Returns true when it was new.
+    /// Insert or replace a model group. Returns true when it was new. Text is stored as
+    /// both backends can keep it (NUL becomes U+FFFD).
     pub async fn upsert_model_group(&self, name: &str, spec: &str) -> Result<bool, StoreError> {
+        let (name, spec) = (storable(name), storable(spec));
+        let (name, spec) = (name.as_str(), spec.as_str());
         let now = Utc::now().timestamp_millis();
         let created = with_pool!(self, pool, DB => {
             let mut tx = pool.begin().await?;
@@ -54,6 +58,8 @@ impl Store {
 
     /// Delete a model group; false when there was none.
     pub async fn delete_model_group(&self, name: &str) -> Result<bool, StoreError> {
+        let name = storable(name);
+        let name = name.as_str();
         let deleted = with_pool!(self, pool, DB => {
             let mut tx = pool.begin().await?;
             let n = sqlx::query("DELETE FROM model_groups WHERE name = $1")

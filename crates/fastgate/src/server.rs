@@ -126,6 +126,7 @@ async fn start_audit(
         batch_size: config.audit.batch_size,
         flush_interval: config.audit.flush_interval,
         spill_dir: config.data_dir.join("spill"),
+        journal: config.audit.journal,
     };
     let (tx, handle) = AuditWriter::start(writer_cfg, Arc::new(StoreAuditSink(store.clone())))
         .await

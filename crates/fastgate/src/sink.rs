@@ -14,10 +14,15 @@ impl AuditSink for StoreAuditSink {
         rows: &'a [AuditRecord],
     ) -> Pin<Box<dyn Future<Output = Result<u64, SinkError>> + Send + 'a>> {
         Box::pin(async move {
-            self.0
-                .insert_audit_batch(rows)
-                .await
-                .map_err(|e| SinkError(e.to_string()))
+            self.0.insert_audit_batch(rows).await.map_err(|e| {
+                // Logged by the writer: the detail helps an operator and holds no
+                // secret (audit rows never carry keys).
+                if e.is_transient() {
+                    SinkError::unavailable(e.detail())
+                } else {
+                    SinkError::rejected(e.detail())
+                }
+            })
         })
     }
 }

@@ -31,7 +31,7 @@ const MAX_EVENT_BYTES: usize = 1024 * 1024;
 fn client_headers(ctx: &RequestContext, content_type: HeaderValue) -> HeaderMap {
     let mut h = HeaderMap::with_capacity(6);
     h.insert(header::CONTENT_TYPE, content_type);
-    h.insert("x-request-id", ctx.request_id.clone());
+    ctx.insert_id_headers(&mut h);
     if let Some(info) = ctx.rate_info {
         headers::insert_rate_headers(&mut h, &info);
     }

@@ -99,6 +99,7 @@ pub fn key(name: &str) -> ApiKeyRecord {
 pub fn audit(request_id: &str, request_time: DateTime<Utc>) -> AuditRecord {
     AuditRecord {
         request_id: request_id.to_owned(),
+        client_request_id: None,
         key_id: None,
         key_name: None,
         source: None,
