@@ -50,9 +50,8 @@ pub fn config(v: &mut Value) {
     for route in each_object(root.get_mut("routes")) {
         redact_transforms(route);
         // Match conditions stay readable, except on credential-like header names.
-        if let Some(Value::Object(headers)) = route
-            .get_mut("match")
-            .and_then(|m| m.get_mut("headers"))
+        if let Some(Value::Object(headers)) =
+            route.get_mut("match").and_then(|m| m.get_mut("headers"))
         {
             for (name, value) in headers.iter_mut() {
                 if fastgate_proxy::headers::is_secret_header(&name.to_ascii_lowercase()) {

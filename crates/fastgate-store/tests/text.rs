@@ -1,8 +1,9 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Text both stores can keep (NUL), and the audit identity columns.
 
 mod common;
 
-use common::{at, audit, each_backend, key};
+use common::{at, audit, key};
 use fastgate_store::{AuditFilter, NUL_REPLACEMENT, Store};
 
 fn nul(s: &str) -> String {
@@ -13,9 +14,8 @@ fn replaced(s: &str) -> String {
     format!("{s}{NUL_REPLACEMENT}{s}{NUL_REPLACEMENT}")
 }
 
-#[tokio::test]
-async fn nul_in_every_audit_text_field_is_stored_as_the_replacement_character() {
-    each_backend(|store: Store| async move {
+async fn nul_in_every_audit_text_field_is_stored_as_the_replacement_character(store: Store) {
+    {
         let mut r = audit("nul-row", at(0));
         r.client_request_id = Some(nul("c"));
         r.key_id = Some(nul("k"));
@@ -54,12 +54,26 @@ async fn nul_in_every_audit_text_field_is_stored_as_the_replacement_character() 
         assert_eq!(got.duration_ms, 0.0);
         assert_eq!(got.cost, None);
         for text in [
-            got.key_id, got.key_name, got.source, got.query, got.route, got.upstream,
-            got.credential, got.target_url, got.user_agent, got.client_ip,
-            got.error_message, got.request_headers, got.response_headers, got.request_body,
+            got.key_id,
+            got.key_name,
+            got.source,
+            got.query,
+            got.route,
+            got.upstream,
+            got.credential,
+            got.target_url,
+            got.user_agent,
+            got.client_ip,
+            got.error_message,
+            got.request_headers,
+            got.response_headers,
+            got.request_body,
         ] {
             let text = text.unwrap();
-            assert!(!text.contains('\0') && text.contains(NUL_REPLACEMENT), "{text:?}");
+            assert!(
+                !text.contains('\0') && text.contains(NUL_REPLACEMENT),
+                "{text:?}"
+            );
         }
         // Lookups and filters holding NUL find what was stored, on both backends.
         let f = AuditFilter {
@@ -70,13 +84,13 @@ async fn nul_in_every_audit_text_field_is_stored_as_the_replacement_character() 
         };
         assert_eq!(store.count_audit(&f).await.unwrap(), 1);
         assert!(store.get_audit("nul\0row").await.unwrap().is_none());
-    })
-    .await;
+    }
 }
 
-#[tokio::test]
-async fn nul_in_key_and_model_group_text_is_stored() {
-    each_backend(|store: Store| async move {
+both_backends!(nul_in_every_audit_text_field_is_stored_as_the_replacement_character);
+
+async fn nul_in_key_and_model_group_text_is_stored(store: Store) {
+    {
         let mut k = key("nul-key");
         k.source = Some(nul("team"));
         k.allowed_models = vec![nul("gpt")];
@@ -91,19 +105,24 @@ async fn nul_in_key_and_model_group_text_is_stored() {
         assert!(store.revoke_key(&nul("renamed")).await.unwrap().is_some());
         assert!(store.delete_key(&nul("renamed")).await.unwrap());
 
-        assert!(store.upsert_model_group(&nul("g"), "{\"a\":\"\0\"}").await.unwrap());
+        assert!(
+            store
+                .upsert_model_group(&nul("g"), "{\"a\":\"\0\"}")
+                .await
+                .unwrap()
+        );
         let groups = store.list_model_groups().await.unwrap();
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].name, replaced("g"));
         assert!(!groups[0].spec.contains('\0'));
         assert!(store.delete_model_group(&nul("g")).await.unwrap());
-    })
-    .await;
+    }
 }
 
-#[tokio::test]
-async fn one_client_request_id_on_many_rows_is_not_deduplicated() {
-    each_backend(|store: Store| async move {
+both_backends!(nul_in_key_and_model_group_text_is_stored);
+
+async fn one_client_request_id_on_many_rows_is_not_deduplicated(store: Store) {
+    {
         let rows: Vec<_> = (0..5)
             .map(|i| {
                 let mut r = audit(&format!("gw-{i}"), at(i));
@@ -125,6 +144,7 @@ async fn one_client_request_id_on_many_rows_is_not_deduplicated() {
             ..AuditFilter::default()
         };
         assert_eq!(store.count_audit(&other).await.unwrap(), 0);
-    })
-    .await;
+    }
 }
+
+both_backends!(one_client_request_id_on_many_rows_is_not_deduplicated);
