@@ -72,7 +72,11 @@ fn accepted(cfg: &Config) {
                 priority: route.priority,
                 pattern: m.path.clone(),
                 methods: m.methods.clone(),
-                headers: m.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                headers: m
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
                 body: m.body.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 target_path: route.target_path.clone(),
                 strip_prefix: route.strip_prefix,

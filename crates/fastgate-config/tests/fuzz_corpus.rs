@@ -18,7 +18,12 @@ fn config_load_corpus() {
         .map(|entry| entry.unwrap().path())
         .collect();
     files.sort();
-    assert!(files.len() >= 10, "{}: only {} files", dir.display(), files.len());
+    assert!(
+        files.len() >= 10,
+        "{}: only {} files",
+        dir.display(),
+        files.len()
+    );
     let mut accepted = 0;
     for path in files {
         let data = std::fs::read(&path).unwrap();

@@ -17,7 +17,12 @@ fn replay(target: &str, min: usize, check: fn(&[u8])) {
         .map(|entry| entry.unwrap().path())
         .collect();
     files.sort();
-    assert!(files.len() >= min, "{}: only {} files", dir.display(), files.len());
+    assert!(
+        files.len() >= min,
+        "{}: only {} files",
+        dir.display(),
+        files.len()
+    );
     for path in files {
         let data = std::fs::read(&path).unwrap();
         let result = std::panic::catch_unwind(|| check(&data));

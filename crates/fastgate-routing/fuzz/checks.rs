@@ -25,8 +25,15 @@ pub fn normalize_path(data: &[u8]) {
         Err(_) => return,
     };
     assert!(out.starts_with('/'), "{raw:?} -> {out:?}");
-    assert_eq!(normalize(&out), Ok(out.clone()), "not a fixed point: {raw:?}");
-    assert!(!out.contains("//") && !out.contains('\\'), "{raw:?} -> {out:?}");
+    assert_eq!(
+        normalize(&out),
+        Ok(out.clone()),
+        "not a fixed point: {raw:?}"
+    );
+    assert!(
+        !out.contains("//") && !out.contains('\\'),
+        "{raw:?} -> {out:?}"
+    );
     assert!(
         !out.bytes().any(|b| b < 0x20 || b == 0x7f),
         "control character: {raw:?} -> {out:?}"
@@ -36,13 +43,19 @@ pub fn normalize_path(data: &[u8]) {
         let hex = |j: usize| b.get(j).is_some_and(u8::is_ascii_hexdigit);
         assert!(hex(i + 1) && hex(i + 2), "bad escape: {raw:?} -> {out:?}");
         if b.get(i + 1..i + 3) == Some(b"25") {
-            assert!(!(hex(i + 3) && hex(i + 4)), "double encoding: {raw:?} -> {out:?}");
+            assert!(
+                !(hex(i + 3) && hex(i + 4)),
+                "double encoding: {raw:?} -> {out:?}"
+            );
         }
     }
     for seg in out.split('/') {
         let head = seg.split(';').next().unwrap_or_default();
         let head = head.split("%3B").next().unwrap_or_default();
-        assert!(head != "." && head != "..", "dot segment: {raw:?} -> {out:?}");
+        assert!(
+            head != "." && head != "..",
+            "dot segment: {raw:?} -> {out:?}"
+        );
     }
     let first = out.split('/').nth(1).unwrap_or_default();
     let first = first.split(';').next().unwrap_or_default();
@@ -132,9 +145,9 @@ fn route_spec((index, line): (usize, &str)) -> RouteSpec {
 /// `RouteSpec.methods` semantics: empty or `ANY` means all; names compare upper-cased.
 fn method_allows(methods: &[String], method: &http::Method) -> bool {
     methods.is_empty()
-        || methods.iter().any(|m| {
-            m.eq_ignore_ascii_case("ANY") || m.to_ascii_uppercase() == method.as_str()
-        })
+        || methods
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case("ANY") || m.to_ascii_uppercase() == method.as_str())
 }
 
 fn percent_decode(s: &str) -> Vec<u8> {
