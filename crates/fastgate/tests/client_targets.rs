@@ -238,3 +238,69 @@ async fn host_header_and_absolute_form(backend: Backend) {
     s.stop().await;
 }
 both_backends!(host_header_and_absolute_form, host_header_and_absolute_form);
+
+/// Model groups created through the admin API go through the same validation: a
+/// Gemini deployment whose model would change the upstream URL is refused with 400
+/// naming the field, nothing is stored or sent; a slash stays fine where the name only
+/// travels in the JSON body.
+async fn admin_api_model_names(backend: Backend) {
+    let s = Setup::start(backend).await;
+    for model in [
+        "../../admin",
+        "gemini/x",
+        "gemini?alt=x",
+        "gemini%2F..",
+        "a b",
+    ] {
+        let resp = s
+            .h
+            .http
+            .post(s.h.url("/admin/api/models"))
+            .bearer_auth(common::ADMIN_TOKEN)
+            .json(
+                &json!({ "name": "bad", "deployments": [ { "upstream": "gem", "model": model } ] }),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{model}");
+        let text = resp.text().await.unwrap();
+        assert!(text.contains("deployments[0].model"), "{model}: {text}");
+    }
+    let listed: Value =
+        s.h.admin_get("/admin/api/models")
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert!(
+        !listed.to_string().contains("\"bad\""),
+        "refused group listed: {listed}"
+    );
+
+    let resp = s
+        .h
+        .http
+        .post(s.h.url("/admin/api/models"))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(&json!({ "name": "routed", "deployments": [ { "upstream": "oai", "model": "openai/gpt-4o" } ] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let before = s.h.mock.request_count();
+    let resp =
+        s.h.http
+            .post(s.h.url("/v1/chat/completions"))
+            .bearer_auth(&s.key)
+            .json(&s.steering_body(Some("routed")))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), 200);
+    let rec = s.seen(before, "routed");
+    assert_eq!(rec.path, "/oai/v1/chat/completions");
+    assert_eq!(rec.json().unwrap()["model"], "openai/gpt-4o");
+    s.stop().await;
+}
+both_backends!(admin_api_model_names, admin_api_model_names);

@@ -2,6 +2,7 @@
 //! validates and compiles (see `checks::config_load`).
 #![no_main]
 
+#[allow(dead_code)]
 #[path = "../checks.rs"]
 mod checks;
 

@@ -2,6 +2,7 @@
 //! shapes (see `checks::normalize_path`).
 #![no_main]
 
+#[allow(dead_code)]
 #[path = "../checks.rs"]
 mod checks;
 

@@ -2,6 +2,7 @@
 //! `checks::route_match` for the input format).
 #![no_main]
 
+#[allow(dead_code)]
 #[path = "../checks.rs"]
 mod checks;
 
