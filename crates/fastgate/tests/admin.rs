@@ -63,7 +63,12 @@ async fn admin_requires_token_and_manages_keys(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 422);
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body.to_string().contains("nmae"),
+        "the error names the unknown field: {body}"
+    );
     let resp = h.admin_get("/admin/api/keys/does-not-exist").await;
     assert_eq!(resp.status(), 404);
 

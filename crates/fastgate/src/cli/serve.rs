@@ -27,6 +27,8 @@ pub async fn run(path: Option<&Path>, args: ServeArgs) -> anyhow::Result<()> {
         add_demo_model(&mut cfg);
     }
     crate::init_logging(&cfg.log);
+    // Before the banner: a supervisor may signal as soon as it sees "listening".
+    let signals = StopSignals::install();
     let handle = match server::start_from(cfg.clone(), path.map(Path::to_path_buf)).await {
         Ok(handle) => handle,
         Err(e) => match e.downcast_ref::<crate::admin_token::InsecureTokenFile>() {
@@ -40,7 +42,7 @@ pub async fn run(path: Option<&Path>, args: ServeArgs) -> anyhow::Result<()> {
         let key = demo_key(&handle).await?;
         print_demo(&handle.url(), &key);
     }
-    wait_for_stop(&handle).await;
+    wait_for_stop(&handle, signals).await;
     tracing::info!("shutting down: finishing in-flight requests");
     handle.shutdown().await;
     tracing::info!("stopped");
@@ -160,15 +162,39 @@ fn redact_url(url: &str) -> String {
     }
 }
 
+/// SIGTERM and SIGHUP handlers, registered once at start (a signal that arrives
+/// before registration would take the process down with its default action).
+struct StopSignals {
+    #[cfg(unix)]
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) {
+                (Ok(term), Ok(hup)) => Some((term, hup)),
+                _ => None,
+            };
+            Self { streams }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
+    }
+}
+
 /// Wait for SIGTERM or Ctrl-C; reload the config file on SIGHUP meanwhile.
-async fn wait_for_stop(handle: &server::ServerHandle) {
+async fn wait_for_stop(handle: &server::ServerHandle, signals: StopSignals) {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut hup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) else {
+        let Some((mut term, mut hup)) = signals.streams else {
             let _ = tokio::signal::ctrl_c().await;
             return;
         };
@@ -186,7 +212,7 @@ async fn wait_for_stop(handle: &server::ServerHandle) {
     }
     #[cfg(not(unix))]
     {
-        let _ = handle;
+        let _ = (handle, signals);
         let _ = tokio::signal::ctrl_c().await;
     }
 }
