@@ -163,7 +163,7 @@ upstreams:
     credentials: [ { name: k1, key: "sk-provider-1" } ]
   - name: dead
     kind: openai
-    base_url: "http://{DEAD}"
+    base_url: "{DEAD}"
     credentials: [ { name: k1, key: "sk-provider-1" } ]
 routes:
   - name: explicit-chat
@@ -177,17 +177,9 @@ models:
     deployments: [ { upstream: mock, model: up-forbidden } ]
 "#;
 
-fn dead_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    addr.to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowed_models_hold_on_routes_fallbacks_and_model_lookups() {
-    let yaml = MODELS.replace("{DEAD}", &dead_addr());
-    let h = Harness::start(Backend::Sqlite, &yaml).await;
+    let h = Harness::start(Backend::Sqlite, MODELS).await;
     let (_, key) = h
         .create_key(json!({ "name": "narrow", "allowed_models": ["allowed"] }))
         .await;

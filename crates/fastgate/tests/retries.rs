@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{Backend, Harness};
 use fastgate_testkit::MockReply;
 use serde_json::{Value, json};
@@ -19,7 +17,7 @@ upstreams:
     credentials: [ { name: k1, key: "sk-provider-1" } ]
   - name: dead
     kind: openai
-    base_url: "http://{DEAD}"
+    base_url: "{DEAD}"
     credentials: [ { name: k1, key: "sk-provider-1" } ]
 routes:
   - name: plain
@@ -50,31 +48,14 @@ models:
       - { upstream: dead, model: up-dead }
 "#;
 
-/// A loopback port that was bound and released: nothing listens there.
-fn dead_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    addr.to_string()
-}
-
 async fn start() -> (Harness, String) {
-    let yaml = ROUTES.replace("{DEAD}", &dead_addr());
-    let h = Harness::start(Backend::Sqlite, &yaml).await;
+    let h = Harness::start(Backend::Sqlite, ROUTES).await;
     let key = h.key().await;
     (h, key)
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
 async fn call(h: &Harness, key: &str, method: reqwest::Method, path: &str) -> (u16, Value) {
-    let resp = client()
+    let resp = common::http_client()
         .request(method, h.url(path))
         .bearer_auth(key)
         .body("{\"x\":1}")
@@ -163,7 +144,7 @@ async fn a_request_that_may_have_been_sent_is_not_resent() {
 }
 
 async fn chat(h: &Harness, key: &str, model: &str) -> (u16, Value) {
-    let resp = client()
+    let resp = common::http_client()
         .post(h.url("/v1/chat/completions"))
         .bearer_auth(key)
         .json(&json!({ "model": model, "messages": [ { "role": "user", "content": "hi" } ] }))
