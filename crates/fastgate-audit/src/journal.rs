@@ -133,7 +133,8 @@ impl Journal {
             .unwrap_or_else(|_| write_line(&segment.file, record, &mut Vec::new()));
         match written {
             Ok(()) => {
-                if self.failing.load(Ordering::Relaxed) && self.failing.swap(false, Ordering::Relaxed)
+                if self.failing.load(Ordering::Relaxed)
+                    && self.failing.swap(false, Ordering::Relaxed)
                 {
                     tracing::info!("audit journal writable again");
                 }

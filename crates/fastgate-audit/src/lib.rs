@@ -67,9 +67,9 @@ pub mod testing;
 mod worker;
 mod writer;
 
+pub use journal::{JOURNAL_PREFIX, JOURNAL_SUFFIX};
 pub use record::{AuditFilter, AuditRecord, SortOrder};
 pub use sink::{AuditSink, SinkError};
-pub use journal::{JOURNAL_PREFIX, JOURNAL_SUFFIX};
 pub use spill::{REJECTED_FILE_NAME, SPILL_FILE_NAME};
 pub use stats::{AuditStats, metric};
 #[doc(hidden)]

@@ -49,8 +49,8 @@ fn maybe_rotate(journal: &Journal, tuning: &AuditTuning) {
     let Some((age, len)) = journal.current_state() else {
         return;
     };
-    let due = len >= tuning.journal_rotate_bytes
-        || (len > 0 && age >= tuning.journal_rotate_interval);
+    let due =
+        len >= tuning.journal_rotate_bytes || (len > 0 && age >= tuning.journal_rotate_interval);
     if due && let Err(err) = journal.rotate() {
         tracing::warn!(error = %err, "cannot start a new audit journal segment; still appending to the current one");
     }

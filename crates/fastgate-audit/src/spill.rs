@@ -22,7 +22,8 @@ pub const SPILL_FILE_NAME: &str = "audit-spill.ndjson";
 pub const REJECTED_FILE_NAME: &str = "audit-rejected.ndjson";
 
 /// CRC-32 (IEEE 802.3, the zlib/PNG polynomial), slice-by-16 tables.
-static CRC32: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISO_HDLC);
+static CRC32: crc::Crc<u32, crc::Table<16>> =
+    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISO_HDLC);
 
 /// CRC-32 (IEEE) of `data`.
 pub(crate) fn crc32(data: &[u8]) -> u32 {

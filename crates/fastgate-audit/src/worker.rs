@@ -268,7 +268,8 @@ impl SpillWorker {
         report_spill_bytes(file.len());
         if !file.is_empty() {
             // Unknown age: count from now.
-            ctx.counters.spill_holds(chrono::Utc::now().timestamp_millis());
+            ctx.counters
+                .spill_holds(chrono::Utc::now().timestamp_millis());
         }
         Self {
             ctx,

@@ -11,10 +11,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::journal::{self, Journal};
+use crate::maintenance;
 use crate::spill::{self, REJECTED_FILE_NAME, SPILL_FILE_NAME, SpillFile};
 use crate::stats::{AuditStats, Counters, report_depth, report_journal_bytes};
 use crate::worker::{self, Ctx, SpillWorker};
-use crate::maintenance;
 use crate::{AuditRecord, AuditSink};
 
 /// Writer settings.
@@ -130,7 +130,11 @@ impl SenderInner {
     /// `false` if some of it is only in memory or the writer stopped.
     pub(crate) async fn barrier(&self, lazy: bool) -> bool {
         let (ack, done) = oneshot::channel();
-        let msg = if lazy { Msg::Sync(ack) } else { Msg::Flush(ack) };
+        let msg = if lazy {
+            Msg::Sync(ack)
+        } else {
+            Msg::Flush(ack)
+        };
         let ack = match self.tx.send(msg).await {
             Ok(()) => None,
             Err(mpsc::error::SendError(msg)) => match msg {

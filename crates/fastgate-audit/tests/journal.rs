@@ -72,9 +72,10 @@ fn run_and_crash(dir: &Path, journal: bool, n: usize) {
     sink.set_holding(true);
     let handle = rt.block_on(async {
         let dyn_sink: Arc<dyn AuditSink> = Arc::clone(&sink) as _;
-        let (sender, handle) = AuditWriter::start_with_tuning(config(dir, journal), tuning(), dyn_sink)
-            .await
-            .unwrap();
+        let (sender, handle) =
+            AuditWriter::start_with_tuning(config(dir, journal), tuning(), dyn_sink)
+                .await
+                .unwrap();
         for i in 0..n {
             sender.send(sample_record(&format!("crash-{i:04}")));
         }
@@ -108,14 +109,30 @@ fn restart_and_count(dir: &Path) -> (Arc<MemorySink>, fastgate_audit::AuditStats
 fn a_crash_loses_no_journaled_record() {
     let dir = tempfile::tempdir().unwrap();
     run_and_crash(dir.path(), true, 500);
-    assert!(!segments(dir.path()).is_empty(), "the crash left the journal");
+    assert!(
+        !segments(dir.path()).is_empty(),
+        "the crash left the journal"
+    );
     let (sink, stats) = restart_and_count(dir.path());
-    assert_eq!(sink.len(), 500, "every record sent before the crash is back");
+    assert_eq!(
+        sink.len(),
+        500,
+        "every record sent before the crash is back"
+    );
     assert_eq!(stats.journal_recovered, 500);
     assert_eq!(stats.corrupt_lines, 0);
     // Recovered, replayed, and the journal and spill file are empty again.
-    assert_eq!(std::fs::metadata(dir.path().join(SPILL_FILE_NAME)).unwrap().len(), 0);
-    assert!(segments(dir.path()).is_empty(), "{:?}", segments(dir.path()));
+    assert_eq!(
+        std::fs::metadata(dir.path().join(SPILL_FILE_NAME))
+            .unwrap()
+            .len(),
+        0
+    );
+    assert!(
+        segments(dir.path()).is_empty(),
+        "{:?}",
+        segments(dir.path())
+    );
 }
 
 #[test]
@@ -152,10 +169,16 @@ async fn segments_are_rotated_and_deleted_once_their_records_are_stored() {
     })
     .await;
     let first = segments(dir.path())[0].0.clone();
-    assert!(first > format!("{JOURNAL_PREFIX}{:020}", 1), "rotated: {first}");
+    assert!(
+        first > format!("{JOURNAL_PREFIX}{:020}", 1),
+        "rotated: {first}"
+    );
     let stats = handle.shutdown().await;
     assert_eq!(stats.journal_errors, 0);
-    assert!(segments(dir.path()).is_empty(), "a clean shutdown removes the journal");
+    assert!(
+        segments(dir.path()).is_empty(),
+        "a clean shutdown removes the journal"
+    );
 }
 
 #[test]

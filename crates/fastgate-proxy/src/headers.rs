@@ -316,7 +316,10 @@ mod tests {
         assert_eq!(request_id(&h).unwrap(), "abc-123");
         let h = map(&[("x-request-id", "bad id with spaces")]);
         assert_eq!(request_id(&h), None);
-        assert_eq!(request_id(&map(&[("x-request-id", &"a".repeat(129))])), None);
+        assert_eq!(
+            request_id(&map(&[("x-request-id", &"a".repeat(129))])),
+            None
+        );
         assert_eq!(request_id(&HeaderMap::new()), None);
         let (a, b) = (gateway_request_id(), gateway_request_id());
         assert_ne!(a, b);

@@ -7,8 +7,8 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use crate::audit_filter::{push_order_and_page, push_where};
 use crate::convert::{
-    from_ms, i32_to_u16, i64_to_u64, opt_i64_to_u64, opt_storable, opt_u64_to_i64, storable,
-    to_ms, u64_to_i64,
+    from_ms, i32_to_u16, i64_to_u64, opt_i64_to_u64, opt_storable, opt_u64_to_i64, storable, to_ms,
+    u64_to_i64,
 };
 use crate::{Store, StoreError};
 

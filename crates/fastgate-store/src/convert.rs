@@ -103,7 +103,10 @@ mod tests {
     fn nul_becomes_the_replacement_character() {
         assert_eq!(storable("a\0b\0"), "a\u{FFFD}b\u{FFFD}");
         assert_eq!(storable("plain ünï"), "plain ünï");
-        assert_eq!(opt_storable(&Some("\0".into())), Some(NUL_REPLACEMENT.to_string()));
+        assert_eq!(
+            opt_storable(&Some("\0".into())),
+            Some(NUL_REPLACEMENT.to_string())
+        );
         assert_eq!(opt_storable(&None), None);
     }
 

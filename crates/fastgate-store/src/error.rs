@@ -199,9 +199,7 @@ mod tests {
 
     #[test]
     fn display_is_value_free() {
-        let e = StoreError::Database(sqlx::Error::Protocol(
-            "secret-looking server text".into(),
-        ));
+        let e = StoreError::Database(sqlx::Error::Protocol("secret-looking server text".into()));
         assert!(!e.to_string().contains("secret"), "{e}");
         assert!(e.detail().contains("secret"));
         assert!(e.is_transient());

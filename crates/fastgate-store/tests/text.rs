@@ -54,12 +54,26 @@ async fn nul_in_every_audit_text_field_is_stored_as_the_replacement_character() 
         assert_eq!(got.duration_ms, 0.0);
         assert_eq!(got.cost, None);
         for text in [
-            got.key_id, got.key_name, got.source, got.query, got.route, got.upstream,
-            got.credential, got.target_url, got.user_agent, got.client_ip,
-            got.error_message, got.request_headers, got.response_headers, got.request_body,
+            got.key_id,
+            got.key_name,
+            got.source,
+            got.query,
+            got.route,
+            got.upstream,
+            got.credential,
+            got.target_url,
+            got.user_agent,
+            got.client_ip,
+            got.error_message,
+            got.request_headers,
+            got.response_headers,
+            got.request_body,
         ] {
             let text = text.unwrap();
-            assert!(!text.contains('\0') && text.contains(NUL_REPLACEMENT), "{text:?}");
+            assert!(
+                !text.contains('\0') && text.contains(NUL_REPLACEMENT),
+                "{text:?}"
+            );
         }
         // Lookups and filters holding NUL find what was stored, on both backends.
         let f = AuditFilter {
@@ -91,7 +105,12 @@ async fn nul_in_key_and_model_group_text_is_stored() {
         assert!(store.revoke_key(&nul("renamed")).await.unwrap().is_some());
         assert!(store.delete_key(&nul("renamed")).await.unwrap());
 
-        assert!(store.upsert_model_group(&nul("g"), "{\"a\":\"\0\"}").await.unwrap());
+        assert!(
+            store
+                .upsert_model_group(&nul("g"), "{\"a\":\"\0\"}")
+                .await
+                .unwrap()
+        );
         let groups = store.list_model_groups().await.unwrap();
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].name, replaced("g"));

@@ -212,7 +212,11 @@ async fn crash_test(backend: Backend) {
     // record was journaled while their last bytes were still on the way (in flight).
     let client_ids: BTreeSet<_> = rows.iter().map(|r| r.client_request_id.clone()).collect();
     assert_eq!(client_ids.len(), rows.len(), "no duplicates");
-    assert!(rows.len() - completed.len() <= CLIENTS, "{} extra", rows.len() - completed.len());
+    assert!(
+        rows.len() - completed.len() <= CLIENTS,
+        "{} extra",
+        rows.len() - completed.len()
+    );
     assert!(rows.len() as u64 <= sent);
     gw.stop();
     db.cleanup().await;

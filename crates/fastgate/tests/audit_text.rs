@@ -62,7 +62,10 @@ async fn nul_in_audited_strings_keeps_the_row(backend: Backend) {
     let rec = h.audit_of(&first).await;
     assert_eq!(rec.model, Some(format!("gpt{fffd}x")));
     let response_body = rec.response_body.unwrap();
-    assert!(response_body.contains(&format!("raw{fffd}nul")), "{response_body}");
+    assert!(
+        response_body.contains(&format!("raw{fffd}nul")),
+        "{response_body}"
+    );
     assert!(!response_body.contains('\0'));
     assert_eq!(rec.query.as_deref(), Some("q=a%00b"));
 
