@@ -67,6 +67,7 @@
 //! Metrics (all `fastgate_audit_*`) are listed in [`metric`].
 
 mod journal;
+mod journal_codec;
 mod maintenance;
 mod record;
 mod sink;
