@@ -4,6 +4,7 @@
 //! # Design
 //!
 //! ```text
+//!                      ┌──write(2), O_APPEND──▶ journal segment (crash protection)
 //! request path ── AuditSender::send ──try_send──▶ bounded queue ──▶ batcher task ──▶ sink
 //!                      │ (queue full)                                   │ (sink fails after
 //!                      ▼                                                ▼  retries/timeout)
@@ -12,6 +13,13 @@
 //!                                                                   └──── replay ──▶ sink
 //! ```
 //!
+//! * **Journal** (when [`AuditConfig::journal`] is on). [`AuditSender::send`] first
+//!   appends the record to the current journal segment with a single `write(2)` (page
+//!   cache, no `fsync`), then queues it. `send` runs synchronously when a request finishes,
+//!   before its response's last byte is released, so a record of every response a client
+//!   saw complete survives a crash of the process. Segments rotate and are deleted once a
+//!   barrier confirms that their records are in the sink or the spill file; segments left
+//!   by a crash are moved to the spill file at start (see the `journal` module).
 //! * **Request path.** [`AuditSender::send`] never awaits and never blocks: it `try_send`s
 //!   into a bounded queue (`queue_capacity`). When the queue is full, the record goes to
 //!   an *overflow channel* read by the spill task, which appends it to the spill file at
@@ -39,6 +47,8 @@
 //!   writes (a probe rewrites a record it accepted before), the batch is bisected; records
 //!   refused alone, twice, are moved to `<spill_dir>/audit-rejected.ndjson` (same format)
 //!   and counted as `rejected`, so one bad row cannot block the backlog forever.
+//! * **Transient failures.** A [`SinkError::unavailable`] (database down, locked, busy) or a
+//!   timeout never triggers the poison bisection: the replay pass stops and waits.
 //! * **Flush and shutdown.** [`AuditWriterHandle::flush`] sends a barrier through the
 //!   queue and then the spill channel (both FIFO), so it returns once every record sent
 //!   before it was written or spilled. [`AuditWriterHandle::shutdown`] closes the queue
@@ -57,6 +67,7 @@
 //! Metrics (all `fastgate_audit_*`) are listed in [`metric`].
 
 mod journal;
+mod journal_codec;
 mod maintenance;
 mod record;
 mod sink;

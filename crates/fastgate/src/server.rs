@@ -149,6 +149,11 @@ impl ServerHandle {
         self.state.store().close().await;
     }
 
+    /// The audit writer's counters (None when the audit log is off).
+    pub fn audit_stats(&self) -> Option<fastgate_audit::AuditStats> {
+        self.audit.as_ref().map(AuditWriterHandle::stats)
+    }
+
     /// Wait until everything queued for the audit log so far is written.
     pub async fn flush_audit(&self) {
         if let Some(audit) = &self.audit {

@@ -1,0 +1,178 @@
+//! The request-path cost of the crash journal: CPU time of `AuditSender::send` with the
+//! journal on and off. A measurement, not an assertion on timing; run it with
+//! `cargo test --release -p fastgate-audit --test journal_cost -- --ignored --nocapture`.
+#![expect(clippy::unwrap_used, reason = "a measurement harness")]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fastgate_audit::testing::MemorySink;
+use fastgate_audit::{
+    AuditConfig, AuditRecord, AuditSink, AuditTuning, AuditWriter, sample_record,
+};
+
+const N: usize = 100_000;
+
+/// User + system CPU seconds of this process so far (Linux `/proc/self/stat`).
+fn process_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_comm.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the full line (11 and 12 here).
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+fn measure(journal: bool, record: &AuditRecord) -> (f64, f64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    rt.block_on(async {
+        let sink: Arc<dyn AuditSink> = Arc::new(MemorySink::new());
+        let cfg = AuditConfig {
+            queue_capacity: N + 1,
+            batch_size: 512,
+            flush_interval: Duration::from_millis(200),
+            spill_dir: dir.path().to_path_buf(),
+            journal,
+        };
+        let tuning = AuditTuning {
+            journal_rotate_interval: Duration::from_secs(3600),
+            journal_rotate_bytes: u64::MAX,
+            ..AuditTuning::default()
+        };
+        let (sender, handle) = AuditWriter::start_with_tuning(cfg, tuning, sink)
+            .await
+            .unwrap();
+        // On a current-thread runtime the writer tasks do not run during this loop:
+        // only the request-path work of `send` is measured.
+        let records: Vec<AuditRecord> = (0..N)
+            .map(|i| {
+                let mut r = record.clone();
+                r.request_id = format!("cost-{i}");
+                r
+            })
+            .collect();
+        let cpu0 = process_cpu();
+        let t0 = Instant::now();
+        for r in records {
+            sender.send(r);
+        }
+        let wall = t0.elapsed().as_secs_f64();
+        let cpu = process_cpu() - cpu0;
+        handle.shutdown().await;
+        (wall / N as f64 * 1e6, cpu / N as f64 * 1e6)
+    })
+}
+
+#[test]
+#[ignore = "a measurement; run explicitly in release mode"]
+fn journal_cost_per_record() {
+    let small = sample_record("x");
+    let mut heavy = sample_record("x");
+    heavy.request_headers = Some("{\"content-type\":\"application/json\"}".repeat(8));
+    heavy.request_body = Some("b".repeat(2000));
+    heavy.response_body = Some("r".repeat(2000));
+    for (name, record) in [("typical record", &small), ("2 KB bodies", &heavy)] {
+        let line = serde_json::to_vec(record).unwrap().len();
+        // Warm up, then measure each mode twice, alternating.
+        let _ = measure(true, record);
+        let mut on = Vec::new();
+        let mut off = Vec::new();
+        for _ in 0..2 {
+            off.push(measure(false, record));
+            on.push(measure(true, record));
+        }
+        let best = |v: &[(f64, f64)]| {
+            v.iter()
+                .copied()
+                .fold((f64::MAX, f64::MAX), |a, b| (a.0.min(b.0), a.1.min(b.1)))
+        };
+        let (off_wall, off_cpu) = best(&off);
+        let (on_wall, on_cpu) = best(&on);
+        println!(
+            "{name} ({line} B JSON): send() without journal {off_wall:.2} µs wall / {off_cpu:.2} µs CPU, with journal {on_wall:.2} µs wall / {on_cpu:.2} µs CPU; added {:.2} µs CPU per record",
+            on_cpu - off_cpu
+        );
+    }
+}
+
+#[test]
+#[ignore = "a measurement; run explicitly in release mode"]
+fn journal_cost_breakdown() {
+    use std::io::Write;
+    let small = sample_record("x");
+    let mut heavy = sample_record("x");
+    heavy.request_body = Some("b".repeat(2000));
+    heavy.response_body = Some("r".repeat(2000));
+    let dir = tempfile::tempdir().unwrap();
+    for (name, record) in [("typical", &small), ("heavy", &heavy)] {
+        let mut buf = Vec::with_capacity(8192);
+        let t0 = Instant::now();
+        for _ in 0..N {
+            buf.clear();
+            serde_json::to_writer(&mut buf, record).unwrap();
+        }
+        let ser = t0.elapsed().as_secs_f64() / N as f64 * 1e6;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join(format!("{name}.log")))
+            .unwrap();
+        let t0 = Instant::now();
+        for _ in 0..N {
+            (&file).write_all(&buf).unwrap();
+        }
+        let write = t0.elapsed().as_secs_f64() / N as f64 * 1e6;
+        // Overwrite blocks that already exist (no allocation, no size change).
+        let t0 = Instant::now();
+        let len = buf.len() as u64;
+        for i in 0..N as u64 {
+            std::os::unix::fs::FileExt::write_at(&file, &buf, i * len).unwrap();
+        }
+        let overwrite = t0.elapsed().as_secs_f64() / N as f64 * 1e6;
+        // Sparse file of the final size, written in place.
+        let sparse = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .open(dir.path().join(format!("{name}.sparse")))
+            .unwrap();
+        sparse.set_len(len * N as u64).unwrap();
+        let t0 = Instant::now();
+        for i in 0..N as u64 {
+            std::os::unix::fs::FileExt::write_at(&sparse, &buf, i * len).unwrap();
+        }
+        let sparse_t = t0.elapsed().as_secs_f64() / N as f64 * 1e6;
+        let shm_dir = tempfile::tempdir_in("/dev/shm").unwrap();
+        let shm = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(shm_dir.path().join("j.log"))
+            .unwrap();
+        let t0 = Instant::now();
+        for _ in 0..N {
+            (&shm).write_all(&buf).unwrap();
+        }
+        let shm_t = t0.elapsed().as_secs_f64() / N as f64 * 1e6;
+        println!(
+            "{name}: overwrite {overwrite:.2} µs, sparse {sparse_t:.2} µs, tmpfs append {shm_t:.2} µs"
+        );
+        let t0 = Instant::now();
+        let mut c = 0u64;
+        for _ in 0..N {
+            c = c.wrapping_add(u64::from(crc_of(&buf)));
+        }
+        let crc = t0.elapsed().as_secs_f64() / N as f64 * 1e6;
+        println!(
+            "{name} ({} B): serialize {ser:.2} µs, write {write:.2} µs, crc {crc:.2} µs ({c})",
+            buf.len()
+        );
+    }
+}
+
+fn crc_of(b: &[u8]) -> u32 {
+    // Same algorithm as the spill lines and journal frames.
+    crc32fast::hash(b)
+}
