@@ -22,7 +22,7 @@ fn redact_transforms(obj: &mut Map<String, Value>) {
     redact_values(obj, "add_body_fields");
 }
 
-fn each_object<'a>(v: Option<&'a mut Value>) -> impl Iterator<Item = &'a mut Map<String, Value>> {
+fn each_object(v: Option<&mut Value>) -> impl Iterator<Item = &mut Map<String, Value>> {
     v.and_then(Value::as_array_mut)
         .into_iter()
         .flatten()

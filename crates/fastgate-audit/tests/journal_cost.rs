@@ -136,6 +136,7 @@ fn journal_cost_breakdown() {
         // Sparse file of the final size, written in place.
         let sparse = std::fs::OpenOptions::new()
             .create(true)
+            .truncate(true)
             .write(true)
             .open(dir.path().join(format!("{name}.sparse")))
             .unwrap();
