@@ -75,7 +75,19 @@ fn journal_cost_per_record() {
     heavy.request_headers = Some("{\"content-type\":\"application/json\"}".repeat(8));
     heavy.request_body = Some("b".repeat(2000));
     heavy.response_body = Some("r".repeat(2000));
-    for (name, record) in [("typical record", &small), ("2 KB bodies", &heavy)] {
+    // What the bench's chat route keeps: headers captured, bodies not.
+    let mut headers = sample_record("x");
+    headers.request_headers = Some(
+        r#"{"host":"127.0.0.1:8080","authorization":"[redacted]","content-type":"application/json","content-length":"87","user-agent":"oha/1.4.0","accept":"*/*"}"#.into(),
+    );
+    headers.response_headers = Some(
+        r#"{"content-type":"application/json","content-length":"512","date":"Sun, 29 Nov 2026 20:00:00 GMT"}"#.into(),
+    );
+    for (name, record) in [
+        ("typical record", &small),
+        ("headers captured", &headers),
+        ("2 KB bodies", &heavy),
+    ] {
         let line = serde_json::to_vec(record).unwrap().len();
         // Warm up, then measure each mode twice, alternating.
         let _ = measure(true, record);
