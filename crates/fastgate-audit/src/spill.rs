@@ -328,6 +328,27 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
     }
 
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn audit_files_and_their_directory_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("spill");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.join(SPILL_FILE_NAME);
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let file = SpillFile::open(&dir, SPILL_FILE_NAME).await.unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(file.path()), 0o600);
+        let fresh = root.path().join("new").join("spill");
+        let other = SpillFile::open(&fresh, REJECTED_FILE_NAME).await.unwrap();
+        assert_eq!(mode(&fresh), 0o700);
+        assert_eq!(mode(other.path()), 0o600);
+    }
+
     #[tokio::test]
     async fn blocking_append_writes_a_valid_line() {
         let dir = tempfile::tempdir().unwrap();
