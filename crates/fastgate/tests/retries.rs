@@ -206,3 +206,47 @@ async fn llm_deployments_retry_refusals_but_never_a_sent_request() {
     assert_eq!(models_asked(&h).last().map(String::as_str), Some("up-m2"));
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_retried_once_a_byte_reached_the_client() {
+    let (h, key) = start().await;
+    // A plain GET stream (retries: 2) that breaks after its first lines.
+    let resp = common::http_client()
+        .get(h.url("/plain/stream"))
+        .bearer_auth(&key)
+        .header("x-mock-ndjson", "1")
+        .header("x-mock-chunks", "5")
+        .header("x-mock-reset-after", "3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.bytes().await;
+    assert!(body.is_err(), "the broken stream looked complete: {body:?}");
+    assert_eq!(attempts(&h, "/plain/stream"), 1);
+
+    // An LLM stream (deployment retries: 2, a fallback group) that breaks mid-way.
+    let before = h.mock.request_count();
+    let resp = common::http_client()
+        .post(h.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .header("x-mock-reset-after", "3")
+        .json(&json!({ "model": "m", "stream": true,
+                       "messages": [ { "role": "user", "content": "hi" } ] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = String::from_utf8_lossy(&resp.bytes().await.unwrap_or_default()).into_owned();
+    assert!(text.contains("tok0"), "{text}");
+    assert!(
+        text.contains("error"),
+        "the stream ends with an error event: {text}"
+    );
+    assert!(
+        !text.contains("[DONE]"),
+        "a broken stream never ends with [DONE]: {text}"
+    );
+    assert_eq!(h.mock.request_count() - before, 1);
+    h.stop().await;
+}
