@@ -255,27 +255,7 @@ impl AuditWriter {
         tuning: AuditTuning,
         sink: Arc<dyn AuditSink>,
     ) -> Result<(AuditSender, AuditWriterHandle), AuditError> {
-        if cfg.queue_capacity == 0 {
-            return Err(AuditError::Config("queue_capacity must be at least 1"));
-        }
-        if cfg.batch_size == 0 {
-            return Err(AuditError::Config("batch_size must be at least 1"));
-        }
-        if tuning.max_attempts == 0 {
-            return Err(AuditError::Config("max_attempts must be at least 1"));
-        }
-        if tuning.replay_interval.is_zero() || tuning.sink_timeout.is_zero() {
-            return Err(AuditError::Config(
-                "replay_interval and sink_timeout must be positive",
-            ));
-        }
-        if cfg.journal
-            && (tuning.journal_rotate_interval.is_zero() || tuning.journal_rotate_bytes == 0)
-        {
-            return Err(AuditError::Config(
-                "journal_rotate_interval and journal_rotate_bytes must be positive",
-            ));
-        }
+        check_settings(&cfg, &tuning)?;
         let spill_error = |source| AuditError::Spill {
             path: cfg.spill_dir.join(SPILL_FILE_NAME),
             source,
@@ -288,21 +268,7 @@ impl AuditWriter {
 
         // Journal segments left by a crash go to the spill file first (even with the
         // journal now switched off), so that the replay below inserts them.
-        let recovered = journal::recover(&cfg.spill_dir, &mut file)
-            .await
-            .map_err(|source| AuditError::Journal {
-                path: cfg.spill_dir.clone(),
-                source,
-            })?;
-        if recovered.records > 0 || recovered.corrupt > 0 {
-            tracing::warn!(
-                records = recovered.records,
-                damaged_lines = recovered.corrupt,
-                "recovered audit records from the journal of a previous run (a crash?)"
-            );
-            counters.journal_recovered(recovered.records);
-            counters.corrupt(recovered.corrupt);
-        }
+        let recovered = recover_journal(&cfg, &mut file, &counters).await?;
 
         let (tx, rx) = mpsc::channel(cfg.queue_capacity);
         let (spill_tx, spill_rx) = mpsc::unbounded_channel();
@@ -369,6 +335,55 @@ impl AuditWriter {
             },
         ))
     }
+}
+
+/// Settings the writer cannot run with.
+fn check_settings(cfg: &AuditConfig, tuning: &AuditTuning) -> Result<(), AuditError> {
+    if cfg.queue_capacity == 0 {
+        return Err(AuditError::Config("queue_capacity must be at least 1"));
+    }
+    if cfg.batch_size == 0 {
+        return Err(AuditError::Config("batch_size must be at least 1"));
+    }
+    if tuning.max_attempts == 0 {
+        return Err(AuditError::Config("max_attempts must be at least 1"));
+    }
+    if tuning.replay_interval.is_zero() || tuning.sink_timeout.is_zero() {
+        return Err(AuditError::Config(
+            "replay_interval and sink_timeout must be positive",
+        ));
+    }
+    if cfg.journal && (tuning.journal_rotate_interval.is_zero() || tuning.journal_rotate_bytes == 0)
+    {
+        return Err(AuditError::Config(
+            "journal_rotate_interval and journal_rotate_bytes must be positive",
+        ));
+    }
+    Ok(())
+}
+
+/// Copy the journal segments a previous run left (a crash) into the spill file.
+async fn recover_journal(
+    cfg: &AuditConfig,
+    file: &mut SpillFile,
+    counters: &Counters,
+) -> Result<journal::Recovered, AuditError> {
+    let recovered = journal::recover(&cfg.spill_dir, file)
+        .await
+        .map_err(|source| AuditError::Journal {
+            path: cfg.spill_dir.clone(),
+            source,
+        })?;
+    if recovered.records > 0 || recovered.corrupt > 0 {
+        tracing::warn!(
+            records = recovered.records,
+            damaged_lines = recovered.corrupt,
+            "recovered audit records from the journal of a previous run (a crash?)"
+        );
+        counters.journal_recovered(recovered.records);
+        counters.corrupt(recovered.corrupt);
+    }
+    Ok(recovered)
 }
 
 /// Controls a running writer. Call [`AuditWriterHandle::shutdown`] on the way out; if the
