@@ -34,11 +34,7 @@ pub async fn metrics(State(state): State<AppState>, req: Request) -> Response {
     } else {
         without_label(&text, PRIVATE_LABEL)
     };
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 /// The label names of a sample line (`name{a="x",b="y\"z"} 1`), in order.
@@ -149,7 +145,9 @@ fastgate_requests_in_flight 0\n";
         assert!(out.contains("route=\"monkey\""), "{out}");
         assert!(out.contains("# TYPE fastgate_request_duration_seconds histogram"));
         assert!(out.contains("fastgate_request_duration_seconds_count{route=\"r\"} 1"));
-        assert!(out.contains("# TYPE fastgate_requests_in_flight gauge\nfastgate_requests_in_flight 0"));
+        assert!(
+            out.contains("# TYPE fastgate_requests_in_flight gauge\nfastgate_requests_in_flight 0")
+        );
     }
 
     #[test]

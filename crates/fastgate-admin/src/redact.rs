@@ -22,7 +22,7 @@ fn redact_transforms(obj: &mut Map<String, Value>) {
     redact_values(obj, "add_body_fields");
 }
 
-fn each_object<'a>(v: Option<&'a mut Value>) -> impl Iterator<Item = &'a mut Map<String, Value>> {
+fn each_object(v: Option<&mut Value>) -> impl Iterator<Item = &mut Map<String, Value>> {
     v.and_then(Value::as_array_mut)
         .into_iter()
         .flatten()
@@ -50,9 +50,8 @@ pub fn config(v: &mut Value) {
     for route in each_object(root.get_mut("routes")) {
         redact_transforms(route);
         // Match conditions stay readable, except on credential-like header names.
-        if let Some(Value::Object(headers)) = route
-            .get_mut("match")
-            .and_then(|m| m.get_mut("headers"))
+        if let Some(Value::Object(headers)) =
+            route.get_mut("match").and_then(|m| m.get_mut("headers"))
         {
             for (name, value) in headers.iter_mut() {
                 if fastgate_proxy::headers::is_secret_header(&name.to_ascii_lowercase()) {

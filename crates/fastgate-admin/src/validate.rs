@@ -102,7 +102,9 @@ mod tests {
     #[test]
     fn refuses_control_characters_and_long_text() {
         assert!(text("source", "team a", MAX_LABEL).is_ok());
-        let e = text("source", "a\u{0}b", MAX_LABEL).unwrap_err().to_string();
+        let e = text("source", "a\u{0}b", MAX_LABEL)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("source:"), "{e}");
         assert!(text("source", "a\nb", MAX_LABEL).is_err());
         assert!(text("source", "a\u{85}b", MAX_LABEL).is_err());

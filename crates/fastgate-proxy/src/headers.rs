@@ -149,9 +149,18 @@ pub fn is_secret_header(name: &str) -> bool {
         || name.ends_with("-key")
         || name.ends_with("-token")
         || name.ends_with("-secret")
-        || ["token", "secret", "password", "passwd", "credential", "signature", "apikey", "api-key"]
-            .iter()
-            .any(|part| name.contains(part))
+        || [
+            "token",
+            "secret",
+            "password",
+            "passwd",
+            "credential",
+            "signature",
+            "apikey",
+            "api-key",
+        ]
+        .iter()
+        .any(|part| name.contains(part))
 }
 
 /// Query parameter names whose values the audit log never stores (compared
@@ -189,19 +198,31 @@ pub fn is_secret_param(name: &str) -> bool {
         .unwrap_or_default();
     let n = decoded.trim();
     SECRET_PARAMS.contains(&n)
-        || ["_token", "-token", "_key", "-key", "_secret", "-secret", ".token", ".key"]
-            .iter()
-            .any(|suffix| n.ends_with(suffix))
-        || ["token", "secret", "password", "signature", "credential", "apikey"]
-            .iter()
-            .any(|part| n.contains(part))
+        || [
+            "_token", "-token", "_key", "-key", "_secret", "-secret", ".token", ".key",
+        ]
+        .iter()
+        .any(|suffix| n.ends_with(suffix))
+        || [
+            "token",
+            "secret",
+            "password",
+            "signature",
+            "credential",
+            "apikey",
+        ]
+        .iter()
+        .any(|part| n.contains(part))
 }
 
 /// The query string as the audit log keeps it: the value of every parameter
 /// named like a credential (`key`, `api_key`, `access_token`, `sig`, …) replaced
 /// by `[redacted]`. Returns `query` itself when there is nothing to hide.
 pub fn redact_query(query: String) -> String {
-    let secret = |pair: &str| pair.split_once('=').is_some_and(|(n, _)| is_secret_param(n));
+    let secret = |pair: &str| {
+        pair.split_once('=')
+            .is_some_and(|(n, _)| is_secret_param(n))
+    };
     if !query.split('&').any(secret) {
         return query;
     }
@@ -395,7 +416,13 @@ mod tests {
             let h = map(&[(name, "canary-value")]);
             assert!(!redacted_json(&h).contains("canary"), "{name}");
         }
-        for name in ["content-type", "x-request-id", "user-agent", "x-keep", "accept"] {
+        for name in [
+            "content-type",
+            "x-request-id",
+            "user-agent",
+            "x-keep",
+            "accept",
+        ] {
             assert!(!is_secret_header(name), "{name}");
         }
     }
@@ -405,10 +432,15 @@ mod tests {
         let q = "a=1&KEY=k1&api_key=k2&ApiKey=k3&access_token=t1&token=t2&secret=s1\
                  &password=p1&sig=g1&Signature=g2&x_api%5Fkey=k4&my-token=t3&alt=sse&flag";
         let out = redact_query(q.to_string());
-        for leaked in ["k1", "k2", "k3", "k4", "t1", "t2", "t3", "s1", "p1", "g1", "g2"] {
+        for leaked in [
+            "k1", "k2", "k3", "k4", "t1", "t2", "t3", "s1", "p1", "g1", "g2",
+        ] {
             assert!(!out.contains(leaked), "{leaked} in {out}");
         }
-        assert!(out.starts_with("a=1&KEY=[redacted]&api_key=[redacted]"), "{out}");
+        assert!(
+            out.starts_with("a=1&KEY=[redacted]&api_key=[redacted]"),
+            "{out}"
+        );
         assert!(out.ends_with("&alt=sse&flag"), "{out}");
         // Nothing to hide: the same string back.
         assert_eq!(redact_query("a=1&b=2".into()), "a=1&b=2");

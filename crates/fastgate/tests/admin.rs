@@ -63,7 +63,12 @@ async fn admin_requires_token_and_manages_keys(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 422);
+    assert_eq!(
+        resp.status(),
+        400,
+        "bad admin input is a 400 naming the field"
+    );
+    assert!(resp.text().await.unwrap().contains("nmae"));
     let resp = h.admin_get("/admin/api/keys/does-not-exist").await;
     assert_eq!(resp.status(), 404);
 

@@ -101,7 +101,12 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-async fn create_key(http: &reqwest::Client, gw: &Gateway, admin: &str, body: Value) -> (String, String) {
+async fn create_key(
+    http: &reqwest::Client,
+    gw: &Gateway,
+    admin: &str,
+    body: Value,
+) -> (String, String) {
     let resp = http
         .post(gw.url("/admin/api/keys"))
         .bearer_auth(admin)
@@ -172,7 +177,13 @@ async fn proxy_traffic(http: &reqwest::Client, gw: &Gateway, k1: &str, s: &mut S
 }
 
 /// The LLM endpoints: chat, streamed chat, both translations, models, errors.
-async fn llm_traffic(http: &reqwest::Client, gw: &Gateway, mock: &MockUpstream, k1: &str, s: &mut Surfaces) {
+async fn llm_traffic(
+    http: &reqwest::Client,
+    gw: &Gateway,
+    mock: &MockUpstream,
+    k1: &str,
+    s: &mut Surfaces,
+) {
     let msgs = json!([ { "role": "user", "content": "hi there" } ]);
     let resp = http
         .post(gw.url("/v1/chat/completions"))
@@ -186,8 +197,10 @@ async fn llm_traffic(http: &reqwest::Client, gw: &Gateway, mock: &MockUpstream, 
     let resp = http
         .post(gw.url("/v1/chat/completions"))
         .header("x-api-key", k1)
-        .json(&json!({ "model": "gpt-canary", "messages": msgs, "stream": true,
-                       "stream_options": { "include_usage": true } }))
+        .json(
+            &json!({ "model": "gpt-canary", "messages": msgs, "stream": true,
+                       "stream_options": { "include_usage": true } }),
+        )
         .send()
         .await
         .unwrap();
@@ -214,7 +227,12 @@ async fn llm_traffic(http: &reqwest::Client, gw: &Gateway, mock: &MockUpstream, 
         .unwrap();
     let (status, body) = s.response("openai client, anthropic upstream", resp).await;
     assert_eq!(status, 200, "{body}");
-    let resp = http.get(gw.url("/v1/models")).bearer_auth(k1).send().await.unwrap();
+    let resp = http
+        .get(gw.url("/v1/models"))
+        .bearer_auth(k1)
+        .send()
+        .await
+        .unwrap();
     let (status, _) = s.response("llm models", resp).await;
     assert_eq!(status, 200);
     // Upstream 500 on the LLM path (one attempt: retries 0, no fallback).
@@ -229,7 +247,10 @@ async fn llm_traffic(http: &reqwest::Client, gw: &Gateway, mock: &MockUpstream, 
     let (status, body) = s.response("llm upstream 500", resp).await;
     assert!(status >= 500, "{status} {body}");
     // Bad JSON, both protocols; an unknown model.
-    for (path, what) in [("/v1/chat/completions", "openai"), ("/v1/messages", "anthropic")] {
+    for (path, what) in [
+        ("/v1/chat/completions", "openai"),
+        ("/v1/messages", "anthropic"),
+    ] {
         let resp = http
             .post(gw.url(path))
             .bearer_auth(k1)
@@ -253,9 +274,18 @@ async fn llm_traffic(http: &reqwest::Client, gw: &Gateway, mock: &MockUpstream, 
 }
 
 /// 401 (wrong, tampered, missing key), 403, 404, 429 from the gateway itself.
-async fn gateway_errors(http: &reqwest::Client, gw: &Gateway, k1: &str, k2: &str, s: &mut Surfaces) {
+async fn gateway_errors(
+    http: &reqwest::Client,
+    gw: &Gateway,
+    k1: &str,
+    k2: &str,
+    s: &mut Surfaces,
+) {
     let tampered = format!("{k1}x");
-    for (what, key) in [("provider key", PROVIDER), ("tampered key", tampered.as_str())] {
+    for (what, key) in [
+        ("provider key", PROVIDER),
+        ("tampered key", tampered.as_str()),
+    ] {
         for path in ["/proxy/v1/models", "/v1/chat/completions"] {
             let resp = http
                 .post(gw.url(path))
@@ -270,7 +300,12 @@ async fn gateway_errors(http: &reqwest::Client, gw: &Gateway, k1: &str, k2: &str
     }
     let resp = http.get(gw.url("/proxy/v1/models")).send().await.unwrap();
     assert_eq!(s.response("401 no key", resp).await.0, 401);
-    let resp = http.get(gw.url("/forbidden/x")).bearer_auth(k2).send().await.unwrap();
+    let resp = http
+        .get(gw.url("/forbidden/x"))
+        .bearer_auth(k2)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(s.response("403 route", resp).await.0, 403);
     let resp = http
         .post(gw.url("/v1/chat/completions"))
@@ -280,11 +315,21 @@ async fn gateway_errors(http: &reqwest::Client, gw: &Gateway, k1: &str, k2: &str
         .await
         .unwrap();
     assert_eq!(s.response("403 model", resp).await.0, 403);
-    let resp = http.get(gw.url("/nowhere")).bearer_auth(k1).send().await.unwrap();
+    let resp = http
+        .get(gw.url("/nowhere"))
+        .bearer_auth(k1)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(s.response("404 no route", resp).await.0, 404);
     let mut limited = false;
     for i in 0..6 {
-        let resp = http.get(gw.url("/proxy/v1/models")).bearer_auth(k2).send().await.unwrap();
+        let resp = http
+            .get(gw.url("/proxy/v1/models"))
+            .bearer_auth(k2)
+            .send()
+            .await
+            .unwrap();
         let (status, _) = s.response(&format!("rate limit #{i}"), resp).await;
         if status == 429 {
             limited = true;
@@ -296,7 +341,13 @@ async fn gateway_errors(http: &reqwest::Client, gw: &Gateway, k1: &str, k2: &str
 }
 
 /// Every admin GET, and /metrics both ways.
-async fn admin_reads(http: &reqwest::Client, gw: &Gateway, admin: &str, ids: &[&str], s: &mut Surfaces) {
+async fn admin_reads(
+    http: &reqwest::Client,
+    gw: &Gateway,
+    admin: &str,
+    ids: &[&str],
+    s: &mut Surfaces,
+) {
     let mut paths: Vec<String> = ["config", "models", "keys", "routes"]
         .iter()
         .map(|p| format!("/admin/api/{p}"))
@@ -304,7 +355,12 @@ async fn admin_reads(http: &reqwest::Client, gw: &Gateway, admin: &str, ids: &[&
     paths.extend(ids.iter().map(|id| format!("/admin/api/keys/{id}")));
     paths.push("/health".into());
     for path in paths {
-        let resp = http.get(gw.url(&path)).bearer_auth(admin).send().await.unwrap();
+        let resp = http
+            .get(gw.url(&path))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .unwrap();
         let (status, body) = s.response(&format!("GET {path}"), resp).await;
         assert_eq!(status, 200, "{path}: {body}");
     }
@@ -313,7 +369,9 @@ async fn admin_reads(http: &reqwest::Client, gw: &Gateway, admin: &str, ids: &[&
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        let (status, body) = s.response(&format!("metrics {what}"), req.send().await.unwrap()).await;
+        let (status, body) = s
+            .response(&format!("metrics {what}"), req.send().await.unwrap())
+            .await;
         assert_eq!(status, 200);
         assert!(body.contains("fastgate_requests_total"), "{body}");
         if token.is_some() {
@@ -326,7 +384,12 @@ async fn admin_reads(http: &reqwest::Client, gw: &Gateway, admin: &str, ids: &[&
 }
 
 /// The audit log through the admin API: the list and every row's detail.
-async fn audit_via_api(http: &reqwest::Client, gw: &Gateway, admin: &str, s: &mut Surfaces) -> Vec<Value> {
+async fn audit_via_api(
+    http: &reqwest::Client,
+    gw: &Gateway,
+    admin: &str,
+    s: &mut Surfaces,
+) -> Vec<Value> {
     let resp = http
         .get(gw.url("/admin/api/logs?limit=1000"))
         .bearer_auth(admin)
@@ -401,7 +464,13 @@ async fn canaries_appear_nowhere() {
     let http = client();
     let mut s = Surfaces::default();
 
-    let (id1, k1) = create_key(&http, &gw, &admin, json!({ "name": "canary-main", "source": "canary-team" })).await;
+    let (id1, k1) = create_key(
+        &http,
+        &gw,
+        &admin,
+        json!({ "name": "canary-main", "source": "canary-team" }),
+    )
+    .await;
     let (id2, k2) = create_key(
         &http,
         &gw,
@@ -416,10 +485,23 @@ async fn canaries_appear_nowhere() {
     gateway_errors(&http, &gw, &k1, &k2, &mut s).await;
     admin_reads(&http, &gw, &admin, &[&id1, &id2, "canary-main"], &mut s).await;
     let listed = cli(&cfg, &["list"], &mut s);
-    assert!(listed.as_array().unwrap().iter().any(|k| k["id"] == id1.as_str()));
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["id"] == id1.as_str())
+    );
     let shown = cli(&cfg, &["show", &id1], &mut s);
     assert_eq!(shown["name"], "canary-main");
 
+    // The files while the gateway runs (the WAL holds the recent writes; a clean
+    // stop checkpoints and removes it).
+    let live = raw_files(&data);
+    assert!(
+        live.iter().any(|(f, _)| f.ends_with("fastgate.db-wal")),
+        "no WAL while running"
+    );
     // Stop (SIGTERM flushes the audit queue), then read the audit log back
     // through a second start of the same binary, and the database directly.
     assert_eq!(gw.stop(), Some(0));
@@ -439,18 +521,116 @@ async fn canaries_appear_nowhere() {
             + &std::fs::read_to_string(tmp.path().join("gateway.stderr")).unwrap(),
     );
 
-    // Raw bytes of every file the gateway keeps (database, WAL, spill, token).
-    let mut files = Vec::new();
-    data_files(&data, &mut files);
-    let mut raw = Vec::new();
-    for f in &files {
-        let bytes = std::fs::read(f).unwrap();
-        raw.push((f.display().to_string(), String::from_utf8_lossy(&bytes).into_owned()));
+    let mut raw = raw_files(&data);
+    raw.extend(live);
+    let db_rows = audit_via_db(&data, &mut s).await;
+
+    let canaries: Vec<(&str, String)> = vec![
+        ("gateway key 1", k1.clone()),
+        ("gateway key 2", k2.clone()),
+        ("sha256(key 1)", sha256_hex(&k1)),
+        ("sha256(key 2)", sha256_hex(&k2)),
+        ("provider key", PROVIDER.to_string()),
+        ("config secret", CONFIG_SECRET.to_string()),
+        ("admin token", admin.clone()),
+    ];
+    let hits = find_hits(&canaries, &s, &raw);
+    assert!(
+        hits.is_empty(),
+        "{} canary hit(s) across {} surfaces and {} files:\n{}",
+        hits.len(),
+        s.0.len(),
+        raw.len(),
+        hits.join("\n")
+    );
+    assert_exercised(&db_rows, rows.len());
+    mock.shutdown().await;
+}
+
+/// The run really exercised what it claims.
+fn assert_exercised(db_rows: &[fastgate_audit::AuditRecord], api_rows: usize) {
+    assert_eq!(db_rows.len(), api_rows, "admin API and database disagree");
+    assert!(db_rows.len() >= 25, "only {} audit rows", db_rows.len());
+    let redacted_headers = db_rows.iter().any(|r| {
+        r.request_headers.as_deref().is_some_and(|h| {
+            h.contains("\"x-auth-canary\":\"[redacted]\"")
+                && h.contains("\"cookie\":\"[redacted]\"")
+        })
+    });
+    assert!(redacted_headers, "no audit row with redacted headers");
+    assert!(
+        db_rows.iter().any(|r| r
+            .query
+            .as_deref()
+            .is_some_and(|q| q.contains("api_key=[redacted]") && q.contains("x=1"))),
+        "no audit row with a redacted query"
+    );
+    assert!(
+        db_rows.iter().any(|r| r
+            .request_body
+            .as_deref()
+            .is_some_and(|b| b.contains("hi there"))),
+        "LLM bodies were not captured"
+    );
+    assert!(db_rows.iter().any(|r| r.status_code == 429));
+    assert!(db_rows.iter().any(|r| r.status_code == 401));
+}
+
+/// Every canary found in a surface or a file (with some context), except the
+/// two expected on disk: key hashes in the database, the admin token in its file.
+fn find_hits(canaries: &[(&str, String)], s: &Surfaces, raw: &[(String, String)]) -> Vec<String> {
+    let mut hits = Vec::new();
+    for (what, text) in &s.0 {
+        for (name, canary) in canaries {
+            if text.contains(canary.as_str()) {
+                let at = text.find(canary.as_str()).unwrap();
+                let from = text[..at]
+                    .char_indices()
+                    .rev()
+                    .nth(120)
+                    .map_or(0, |(i, _)| i);
+                let ctx: String = text[from..].chars().take(240 + canary.len()).collect();
+                hits.push(format!("{name} in {what}: …{ctx}…"));
+            }
+        }
     }
+    for (file, text) in raw {
+        // The database keeps each key's hash (that is how keys are checked), and
+        // the token file keeps the admin token: those two are expected there.
+        for (name, canary) in canaries {
+            let expected = (name.starts_with("sha256") && file.contains("fastgate.db"))
+                || (*name == "admin token" && file.ends_with("admin_token"));
+            if !expected && text.contains(canary.as_str()) {
+                hits.push(format!("{name} in file {file}"));
+            }
+        }
+    }
+    hits
+}
+
+/// Raw bytes (as lossy text) of every file the gateway keeps: database, WAL,
+/// spill, token.
+fn raw_files(data: &Path) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    data_files(data, &mut files);
     assert!(
         files.iter().any(|f| f.ends_with("fastgate.db")),
         "{files:?}"
     );
+    files
+        .iter()
+        .map(|f| {
+            let bytes = std::fs::read(f).unwrap();
+            (
+                f.display().to_string(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Every audit row, read from the database directly (recorded as surfaces).
+async fn audit_via_db(data: &Path, s: &mut Surfaces) -> Vec<fastgate_audit::AuditRecord> {
     let store = fastgate_store::Store::connect(
         &format!("sqlite://{}", data.join("fastgate.db").display()),
         1,
@@ -471,65 +651,5 @@ async fn canaries_appear_nowhere() {
             serde_json::to_string(row).unwrap(),
         );
     }
-
-    let canaries: Vec<(&str, String)> = vec![
-        ("gateway key 1", k1.clone()),
-        ("gateway key 2", k2.clone()),
-        ("sha256(key 1)", sha256_hex(&k1)),
-        ("sha256(key 2)", sha256_hex(&k2)),
-        ("provider key", PROVIDER.to_string()),
-        ("config secret", CONFIG_SECRET.to_string()),
-        ("admin token", admin.clone()),
-    ];
-    let mut hits = Vec::new();
-    for (what, text) in &s.0 {
-        for (name, canary) in &canaries {
-            if text.contains(canary.as_str()) {
-                let at = text.find(canary.as_str()).unwrap();
-                let from = text[..at].char_indices().rev().nth(120).map_or(0, |(i, _)| i);
-                let ctx: String = text[from..].chars().take(240 + canary.len()).collect();
-                hits.push(format!("{name} in {what}: …{ctx}…"));
-            }
-        }
-    }
-    for (file, text) in &raw {
-        // The database keeps each key's hash (that is how keys are checked), and
-        // the token file keeps the admin token: those two are expected there.
-        for (name, canary) in &canaries {
-            let expected = (name.starts_with("sha256") && file.contains("fastgate.db"))
-                || (*name == "admin token" && file.ends_with("admin_token"));
-            if !expected && text.contains(canary.as_str()) {
-                hits.push(format!("{name} in file {file}"));
-            }
-        }
-    }
-    assert!(
-        hits.is_empty(),
-        "{} canary hit(s) across {} surfaces and {} files:\n{}",
-        hits.len(),
-        s.0.len(),
-        raw.len(),
-        hits.join("\n")
-    );
-    // The run really exercised what it claims.
-    assert_eq!(db_rows.len(), rows.len(), "admin API and database disagree");
-    assert!(db_rows.len() >= 25, "only {} audit rows", db_rows.len());
-    let redacted_headers = db_rows.iter().any(|r| {
-        r.request_headers
-            .as_deref()
-            .is_some_and(|h| h.contains("\"x-auth-canary\":\"[redacted]\"") && h.contains("\"cookie\":\"[redacted]\""))
-    });
-    assert!(redacted_headers, "no audit row with redacted headers");
-    assert!(
-        db_rows.iter().any(|r| r.query.as_deref().is_some_and(|q| q.contains("api_key=[redacted]") && q.contains("x=1"))),
-        "no audit row with a redacted query"
-    );
-    assert!(
-        db_rows.iter().any(|r| r.request_body.as_deref().is_some_and(|b| b.contains("hi there"))),
-        "LLM bodies were not captured"
-    );
-    assert!(db_rows.iter().any(|r| r.status_code == 429));
-    assert!(db_rows.iter().any(|r| r.status_code == 401));
-
-    mock.shutdown().await;
+    db_rows
 }

@@ -80,11 +80,17 @@ async fn config_and_models_redact_transform_values(backend: Backend) {
     );
     let listed = models["data"].as_array().unwrap();
     let api = listed.iter().find(|m| m["name"] == "api-m").unwrap();
-    assert_eq!(api["deployments"][0]["add_headers"]["x-api-dep"], "[redacted]");
+    assert_eq!(
+        api["deployments"][0]["add_headers"]["x-api-dep"],
+        "[redacted]"
+    );
     assert_eq!(api["deployments"][0]["add_body_fields"]["f"], "[redacted]");
     assert_eq!(api["deployments"][0]["model"], "mock-1");
     let file = listed.iter().find(|m| m["name"] == "m").unwrap();
-    assert_eq!(file["deployments"][0]["add_body_fields"]["dep_field"], "[redacted]");
+    assert_eq!(
+        file["deployments"][0]["add_body_fields"]["dep_field"],
+        "[redacted]"
+    );
     h.stop().await;
 }
 both_backends!(
@@ -163,8 +169,10 @@ async fn admin_input_with_nul_is_a_400_naming_the_field(backend: Backend) {
         .http
         .post(h.url("/admin/api/models"))
         .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({ "name": "m", "deployments": [ { "upstream": "mock", "model": "x",
-            "add_body_fields": { "f": "a\u{0}b" } } ] }))
+        .json(
+            &json!({ "name": "m", "deployments": [ { "upstream": "mock", "model": "x",
+            "add_body_fields": { "f": "a\u{0}b" } } ] }),
+        )
         .send()
         .await
         .unwrap();
@@ -175,7 +183,11 @@ async fn admin_input_with_nul_is_a_400_naming_the_field(backend: Backend) {
         .json()
         .await
         .unwrap();
-    assert_eq!(one["source"], Value::Null, "refused update left the key alone");
+    assert_eq!(
+        one["source"],
+        Value::Null,
+        "refused update left the key alone"
+    );
 
     // A storage failure: a fixed message, no database text.
     h.server().state.store().close().await;
@@ -206,7 +218,10 @@ models:
 "#;
 
 async fn scrape(h: &Harness, token: Option<&str>) -> (u16, String) {
-    let mut req = h.http.get(h.url("/metrics")).timeout(Duration::from_secs(10));
+    let mut req = h
+        .http
+        .get(h.url("/metrics"))
+        .timeout(Duration::from_secs(10));
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -233,10 +248,15 @@ async fn spend_with_key(h: &Harness, name: &str) {
         let (status, text) = scrape(h, Some(ADMIN_TOKEN)).await;
         assert_eq!(status, 200);
         let series = format!("fastgate_cost_micro_usd_total{{key=\"{name}\"");
-        if text.contains(&series) && text.contains(&format!("key=\"{name}\",model=\"priced\",type=\"output\"")) {
+        if text.contains(&series)
+            && text.contains(&format!("key=\"{name}\",model=\"priced\",type=\"output\""))
+        {
             return;
         }
-        assert!(Instant::now() < deadline, "no per-key series for {name}:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "no per-key series for {name}:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -248,9 +268,15 @@ async fn metrics_per_key_series_only_for_an_authenticated_scrape() {
     spend_with_key(&h, &name).await;
     let (status, anon) = scrape(&h, None).await;
     assert_eq!(status, 200, "anonymous scrape still works by default");
-    assert!(anon.contains("fastgate_requests_total{route=\"llm\",status=\"200\"}"), "{anon}");
+    assert!(
+        anon.contains("fastgate_requests_total{route=\"llm\",status=\"200\"}"),
+        "{anon}"
+    );
     assert!(anon.contains("fastgate_requests_in_flight"), "{anon}");
-    assert!(!anon.contains(&name), "key name in an anonymous scrape:\n{anon}");
+    assert!(
+        !anon.contains(&name),
+        "key name in an anonymous scrape:\n{anon}"
+    );
     assert!(!anon.contains("key=\""), "{anon}");
     assert!(!anon.contains("fastgate_tokens_total"), "{anon}");
     assert!(!anon.contains("fastgate_cost_micro_usd_total"), "{anon}");
@@ -304,7 +330,10 @@ async fn generated_admin_token_is_never_printed_and_state_is_private() {
     let cfg = write_config(tmp.path(), &data);
     let gw = subprocess::Gateway::start(&cfg, tmp.path(), &[("FASTGATE_LOG", "debug")]);
     let token_file = data.join("admin_token");
-    let token = std::fs::read_to_string(&token_file).unwrap().trim().to_string();
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
     assert!(token.len() >= 16);
     // Use it, so the database is written (WAL and SHM exist).
     let http = reqwest::Client::builder()
@@ -370,7 +399,10 @@ fn readable_admin_token_file_is_refused() {
         let err = std::fs::read_to_string(tmp.path().join("err")).unwrap();
         assert_eq!(status.code(), Some(2), "mode {m:o}: {err}");
         assert!(err.contains(&token_file.display().to_string()), "{err}");
-        assert!(err.contains("readable by other users") && err.contains("chmod 600"), "{err}");
+        assert!(
+            err.contains("readable by other users") && err.contains("chmod 600"),
+            "{err}"
+        );
         assert!(!err.contains("fga_0123456789"), "token printed: {err}");
     }
 }

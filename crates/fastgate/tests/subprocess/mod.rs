@@ -35,7 +35,9 @@ pub fn run(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
     match rx.recv_timeout(Duration::from_secs(60)) {
         Ok(out) => out.unwrap(),
         Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
             panic!("fastgate {args:?} did not finish within 60 s");
         }
     }
