@@ -495,6 +495,13 @@ async fn canaries_appear_nowhere() {
     let shown = cli(&cfg, &["show", &id1], &mut s);
     assert_eq!(shown["name"], "canary-main");
 
+    // The files while the gateway runs (the WAL holds the recent writes; a clean
+    // stop checkpoints and removes it).
+    let live = raw_files(&data);
+    assert!(
+        live.iter().any(|(f, _)| f.ends_with("fastgate.db-wal")),
+        "no WAL while running"
+    );
     // Stop (SIGTERM flushes the audit queue), then read the audit log back
     // through a second start of the same binary, and the database directly.
     assert_eq!(gw.stop(), Some(0));
@@ -514,41 +521,9 @@ async fn canaries_appear_nowhere() {
             + &std::fs::read_to_string(tmp.path().join("gateway.stderr")).unwrap(),
     );
 
-    // Raw bytes of every file the gateway keeps (database, WAL, spill, token).
-    let mut files = Vec::new();
-    data_files(&data, &mut files);
-    let mut raw = Vec::new();
-    for f in &files {
-        let bytes = std::fs::read(f).unwrap();
-        raw.push((
-            f.display().to_string(),
-            String::from_utf8_lossy(&bytes).into_owned(),
-        ));
-    }
-    assert!(
-        files.iter().any(|f| f.ends_with("fastgate.db")),
-        "{files:?}"
-    );
-    let store = fastgate_store::Store::connect(
-        &format!("sqlite://{}", data.join("fastgate.db").display()),
-        1,
-    )
-    .await
-    .unwrap();
-    let db_rows = store
-        .query_audit(&fastgate_audit::AuditFilter {
-            limit: Some(10_000),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    store.close().await;
-    for row in &db_rows {
-        s.add(
-            format!("audit row (db) {}", row.request_id),
-            serde_json::to_string(row).unwrap(),
-        );
-    }
+    let mut raw = raw_files(&data);
+    raw.extend(live);
+    let db_rows = audit_via_db(&data, &mut s).await;
 
     let canaries: Vec<(&str, String)> = vec![
         ("gateway key 1", k1.clone()),
@@ -559,32 +534,7 @@ async fn canaries_appear_nowhere() {
         ("config secret", CONFIG_SECRET.to_string()),
         ("admin token", admin.clone()),
     ];
-    let mut hits = Vec::new();
-    for (what, text) in &s.0 {
-        for (name, canary) in &canaries {
-            if text.contains(canary.as_str()) {
-                let at = text.find(canary.as_str()).unwrap();
-                let from = text[..at]
-                    .char_indices()
-                    .rev()
-                    .nth(120)
-                    .map_or(0, |(i, _)| i);
-                let ctx: String = text[from..].chars().take(240 + canary.len()).collect();
-                hits.push(format!("{name} in {what}: …{ctx}…"));
-            }
-        }
-    }
-    for (file, text) in &raw {
-        // The database keeps each key's hash (that is how keys are checked), and
-        // the token file keeps the admin token: those two are expected there.
-        for (name, canary) in &canaries {
-            let expected = (name.starts_with("sha256") && file.contains("fastgate.db"))
-                || (*name == "admin token" && file.ends_with("admin_token"));
-            if !expected && text.contains(canary.as_str()) {
-                hits.push(format!("{name} in file {file}"));
-            }
-        }
-    }
+    let hits = find_hits(&canaries, &s, &raw);
     assert!(
         hits.is_empty(),
         "{} canary hit(s) across {} surfaces and {} files:\n{}",
@@ -593,8 +543,13 @@ async fn canaries_appear_nowhere() {
         raw.len(),
         hits.join("\n")
     );
-    // The run really exercised what it claims.
-    assert_eq!(db_rows.len(), rows.len(), "admin API and database disagree");
+    assert_exercised(&db_rows, rows.len());
+    mock.shutdown().await;
+}
+
+/// The run really exercised what it claims.
+fn assert_exercised(db_rows: &[fastgate_audit::AuditRecord], api_rows: usize) {
+    assert_eq!(db_rows.len(), api_rows, "admin API and database disagree");
     assert!(db_rows.len() >= 25, "only {} audit rows", db_rows.len());
     let redacted_headers = db_rows.iter().any(|r| {
         r.request_headers.as_deref().is_some_and(|h| {
@@ -619,6 +574,82 @@ async fn canaries_appear_nowhere() {
     );
     assert!(db_rows.iter().any(|r| r.status_code == 429));
     assert!(db_rows.iter().any(|r| r.status_code == 401));
+}
 
-    mock.shutdown().await;
+/// Every canary found in a surface or a file (with some context), except the
+/// two expected on disk: key hashes in the database, the admin token in its file.
+fn find_hits(canaries: &[(&str, String)], s: &Surfaces, raw: &[(String, String)]) -> Vec<String> {
+    let mut hits = Vec::new();
+    for (what, text) in &s.0 {
+        for (name, canary) in canaries {
+            if text.contains(canary.as_str()) {
+                let at = text.find(canary.as_str()).unwrap();
+                let from = text[..at]
+                    .char_indices()
+                    .rev()
+                    .nth(120)
+                    .map_or(0, |(i, _)| i);
+                let ctx: String = text[from..].chars().take(240 + canary.len()).collect();
+                hits.push(format!("{name} in {what}: …{ctx}…"));
+            }
+        }
+    }
+    for (file, text) in raw {
+        // The database keeps each key's hash (that is how keys are checked), and
+        // the token file keeps the admin token: those two are expected there.
+        for (name, canary) in canaries {
+            let expected = (name.starts_with("sha256") && file.contains("fastgate.db"))
+                || (*name == "admin token" && file.ends_with("admin_token"));
+            if !expected && text.contains(canary.as_str()) {
+                hits.push(format!("{name} in file {file}"));
+            }
+        }
+    }
+    hits
+}
+
+/// Raw bytes (as lossy text) of every file the gateway keeps: database, WAL,
+/// spill, token.
+fn raw_files(data: &Path) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    data_files(data, &mut files);
+    assert!(
+        files.iter().any(|f| f.ends_with("fastgate.db")),
+        "{files:?}"
+    );
+    files
+        .iter()
+        .map(|f| {
+            let bytes = std::fs::read(f).unwrap();
+            (
+                f.display().to_string(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Every audit row, read from the database directly (recorded as surfaces).
+async fn audit_via_db(data: &Path, s: &mut Surfaces) -> Vec<fastgate_audit::AuditRecord> {
+    let store = fastgate_store::Store::connect(
+        &format!("sqlite://{}", data.join("fastgate.db").display()),
+        1,
+    )
+    .await
+    .unwrap();
+    let db_rows = store
+        .query_audit(&fastgate_audit::AuditFilter {
+            limit: Some(10_000),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store.close().await;
+    for row in &db_rows {
+        s.add(
+            format!("audit row (db) {}", row.request_id),
+            serde_json::to_string(row).unwrap(),
+        );
+    }
+    db_rows
 }
