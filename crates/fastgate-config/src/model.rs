@@ -30,6 +30,19 @@ pub struct Config {
     pub models: Vec<crate::llm::ModelGroupConfig>,
     /// Settings of the built-in LLM endpoints.
     pub llm: crate::llm::LlmConfig,
+    /// `ANY {proxy_prefix}/{upstream}/{path…}` forwards to that upstream (empty: off).
+    pub proxy_prefix: ProxyPrefix,
+}
+
+/// The path prefix of the generic passthrough by upstream name (default `/proxy`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct ProxyPrefix(pub String);
+
+impl Default for ProxyPrefix {
+    fn default() -> Self {
+        Self("/proxy".into())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

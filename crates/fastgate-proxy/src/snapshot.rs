@@ -260,6 +260,49 @@ fn build_route(
     })
 }
 
+/// The generic passthrough (`{proxy_prefix}/{upstream}/{path…}`) as one route per
+/// upstream, named `proxy:{upstream}`, after every configured route (explicit routes
+/// win). It carries the upstream's own timeouts, retries and transforms, always needs
+/// a key, and a key's `allowed_routes` permits it by that name. The built-in `mock`
+/// kind has no address to forward to; names that are not plain path segments are
+/// left out.
+fn passthrough_routes(cfg: &Config) -> Vec<fastgate_config::RouteConfig> {
+    let prefix = &cfg.proxy_prefix.0;
+    if prefix.is_empty() {
+        return Vec::new();
+    }
+    cfg.upstreams
+        .iter()
+        .filter(|u| u.kind != UpstreamKind::Mock)
+        .filter(|u| {
+            !u.name.is_empty()
+                && u.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        })
+        .map(|u| fastgate_config::RouteConfig {
+            name: format!("proxy:{}", u.name),
+            priority: i32::MAX,
+            matcher: fastgate_config::MatchConfig {
+                path: format!("{prefix}/{}/**", u.name),
+                ..Default::default()
+            },
+            upstream: u.name.clone(),
+            target_path: None,
+            strip_prefix: true,
+            add_headers: u.transforms.add_headers.clone(),
+            remove_headers: u.transforms.remove_headers.clone(),
+            add_body_fields: u.transforms.add_body_fields.clone(),
+            timeout: u.timeout.unwrap_or_default(),
+            retries: u.retries.unwrap_or(0),
+            retry_on: Vec::new(),
+            audit: RouteAuditConfig::default(),
+            active: true,
+            auth: true,
+        })
+        .collect()
+}
+
 impl Snapshot {
     pub fn build(cfg: &Config, clients: &ClientCache) -> Result<Snapshot, SnapshotError> {
         let upstreams = cfg
@@ -312,6 +355,22 @@ impl Snapshot {
                     .collect(),
                 target_path: r.target_path.clone(),
                 strip_prefix: r.strip_prefix,
+            });
+        }
+        for r in passthrough_routes(cfg) {
+            let index = route_rt.len();
+            let audit = effective_audit(cfg, r.audit);
+            route_rt.push(Some(build_route(index, &r, &upstreams, clients, audit)?));
+            specs.push(RouteSpec {
+                index,
+                name: r.name.clone(),
+                priority: r.priority,
+                pattern: r.matcher.path.clone(),
+                methods: Vec::new(),
+                headers: Vec::new(),
+                body: Vec::new(),
+                target_path: None,
+                strip_prefix: true,
             });
         }
         let routes = RouteTable::build(specs).map_err(|e| invalid("routes", e.to_string()))?;

@@ -58,10 +58,39 @@ pub fn validate_all(cfg: &Config) -> Vec<ConfigError> {
     upstreams::check(&cfg.upstreams, &mut r);
     routes::check(&cfg.routes, &cfg.upstreams, &mut r);
     models::check(&cfg.models, &cfg.upstreams, &mut r);
+    proxy_prefix(&cfg.proxy_prefix.0, &mut r);
     if cfg.llm.default_max_tokens == 0 {
         r.err("llm.default_max_tokens", "must be greater than 0");
     }
     r.errors
+}
+
+/// Empty (off) or literal segments: `/proxy`, `/gw/raw`.
+fn proxy_prefix(prefix: &str, r: &mut Report) {
+    if prefix.is_empty() {
+        return;
+    }
+    let literal = prefix.len() > 1
+        && prefix.starts_with('/')
+        && !prefix.ends_with('/')
+        && !prefix.contains("//")
+        && prefix[1..].split('/').all(|seg| {
+            seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        });
+    if !literal {
+        r.err(
+            "proxy_prefix",
+            format!("must be empty or literal path segments like /proxy, got '{prefix}'"),
+        );
+    } else if prefix.eq_ignore_ascii_case("/admin")
+        || prefix.to_ascii_lowercase().starts_with("/admin/")
+    {
+        r.err("proxy_prefix", "may not be under /admin");
+    }
 }
 
 fn server(s: &ServerConfig, r: &mut Report) {
