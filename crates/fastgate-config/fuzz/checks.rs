@@ -64,24 +64,7 @@ fn accepted(cfg: &Config) {
         .routes
         .iter()
         .enumerate()
-        .map(|(index, route)| {
-            let m = &route.matcher;
-            RouteSpec {
-                index,
-                name: route.name.clone(),
-                priority: route.priority,
-                pattern: m.path.clone(),
-                methods: m.methods.clone(),
-                headers: m
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                body: m.body.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                target_path: route.target_path.clone(),
-                strip_prefix: route.strip_prefix,
-            }
-        })
+        .map(|(index, route)| route.spec(index))
         .collect();
     if let Err(e) = RouteTable::build(specs) {
         panic!("accepted but the route table refuses it: {e}");

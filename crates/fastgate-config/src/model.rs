@@ -334,6 +334,29 @@ pub struct RouteConfig {
     pub auth: bool,
 }
 
+impl RouteConfig {
+    /// The route as the route table compiles it (the gateway, `validate` and the
+    /// fuzz checks all build it this way).
+    pub fn spec(&self, index: usize) -> fastgate_routing::RouteSpec {
+        let m = &self.matcher;
+        fastgate_routing::RouteSpec {
+            index,
+            name: self.name.clone(),
+            priority: self.priority,
+            pattern: m.path.clone(),
+            methods: m.methods.clone(),
+            headers: m
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            body: m.body.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            target_path: self.target_path.clone(),
+            strip_prefix: self.strip_prefix,
+        }
+    }
+}
+
 fn default_priority() -> i32 {
     100
 }

@@ -152,9 +152,9 @@ pub fn is_secret_header(name: &str) -> bool {
         || contains_secret_word(name)
 }
 
-/// Words that mark a credential anywhere in a header name. Matched in one pass
-/// (this runs for every captured header of every request); the plain scan is the
-/// fallback should the pattern ever fail to build.
+/// Words that mark a credential anywhere in a header or query parameter name
+/// (lowercase). Matched in one pass (this runs for every captured header of every
+/// request); the plain scan is the fallback should the pattern ever fail to build.
 fn contains_secret_word(name: &str) -> bool {
     const WORDS: [&str; 8] = [
         "token",
@@ -214,16 +214,7 @@ pub fn is_secret_param(name: &str) -> bool {
         ]
         .iter()
         .any(|suffix| n.ends_with(suffix))
-        || [
-            "token",
-            "secret",
-            "password",
-            "signature",
-            "credential",
-            "apikey",
-        ]
-        .iter()
-        .any(|part| n.contains(part))
+        || contains_secret_word(n)
 }
 
 /// The query string as the audit log keeps it: the value of every parameter

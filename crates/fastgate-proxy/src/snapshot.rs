@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use fastgate_config::{
     Config, RouteAuditConfig, RouteConfig, TimeoutConfig, UpstreamConfig, UpstreamKind,
 };
-use fastgate_routing::{RouteSpec, RouteTable};
+use fastgate_routing::RouteTable;
 use http::header::{HeaderName, HeaderValue};
 use http::uri::{Authority, Scheme};
 
@@ -335,43 +335,13 @@ impl Snapshot {
             has_public_routes |= !r.auth;
             let audit = effective_audit(cfg, r.audit);
             route_rt.push(Some(build_route(i, r, &upstreams, clients, audit)?));
-            specs.push(RouteSpec {
-                index: i,
-                name: r.name.clone(),
-                priority: r.priority,
-                pattern: r.matcher.path.clone(),
-                methods: r.matcher.methods.clone(),
-                headers: r
-                    .matcher
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                body: r
-                    .matcher
-                    .body
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                target_path: r.target_path.clone(),
-                strip_prefix: r.strip_prefix,
-            });
+            specs.push(r.spec(i));
         }
         for r in passthrough_routes(cfg) {
             let index = route_rt.len();
             let audit = effective_audit(cfg, r.audit);
             route_rt.push(Some(build_route(index, &r, &upstreams, clients, audit)?));
-            specs.push(RouteSpec {
-                index,
-                name: r.name.clone(),
-                priority: r.priority,
-                pattern: r.matcher.path.clone(),
-                methods: Vec::new(),
-                headers: Vec::new(),
-                body: Vec::new(),
-                target_path: None,
-                strip_prefix: true,
-            });
+            specs.push(r.spec(index));
         }
         let routes = RouteTable::build(specs).map_err(|e| invalid("routes", e.to_string()))?;
         let models = crate::llm::models::ModelTable::build(cfg, &upstreams, clients)?;

@@ -1,6 +1,6 @@
 //! Routes: names, the upstream reference, the match, transforms and timeouts.
 
-use fastgate_routing::{RouteError, RouteSpec, RouteTable};
+use fastgate_routing::{RouteError, RouteTable};
 use humantime::format_duration;
 
 use super::http::{check_header_name, check_headers, check_method, check_name};
@@ -58,22 +58,7 @@ pub(super) fn check(routes: &[RouteConfig], upstreams: &[UpstreamConfig], r: &mu
 /// accepted by the route table too (e.g. `{param}` in `target_path` must be in the
 /// pattern, `{**}` needs a pattern ending with `**`).
 fn compile(path: &str, index: usize, route: &RouteConfig, r: &mut Report) {
-    let m = &route.matcher;
-    let spec = RouteSpec {
-        index,
-        name: route.name.clone(),
-        priority: route.priority,
-        pattern: m.path.clone(),
-        methods: m.methods.clone(),
-        headers: m
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        body: m.body.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        target_path: route.target_path.clone(),
-        strip_prefix: route.strip_prefix,
-    };
+    let spec = route.spec(index);
     match RouteTable::build(vec![spec]) {
         Ok(_) => {}
         Err(RouteError::TargetPath { source, .. }) => {
