@@ -103,6 +103,24 @@ impl Config {
         };
         format!("sqlite://{}", dir.join("fastgate.db").display())
     }
+
+    /// `data_dir`, or the default one when it is empty.
+    pub fn data_dir_or_default(&self) -> &Path {
+        if self.data_dir.as_os_str().is_empty() {
+            Path::new(DEFAULT_DATA_DIR)
+        } else {
+            self.data_dir.as_path()
+        }
+    }
+
+    /// `master_key_file`, or `<data_dir>/master_key` when it is empty.
+    pub fn master_key_path(&self) -> std::path::PathBuf {
+        if self.master_key_file.as_os_str().is_empty() {
+            self.data_dir_or_default().join("master_key")
+        } else {
+            self.master_key_file.clone()
+        }
+    }
 }
 
 fn parse_yaml(text: &str) -> Result<Value, ConfigError> {

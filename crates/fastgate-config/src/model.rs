@@ -32,6 +32,10 @@ pub struct Config {
     pub llm: crate::llm::LlmConfig,
     /// `ANY {proxy_prefix}/{upstream}/{path…}` forwards to that upstream (empty: off).
     pub proxy_prefix: ProxyPrefix,
+    /// File holding the master key that encrypts provider keys stored in the
+    /// database (generated with mode 0600 when missing). The `FASTGATE_MASTER_KEY`
+    /// variable (the key itself) takes precedence. Empty: `<data_dir>/master_key`.
+    pub master_key_file: PathBuf,
 }
 
 /// The path prefix of the generic passthrough by upstream name (default `/proxy`).

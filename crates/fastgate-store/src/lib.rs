@@ -32,18 +32,24 @@ macro_rules! with_pool {
     };
 }
 
+mod admin_events;
 mod audit;
 mod audit_filter;
+mod changes;
 mod convert;
 mod error;
 mod keys;
+mod live;
 mod models;
 mod store;
 pub mod testing;
 
+pub use admin_events::{AdminEvent, AdminEventFilter};
+pub use changes::{CHANGE_CHANNEL, ChangeKind, ChangeListener, ChangeVersions};
 pub use convert::NUL_REPLACEMENT;
 pub use error::StoreError;
 pub use keys::{KeyUsage, KeysVersion};
+pub use live::{SpecTable, StoredCredential, StoredSpec};
 pub use models::StoredModelGroup;
 pub use store::Store;
 
