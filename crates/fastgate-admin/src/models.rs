@@ -25,7 +25,8 @@ fn with_source(m: &ModelGroupConfig, source: &str) -> Value {
 
 pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
     let config = state.inner().config.load_full();
-    let api = state.inner().api_models.load_full();
+    let live = state.inner().live.load_full();
+    let api = &live.models;
     let data: Vec<Value> = config
         .models
         .iter()
@@ -47,7 +48,7 @@ async fn save(
     if let Some(field) = validate::find_nul(&spec_value, "") {
         return Err(AdminError::field(&field, "contains U+0000"));
     }
-    let mut models: Vec<ModelGroupConfig> = state.inner().api_models.load().as_ref().clone();
+    let mut models: Vec<ModelGroupConfig> = state.inner().live.load().models.clone();
     let exists = models.iter().any(|m| m.name == group.name);
     if must_be_new && exists {
         return Err(AdminError::Conflict(format!(
@@ -66,11 +67,11 @@ async fn save(
         Ok(created) => created,
         Err(e) => {
             // Not stored: go back to what the database holds.
-            let _ = fastgate_proxy::sync::reload_models(state).await;
+            let _ = fastgate_proxy::sync::reload_live(state).await;
             return Err(e.into());
         }
     };
-    if let Err(e) = fastgate_proxy::sync::reload_models(state).await {
+    if let Err(e) = fastgate_proxy::sync::reload_live(state).await {
         tracing::warn!(error = %e, "reloading model groups after a change failed");
     }
     Ok(created)
@@ -125,7 +126,7 @@ pub async fn delete(
     if !state.store().delete_model_group(&name).await? {
         return Err(AdminError::NotFound(format!("model '{name}'")));
     }
-    fastgate_proxy::sync::reload_models(&state)
+    fastgate_proxy::sync::reload_live(&state)
         .await
         .map_err(AdminError::BadRequest)?;
     Ok(Json(json!({ "deleted": name })))

@@ -67,9 +67,12 @@ pub struct AppState {
 
 pub struct Inner {
     pub config: ArcSwap<Config>,
-    /// Model groups managed through the admin API (stored in the database),
-    /// served alongside the config file's.
-    pub api_models: ArcSwap<Vec<fastgate_config::ModelGroupConfig>>,
+    /// Upstreams, provider keys, routes and model groups managed through the
+    /// admin API (stored in the database), served alongside the config file's.
+    pub live: ArcSwap<fastgate_live::LiveObjects>,
+    /// Encrypts the provider keys stored in the database (`None`: none could be
+    /// loaded; stored keys are then left out and new ones refused).
+    pub master_key: Option<fastgate_upstream::MasterKey>,
     pub snapshot: ArcSwap<Snapshot>,
     pub keys: ArcSwap<KeyIndex>,
     pub clients: ClientCache,
@@ -96,6 +99,7 @@ pub struct StateParts {
     pub admin_token: Secret<String>,
     pub keys: KeyIndex,
     pub config_path: Option<PathBuf>,
+    pub master_key: Option<fastgate_upstream::MasterKey>,
 }
 
 impl AppState {
@@ -117,7 +121,8 @@ impl AppState {
         Ok(Self {
             inner: Arc::new(Inner {
                 config: ArcSwap::from_pointee(parts.config),
-                api_models: ArcSwap::from_pointee(Vec::new()),
+                live: ArcSwap::from_pointee(fastgate_live::LiveObjects::default()),
+                master_key: parts.master_key,
                 snapshot: ArcSwap::from_pointee(snapshot),
                 keys: ArcSwap::from_pointee(parts.keys),
                 clients,
@@ -143,38 +148,54 @@ impl AppState {
         &self.inner.store
     }
 
-    /// Build a snapshot from `config` (plus the API-managed model groups) and swap
-    /// it in; on error the old one keeps serving.
-    pub fn apply_config(&self, config: Config) -> Result<(), SnapshotError> {
-        let merged = with_models(&config, &self.inner.api_models.load());
-        let snapshot = Snapshot::build(&merged, &self.inner.clients)?;
+    /// Build a snapshot from `config` (plus the API-managed objects) and swap it
+    /// in; on error the old one keeps serving.
+    pub fn apply_config(&self, config: Config) -> Result<(), String> {
+        let live = self.inner.live.load_full();
+        let merged = fastgate_live::merge(&config, &live).map_err(|e| e.to_string())?;
+        fastgate_config::validate(&merged).map_err(|e| e.to_string())?;
+        let snapshot = Snapshot::build(&merged, &self.inner.clients).map_err(|e| e.to_string())?;
         self.inner.snapshot.store(Arc::new(snapshot));
         self.inner.config.store(Arc::new(config));
         Ok(())
     }
 
-    /// Replace the API-managed model groups: validated together with the config
-    /// file (names may not clash with the file's), then a new snapshot.
+    /// Replace the API-managed objects: merged with the config file (names may not
+    /// clash), validated by `fastgate check`'s rules, then a new snapshot. On error
+    /// the current state keeps serving.
+    pub fn set_live(&self, live: fastgate_live::LiveObjects) -> Result<(), String> {
+        let config = self.inner.config.load_full();
+        let merged = fastgate_live::merge(&config, &live).map_err(|e| e.to_string())?;
+        fastgate_config::validate(&merged).map_err(|e| e.to_string())?;
+        self.install(live, &merged)
+    }
+
+    /// Build the snapshot of `merged` (already validated) and swap in `live` with
+    /// it; on error nothing changes.
+    pub fn install(
+        &self,
+        live: fastgate_live::LiveObjects,
+        merged: &Config,
+    ) -> Result<(), String> {
+        let snapshot = Snapshot::build(merged, &self.inner.clients).map_err(|e| e.to_string())?;
+        self.inner.live.store(Arc::new(live));
+        self.inner.snapshot.store(Arc::new(snapshot));
+        Ok(())
+    }
+
+    /// Whether `merged` (already validated) builds a snapshot, without installing it.
+    pub fn check_snapshot(&self, merged: &Config) -> Result<(), SnapshotError> {
+        Snapshot::build(merged, &self.inner.clients).map(drop)
+    }
+
+    /// Replace the API-managed model groups (the rest of the live objects stays).
     pub fn set_api_models(
         &self,
         models: Vec<fastgate_config::ModelGroupConfig>,
     ) -> Result<(), String> {
-        let config = self.inner.config.load_full();
-        if let Some(m) = models
-            .iter()
-            .find(|m| config.models.iter().any(|f| f.name == m.name))
-        {
-            return Err(format!(
-                "model '{}' is defined in the configuration file",
-                m.name
-            ));
-        }
-        let merged = with_models(&config, &models);
-        fastgate_config::validate(&merged).map_err(|e| e.to_string())?;
-        let snapshot = Snapshot::build(&merged, &self.inner.clients).map_err(|e| e.to_string())?;
-        self.inner.api_models.store(Arc::new(models));
-        self.inner.snapshot.store(Arc::new(snapshot));
-        Ok(())
+        let mut live = self.inner.live.load().as_ref().clone();
+        live.models = models;
+        self.set_live(live)
     }
 
     /// Re-read the config file and swap in its routes and upstreams. A file that
@@ -189,7 +210,7 @@ impl AppState {
             routes: config.routes.len(),
             upstreams: config.upstreams.len(),
         };
-        self.apply_config(config).map_err(|e| e.to_string())?;
+        self.apply_config(config)?;
         metrics::counter!(crate::metrics::CONFIG_RELOADS).increment(1);
         tracing::info!(
             routes = summary.routes,
@@ -289,16 +310,6 @@ impl IpNet {
             _ => false,
         }
     }
-}
-
-/// `config` with `models` appended to its model groups.
-fn with_models(config: &Config, models: &[fastgate_config::ModelGroupConfig]) -> Config {
-    if models.is_empty() {
-        return config.clone();
-    }
-    let mut merged = config.clone();
-    merged.models.extend(models.iter().cloned());
-    merged
 }
 
 #[cfg(test)]

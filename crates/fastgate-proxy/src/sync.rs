@@ -1,5 +1,6 @@
 //! Background work that keeps the in-memory state in step with the database:
-//! the key watcher (a key created or revoked anywhere is seen within a second)
+//! the change watcher (a key, upstream, provider key, route or model group
+//! changed anywhere is applied within a second)
 //! and the key-usage flusher (usage counts aggregated in memory, written in
 //! batches). Both stop on the cancellation token, the flusher after a last flush.
 
@@ -35,64 +36,123 @@ pub async fn reload_keys(state: &AppState) -> bool {
     }
 }
 
-/// Load the API-managed model groups from the store and swap in a snapshot
-/// with them. Unreadable or invalid groups keep the current set serving.
-pub async fn reload_models(state: &AppState) -> Result<(), String> {
-    let stored = state
-        .store()
-        .list_model_groups()
+/// Load the API-managed objects (upstreams, provider keys, routes, model groups)
+/// from the store and swap in a snapshot with them. A storage error or an
+/// invalid combination keeps the current state serving.
+pub async fn reload_live(state: &AppState) -> Result<(), String> {
+    let live = fastgate_live::load(state.store(), state.inner().master_key.as_ref())
         .await
         .map_err(|e| e.to_string())?;
-    let mut models = Vec::with_capacity(stored.len());
-    for group in stored {
-        match serde_json::from_str(&group.spec) {
-            Ok(m) => models.push(m),
-            Err(e) => {
-                tracing::warn!(model = %group.name, error = %e, "stored model group is unreadable; skipped")
-            }
-        }
-    }
-    state.set_api_models(models)
+    state.set_live(live)
 }
 
-/// Poll the store's key and model-group versions every `every`; reload what changed.
-pub fn spawn_key_watcher(
+/// Safety net under the PostgreSQL change feed: compare the counters this often
+/// in case a notification was lost without the connection dropping.
+const FEED_RESYNC: Duration = Duration::from_secs(30);
+
+/// Keep keys and live objects in step with the database: PostgreSQL's change
+/// feed (LISTEN/NOTIFY) where available, else (SQLite) one counter query every
+/// `poll`. Either way, a change is applied within about a second.
+pub fn spawn_change_watcher(
     state: AppState,
-    every: Duration,
+    poll: Duration,
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut last = state.store().keys_version().await.ok();
-        let mut last_models = None;
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => break,
-                _ = tick.tick() => {}
-            }
-            match state.store().model_groups_version().await {
-                Ok(v) if last_models != Some(v) => match reload_models(&state).await {
-                    Ok(()) => last_models = Some(v),
-                    Err(e) => tracing::warn!(error = %e, "could not apply stored model groups"),
-                },
-                Ok(_) => {}
-                Err(e) => tracing::debug!(error = %e, "model version poll failed"),
-            }
-            match state.store().keys_version().await {
-                Ok(v) => {
-                    state.set_db_healthy(true);
-                    if last != Some(v) && reload_keys(&state).await {
-                        last = Some(v);
-                    }
-                }
-                Err(e) => {
-                    state.set_db_healthy(false);
-                    tracing::debug!(error = %e, "key version poll failed");
-                }
+        let mut seen = Seen::default();
+        seen.sync(&state).await;
+        match state.store().change_listener().await {
+            Ok(Some(listener)) => listen(&state, listener, &mut seen, &cancel).await,
+            Ok(None) => poll_versions(&state, poll, &mut seen, &cancel).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "change feed unavailable; polling instead");
+                poll_versions(&state, poll, &mut seen, &cancel).await;
             }
         }
     })
+}
+
+/// The change counters last applied.
+#[derive(Default)]
+struct Seen {
+    keys: Option<fastgate_store::KeysVersion>,
+    models: Option<i64>,
+    live: Option<i64>,
+}
+
+impl Seen {
+    /// Read the counters and reload whatever changed since the last call.
+    async fn sync(&mut self, state: &AppState) {
+        let v = match state.store().change_versions().await {
+            Ok(v) => {
+                state.set_db_healthy(true);
+                v
+            }
+            Err(e) => {
+                state.set_db_healthy(false);
+                tracing::debug!(error = %e, "change counter check failed");
+                return;
+            }
+        };
+        if self.keys != Some(v.keys) && reload_keys(state).await {
+            self.keys = Some(v.keys);
+        }
+        if self.models != Some(v.models) || self.live != Some(v.live) {
+            match reload_live(state).await {
+                Ok(()) => {
+                    self.models = Some(v.models);
+                    self.live = Some(v.live);
+                }
+                Err(e) => tracing::warn!(error = %e, "could not apply stored objects"),
+            }
+        }
+    }
+}
+
+async fn poll_versions(
+    state: &AppState,
+    every: Duration,
+    seen: &mut Seen,
+    cancel: &CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => seen.sync(state).await,
+        }
+    }
+}
+
+async fn listen(
+    state: &AppState,
+    mut listener: fastgate_store::ChangeListener,
+    seen: &mut Seen,
+    cancel: &CancellationToken,
+) {
+    let mut resync = tokio::time::interval(FEED_RESYNC);
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = resync.tick() => seen.sync(state).await,
+            change = listener.recv() => match change {
+                // Any change: the counters say what to reload (cheap, and a burst
+                // of notifications costs one reload per counter).
+                Ok(_) => seen.sync(state).await,
+                Err(e) => {
+                    state.set_db_healthy(false);
+                    tracing::warn!(error = %e, "change feed lost; reconnecting");
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    seen.sync(state).await;
+                }
+            },
+        }
+    }
 }
 
 /// Aggregate key uses from `rx` and write them every `every`; flush on cancel.

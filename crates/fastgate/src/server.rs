@@ -56,6 +56,7 @@ pub async fn start_from(
     if !skipped.is_empty() {
         tracing::warn!(?skipped, "keys with an unreadable hash were skipped");
     }
+    let master_key = load_master_key(&config)?;
     let (audit_tx, audit_handle) = start_audit(&config, &store).await?;
     let (usage_tx, usage_rx) = mpsc::channel(65_536);
     let state = AppState::new(StateParts {
@@ -66,10 +67,11 @@ pub async fn start_from(
         admin_token: Secret::new(admin_token.value.clone()),
         keys,
         config_path,
+        master_key: Some(master_key),
     })?;
 
-    if let Err(e) = fastgate_proxy::sync::reload_models(&state).await {
-        tracing::warn!(error = %e, "stored model groups not applied");
+    if let Err(e) = fastgate_proxy::sync::reload_live(&state).await {
+        tracing::warn!(error = %e, "stored upstreams, routes and model groups not applied");
     }
     let listener = TcpListener::bind(config.server.listen)
         .await
@@ -77,7 +79,7 @@ pub async fn start_from(
     let addr = listener.local_addr()?;
     let cancel = CancellationToken::new();
     let background = vec![
-        fastgate_proxy::sync::spawn_key_watcher(
+        fastgate_proxy::sync::spawn_change_watcher(
             state.clone(),
             Duration::from_millis(500),
             cancel.child_token(),
@@ -109,6 +111,24 @@ pub async fn start_from(
         background,
         audit: audit_handle,
     })
+}
+
+/// The master key that encrypts stored provider keys: `FASTGATE_MASTER_KEY`, else
+/// the key file (generated on first start).
+fn load_master_key(config: &Config) -> anyhow::Result<fastgate_upstream::MasterKey> {
+    let env = std::env::var(fastgate_upstream::MASTER_KEY_ENV).ok();
+    let path = config.master_key_path();
+    let (key, source) = fastgate_upstream::MasterKey::load_or_create(env.as_deref(), &path)
+        .context("cannot load the master key")?;
+    match source {
+        fastgate_upstream::MasterKeySource::Generated(p) => tracing::info!(
+            key_id = key.id(),
+            file = %p.display(),
+            "generated a master key for provider keys stored in the database; back it up, and give every instance sharing the database the same key"
+        ),
+        _ => tracing::debug!(key_id = key.id(), ?source, "master key loaded"),
+    }
+    Ok(key)
 }
 
 async fn start_audit(
