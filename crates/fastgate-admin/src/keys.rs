@@ -12,6 +12,7 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use crate::error::AdminError;
+use crate::events::{self, Actor, Event};
 use crate::validate::{self, Body, MAX_LABEL, MAX_NAME};
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,8 +129,28 @@ async fn find_key(state: &AppState, id: &str) -> Result<ApiKeyRecord, AdminError
         .ok_or_else(|| AdminError::NotFound(format!("key '{id}'")))
 }
 
+/// Record a key change in the admin audit trail (the record never holds the secret).
+async fn record(
+    state: &AppState,
+    actor: &Actor,
+    action: &str,
+    before: Option<&ApiKeyRecord>,
+    after: &ApiKeyRecord,
+) {
+    let view = |k: &ApiKeyRecord| serde_json::to_value(k).ok();
+    let event = Event {
+        action,
+        kind: "key",
+        name: &after.id,
+        before: before.and_then(view),
+        after: view(after),
+    };
+    events::record(state, actor, event).await;
+}
+
 pub async fn create(
     State(state): State<AppState>,
+    actor: Actor,
     Body(input): Body<KeyInput>,
 ) -> Result<impl IntoResponse, AdminError> {
     let now = Utc::now();
@@ -142,6 +163,7 @@ pub async fn create(
     apply(&mut rec, input, now)?;
     state.store().insert_key(&rec).await?;
     fastgate_proxy::sync::reload_keys(&state).await;
+    record(&state, &actor, "create", None, &rec).await;
     Ok((
         StatusCode::CREATED,
         Json(created_body(&rec, &generated.secret)),
@@ -163,18 +185,22 @@ pub async fn show(
 
 pub async fn update(
     State(state): State<AppState>,
+    actor: Actor,
     Path(id): Path<String>,
     Body(input): Body<KeyInput>,
 ) -> Result<impl IntoResponse, AdminError> {
     let mut key = find_key(&state, &id).await?;
+    let before = key.clone();
     apply(&mut key, input, Utc::now())?;
     state.store().update_key(&key).await?;
     fastgate_proxy::sync::reload_keys(&state).await;
+    record(&state, &actor, "update", Some(&before), &key).await;
     Ok(Json(key))
 }
 
 pub async fn revoke(
     State(state): State<AppState>,
+    actor: Actor,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, AdminError> {
     validate_id(&id)?;
@@ -184,12 +210,14 @@ pub async fn revoke(
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("key '{id}'")))?;
     fastgate_proxy::sync::reload_keys(&state).await;
+    record(&state, &actor, "revoke", None, &key).await;
     Ok(Json(key))
 }
 
 /// New secret for the same key id; the old secret stops working at once.
 pub async fn rotate(
     State(state): State<AppState>,
+    actor: Actor,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, AdminError> {
     let mut key = find_key(&state, &id).await?;
@@ -198,5 +226,6 @@ pub async fn rotate(
     key.prefix = generated.prefix.clone();
     state.store().update_key(&key).await?;
     fastgate_proxy::sync::reload_keys(&state).await;
+    record(&state, &actor, "rotate", None, &key).await;
     Ok(Json(created_body(&key, &generated.secret)))
 }

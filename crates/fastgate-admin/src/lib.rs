@@ -2,11 +2,15 @@
 //! `/metrics`. The proxy fallback handles every other path.
 
 mod error;
+mod events;
 mod keys;
+mod live;
 mod logs;
 pub mod metrics;
 mod models;
 pub mod redact;
+mod routes;
+mod upstreams;
 mod validate;
 
 use axum::Json;
@@ -32,7 +36,30 @@ pub fn router(state: AppState) -> Router {
             get(keys::show).patch(keys::update).delete(keys::revoke),
         )
         .route("/keys/{id}/rotate", post(keys::rotate))
-        .route("/routes", get(routes))
+        .route("/routes", get(routes::list).post(routes::create))
+        .route(
+            "/routes/{name}",
+            get(routes::show)
+                .put(routes::replace)
+                .delete(routes::delete),
+        )
+        .route("/routes/{name}/toggle", post(routes::toggle))
+        .route("/upstreams", get(upstreams::list).post(upstreams::create))
+        .route(
+            "/upstreams/{name}",
+            get(upstreams::show)
+                .put(upstreams::replace)
+                .delete(upstreams::delete),
+        )
+        .route(
+            "/upstreams/{name}/credentials",
+            get(upstreams::credentials).post(upstreams::add_credential),
+        )
+        .route(
+            "/upstreams/{name}/credentials/{cred}",
+            axum::routing::put(upstreams::replace_credential).delete(upstreams::delete_credential),
+        )
+        .route("/admin-events", get(events::list))
         .route("/models", get(models::list).post(models::create))
         .route(
             "/models/{name}",
@@ -75,11 +102,6 @@ async fn admin_not_found() -> AdminError {
     AdminError::NotFound("admin endpoint".into())
 }
 
-async fn routes(State(state): State<AppState>) -> impl IntoResponse {
-    let snap = state.inner().snapshot.load();
-    Json(serde_json::json!({ "object": "list", "data": snap.route_names }))
-}
-
 /// The effective configuration: credentials, the database URL and the values of
 /// added headers and body fields redacted (see `redact`).
 async fn config(State(state): State<AppState>) -> impl IntoResponse {
@@ -92,11 +114,18 @@ async fn config(State(state): State<AppState>) -> impl IntoResponse {
 /// Re-read the config file; 400 with the reason when it is rejected.
 async fn reload(
     State(state): State<AppState>,
+    actor: events::Actor,
 ) -> Result<Json<fastgate_proxy::state::ReloadSummary>, AdminError> {
-    state
-        .reload_config()
-        .map(Json)
-        .map_err(AdminError::BadRequest)
+    let summary = state.reload_config().map_err(AdminError::BadRequest)?;
+    let event = events::Event {
+        action: "reload",
+        kind: "config",
+        name: "file",
+        before: None,
+        after: serde_json::to_value(summary).ok(),
+    };
+    events::record(&state, &actor, event).await;
+    Ok(Json(summary))
 }
 
 async fn health(State(state): State<AppState>) -> Response {

@@ -11,6 +11,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::error::AdminError;
+use crate::events::{self, Actor, Event};
 use crate::validate::{self, Body, MAX_NAME};
 
 /// A model group as the API shows it: transform values redacted, `source` added.
@@ -77,16 +78,57 @@ async fn save(
     Ok(created)
 }
 
+/// Record a model group change in the admin audit trail.
+async fn record(
+    state: &AppState,
+    actor: &Actor,
+    action: &str,
+    name: &str,
+    before: Option<Value>,
+    after: Option<Value>,
+) {
+    let event = Event {
+        action,
+        kind: "model",
+        name,
+        before,
+        after,
+    };
+    events::record(state, actor, event).await;
+}
+
+fn api_view(state: &AppState, name: &str) -> Option<Value> {
+    state
+        .inner()
+        .live
+        .load()
+        .models
+        .iter()
+        .find(|m| m.name == name)
+        .map(|m| with_source(m, "api"))
+}
+
 pub async fn create(
     State(state): State<AppState>,
+    actor: Actor,
     Body(group): Body<ModelGroupConfig>,
 ) -> Result<impl IntoResponse, AdminError> {
     save(&state, group.clone(), true).await?;
+    record(
+        &state,
+        &actor,
+        "create",
+        &group.name,
+        None,
+        Some(with_source(&group, "api")),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(with_source(&group, "api"))))
 }
 
 pub async fn replace(
     State(state): State<AppState>,
+    actor: Actor,
     Path(name): Path<String>,
     Body(group): Body<ModelGroupConfig>,
 ) -> Result<impl IntoResponse, AdminError> {
@@ -97,7 +139,18 @@ pub async fn replace(
             group.name
         )));
     }
+    let before = api_view(&state, &name);
     let created = save(&state, group.clone(), false).await?;
+    let action = if created { "create" } else { "update" };
+    record(
+        &state,
+        &actor,
+        action,
+        &name,
+        before,
+        Some(with_source(&group, "api")),
+    )
+    .await;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -108,6 +161,7 @@ pub async fn replace(
 
 pub async fn delete(
     State(state): State<AppState>,
+    actor: Actor,
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, AdminError> {
     validate::name("name", &name, MAX_NAME)?;
@@ -123,11 +177,13 @@ pub async fn delete(
             "model '{name}' is defined in the configuration file"
         )));
     }
+    let before = api_view(&state, &name);
     if !state.store().delete_model_group(&name).await? {
         return Err(AdminError::NotFound(format!("model '{name}'")));
     }
     fastgate_proxy::sync::reload_live(&state)
         .await
         .map_err(AdminError::BadRequest)?;
+    record(&state, &actor, "delete", &name, before, None).await;
     Ok(Json(json!({ "deleted": name })))
 }

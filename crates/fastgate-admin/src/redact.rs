@@ -38,27 +38,48 @@ pub fn model_group(v: &mut Value) {
     }
 }
 
+fn redact_upstream(up: &mut Map<String, Value>) {
+    redact_values(up, "headers");
+    redact_transforms(up);
+}
+
+fn redact_route(route: &mut Map<String, Value>) {
+    redact_transforms(route);
+    // Match conditions stay readable, except on credential-like header names.
+    if let Some(Value::Object(headers)) = route.get_mut("match").and_then(|m| m.get_mut("headers"))
+    {
+        for (name, value) in headers.iter_mut() {
+            if fastgate_proxy::headers::is_secret_header(&name.to_ascii_lowercase()) {
+                *value = Value::String(REDACTED.into());
+            }
+        }
+    }
+}
+
+/// An upstream as the admin API shows it (its keys are already `key_hint`s).
+pub fn upstream(v: &mut Value) {
+    if let Some(up) = v.as_object_mut() {
+        redact_upstream(up);
+    }
+}
+
+/// A route as the admin API shows it.
+pub fn route(v: &mut Value) {
+    if let Some(r) = v.as_object_mut() {
+        redact_route(r);
+    }
+}
+
 /// The whole effective configuration as `GET /admin/api/config` shows it.
 pub fn config(v: &mut Value) {
     let Some(root) = v.as_object_mut() else {
         return;
     };
     for up in each_object(root.get_mut("upstreams")) {
-        redact_values(up, "headers");
-        redact_transforms(up);
+        redact_upstream(up);
     }
     for route in each_object(root.get_mut("routes")) {
-        redact_transforms(route);
-        // Match conditions stay readable, except on credential-like header names.
-        if let Some(Value::Object(headers)) =
-            route.get_mut("match").and_then(|m| m.get_mut("headers"))
-        {
-            for (name, value) in headers.iter_mut() {
-                if fastgate_proxy::headers::is_secret_header(&name.to_ascii_lowercase()) {
-                    *value = Value::String(REDACTED.into());
-                }
-            }
-        }
+        redact_route(route);
     }
     if let Some(Value::Array(models)) = root.get_mut("models") {
         models.iter_mut().for_each(model_group);

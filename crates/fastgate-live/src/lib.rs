@@ -17,4 +17,4 @@ pub use error::LiveError;
 pub use merge::merge;
 pub use objects::{LiveCredential, LiveObjects, load, store_change};
 pub use plan::{Change, CredentialInput, Planned, plan};
-pub use view::{credential_views, route_view, upstream_view, CredentialView, Source};
+pub use view::{CredentialView, Source, credential_views, route_view, upstream_view};

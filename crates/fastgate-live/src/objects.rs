@@ -20,6 +20,9 @@ pub struct LiveObjects {
     /// Stored objects that could not be used, one line each (e.g. a provider key
     /// sealed under another master key). They are left out and shown in listings.
     pub problems: Vec<String>,
+    /// How many stored provider keys are sealed under another master key (after a
+    /// rotation made elsewhere, the caller may re-read its key file and load again).
+    pub other_master_key: usize,
 }
 
 /// A provider key stored through the API.
@@ -70,7 +73,9 @@ fn parse_spec<T: serde::de::DeserializeOwned>(
 pub async fn load(store: &Store, master: Option<&MasterKey>) -> Result<LiveObjects, LiveError> {
     let mut live = LiveObjects::default();
     for s in store.list_specs(SpecTable::Upstreams).await? {
-        if let Some(mut u) = parse_spec::<UpstreamConfig>("upstream", &s.name, &s.spec, &mut live.problems) {
+        if let Some(mut u) =
+            parse_spec::<UpstreamConfig>("upstream", &s.name, &s.spec, &mut live.problems)
+        {
             u.credentials.clear();
             live.upstreams.push(u);
         }
@@ -89,7 +94,12 @@ pub async fn load(store: &Store, master: Option<&MasterKey>) -> Result<LiveObjec
         let opened = match master {
             Some(master) => master
                 .open(&c.sealed_key, &seal_context(&c.upstream, &c.name))
-                .map_err(|e| e.to_string()),
+                .map_err(|e| {
+                    if matches!(e, fastgate_upstream::VaultError::WrongKey { .. }) {
+                        live.other_master_key += 1;
+                    }
+                    e.to_string()
+                }),
             None => Err("no master key is configured".to_owned()),
         };
         match opened {

@@ -63,7 +63,10 @@ pub(crate) enum Write {
     },
     DeleteUpstream(String),
     Credential(LiveCredential),
-    DeleteCredential { upstream: String, name: String },
+    DeleteCredential {
+        upstream: String,
+        name: String,
+    },
     Route(RouteConfig),
     DeleteRoute(String),
 }
@@ -117,11 +120,43 @@ pub fn plan(file: &Config, live: &LiveObjects, change: Change) -> Result<Planned
     Ok(planned)
 }
 
-/// Merge and validate `next`; the error names the field.
+/// Merge and validate `next`; the error names the field, with the object's name
+/// in place of its position in the merged lists (`routes[my-route].upstream`).
 fn checked(file: &Config, next: &LiveObjects) -> Result<Config, LiveError> {
     let merged = merge(file, next)?;
-    fastgate_config::validate(&merged)?;
+    if let Err(e) = fastgate_config::validate(&merged) {
+        return Err(match LiveError::from(e) {
+            LiveError::Invalid { path, message } => LiveError::Invalid {
+                path: named_path(&merged, &path),
+                message,
+            },
+            other => other,
+        });
+    }
     Ok(merged)
+}
+
+/// `routes[3].x` -> `routes[<name of routes[3]>].x` (same for upstreams and models).
+fn named_path(cfg: &Config, path: &str) -> String {
+    let Some((section, rest)) = path.split_once('[') else {
+        return path.to_owned();
+    };
+    let Some((index, tail)) = rest.split_once(']') else {
+        return path.to_owned();
+    };
+    let Ok(i) = index.parse::<usize>() else {
+        return path.to_owned();
+    };
+    let name = match section {
+        "upstreams" => cfg.upstreams.get(i).map(|u| u.name.as_str()),
+        "routes" => cfg.routes.get(i).map(|r| r.name.as_str()),
+        "models" => cfg.models.get(i).map(|m| m.name.as_str()),
+        _ => None,
+    };
+    match name {
+        Some(name) => format!("{section}[{name}]{tail}"),
+        None => path.to_owned(),
+    }
 }
 
 fn upstream_snapshot(file: &Config, live: &LiveObjects, name: &str) -> Option<Value> {
@@ -133,7 +168,12 @@ fn upstream_snapshot(file: &Config, live: &LiveObjects, name: &str) -> Option<Va
     ))
 }
 
-fn credential_snapshot(file: &Config, live: &LiveObjects, upstream: &str, name: &str) -> Option<Value> {
+fn credential_snapshot(
+    file: &Config,
+    live: &LiveObjects,
+    upstream: &str,
+    name: &str,
+) -> Option<Value> {
     credential_views(file, live, upstream)
         .into_iter()
         .find(|c| c.name == name && c.source == Source::Api)
@@ -166,10 +206,7 @@ fn credential_of(
     Ok(LiveCredential {
         upstream: upstream.to_owned(),
         key_hint: fastgate_upstream::key_hint(key.expose()),
-        weight: input
-            .weight
-            .or(existing.map(|c| c.weight))
-            .unwrap_or(1),
+        weight: input.weight.or(existing.map(|c| c.weight)).unwrap_or(1),
         name: input.name,
         key,
     })
@@ -188,7 +225,9 @@ fn put_upstream(
     }
     let exists = live.upstreams.iter().any(|u| u.name == name);
     if must_be_new && exists {
-        return Err(LiveError::Conflict(format!("upstream '{name}' already exists")));
+        return Err(LiveError::Conflict(format!(
+            "upstream '{name}' already exists"
+        )));
     }
     spec.credentials.clear();
     let mut next = live.clone();
@@ -270,7 +309,11 @@ fn delete_upstream(file: &Config, live: &LiveObjects, name: &str) -> Result<Plan
 }
 
 fn upstream_exists(file: &Config, live: &LiveObjects, name: &str) -> Result<(), LiveError> {
-    let known = file.upstreams.iter().chain(&live.upstreams).any(|u| u.name == name);
+    let known = file
+        .upstreams
+        .iter()
+        .chain(&live.upstreams)
+        .any(|u| u.name == name);
     if known {
         Ok(())
     } else {
@@ -302,7 +345,9 @@ fn put_credential(
         .iter()
         .find(|c| c.upstream == upstream && c.name == input.name);
     if must_be_new && existing.is_some() {
-        return Err(LiveError::Conflict(format!("credential '{full}' already exists")));
+        return Err(LiveError::Conflict(format!(
+            "credential '{full}' already exists"
+        )));
     }
     let c = credential_of(upstream, input, existing)?;
     let mut next = live.clone();
@@ -315,7 +360,11 @@ fn put_credential(
         after: credential_snapshot(file, &next, upstream, &c.name),
         next,
         merged,
-        action: if existing.is_some() { "update" } else { "create" },
+        action: if existing.is_some() {
+            "update"
+        } else {
+            "create"
+        },
         kind: "credential",
         name: full,
         write: Write::Credential(c),
@@ -386,7 +435,9 @@ fn put_route(
     }
     let exists = live.routes.iter().any(|r| r.name == name);
     if must_be_new && exists {
-        return Err(LiveError::Conflict(format!("route '{name}' already exists")));
+        return Err(LiveError::Conflict(format!(
+            "route '{name}' already exists"
+        )));
     }
     let mut next = live.clone();
     next.routes.retain(|r| r.name != name);
@@ -404,7 +455,11 @@ fn put_route(
     })
 }
 
-fn api_route<'a>(file: &Config, live: &'a LiveObjects, name: &str) -> Result<&'a RouteConfig, LiveError> {
+fn api_route<'a>(
+    file: &Config,
+    live: &'a LiveObjects,
+    name: &str,
+) -> Result<&'a RouteConfig, LiveError> {
     if file.routes.iter().any(|r| r.name == name) {
         return Err(file_owned("route", name));
     }

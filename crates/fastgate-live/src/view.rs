@@ -64,7 +64,10 @@ pub fn upstream_view(u: &UpstreamConfig, source: Source, credentials: &[Credenti
             "credentials".into(),
             serde_json::to_value(credentials).unwrap_or(Value::Null),
         );
-        obj.insert("source".into(), serde_json::to_value(source).unwrap_or(Value::Null));
+        obj.insert(
+            "source".into(),
+            serde_json::to_value(source).unwrap_or(Value::Null),
+        );
     }
     v
 }
@@ -73,7 +76,10 @@ pub fn upstream_view(u: &UpstreamConfig, source: Source, credentials: &[Credenti
 pub fn route_view(r: &RouteConfig, source: Source) -> Value {
     let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
     if let Some(obj) = v.as_object_mut() {
-        obj.insert("source".into(), serde_json::to_value(source).unwrap_or(Value::Null));
+        obj.insert(
+            "source".into(),
+            serde_json::to_value(source).unwrap_or(Value::Null),
+        );
     }
     v
 }

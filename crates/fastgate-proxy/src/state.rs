@@ -71,8 +71,15 @@ pub struct Inner {
     /// admin API (stored in the database), served alongside the config file's.
     pub live: ArcSwap<fastgate_live::LiveObjects>,
     /// Encrypts the provider keys stored in the database (`None`: none could be
-    /// loaded; stored keys are then left out and new ones refused).
-    pub master_key: Option<fastgate_upstream::MasterKey>,
+    /// loaded; stored keys are then left out and new ones refused). Swapped when
+    /// a rotation made elsewhere replaced the key file.
+    pub master_key: arc_swap::ArcSwapOption<fastgate_upstream::MasterKey>,
+    /// The key file, re-read after a rotation (`None`: the key came from the
+    /// environment, which only a restart changes).
+    pub master_key_file: Option<PathBuf>,
+    /// Serialises changes made through this instance's admin API, so two changes
+    /// are never planned against the same state (not on the request path).
+    pub admin_changes: tokio::sync::Mutex<()>,
     pub snapshot: ArcSwap<Snapshot>,
     pub keys: ArcSwap<KeyIndex>,
     pub clients: ClientCache,
@@ -100,6 +107,7 @@ pub struct StateParts {
     pub keys: KeyIndex,
     pub config_path: Option<PathBuf>,
     pub master_key: Option<fastgate_upstream::MasterKey>,
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl AppState {
@@ -122,7 +130,9 @@ impl AppState {
             inner: Arc::new(Inner {
                 config: ArcSwap::from_pointee(parts.config),
                 live: ArcSwap::from_pointee(fastgate_live::LiveObjects::default()),
-                master_key: parts.master_key,
+                master_key: arc_swap::ArcSwapOption::from_pointee(parts.master_key),
+                master_key_file: parts.master_key_file,
+                admin_changes: tokio::sync::Mutex::new(()),
                 snapshot: ArcSwap::from_pointee(snapshot),
                 keys: ArcSwap::from_pointee(parts.keys),
                 clients,
@@ -172,11 +182,7 @@ impl AppState {
 
     /// Build the snapshot of `merged` (already validated) and swap in `live` with
     /// it; on error nothing changes.
-    pub fn install(
-        &self,
-        live: fastgate_live::LiveObjects,
-        merged: &Config,
-    ) -> Result<(), String> {
+    pub fn install(&self, live: fastgate_live::LiveObjects, merged: &Config) -> Result<(), String> {
         let snapshot = Snapshot::build(merged, &self.inner.clients).map_err(|e| e.to_string())?;
         self.inner.live.store(Arc::new(live));
         self.inner.snapshot.store(Arc::new(snapshot));

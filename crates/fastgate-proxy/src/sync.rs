@@ -40,10 +40,44 @@ pub async fn reload_keys(state: &AppState) -> bool {
 /// from the store and swap in a snapshot with them. A storage error or an
 /// invalid combination keeps the current state serving.
 pub async fn reload_live(state: &AppState) -> Result<(), String> {
-    let live = fastgate_live::load(state.store(), state.inner().master_key.as_ref())
+    let master = state.inner().master_key.load_full();
+    let mut live = fastgate_live::load(state.store(), master.as_deref())
         .await
         .map_err(|e| e.to_string())?;
+    if live.other_master_key > 0 && reread_master_key(state) {
+        let master = state.inner().master_key.load_full();
+        live = fastgate_live::load(state.store(), master.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     state.set_live(live)
+}
+
+/// Stored keys are sealed under another master key: after a rotation the key
+/// file holds the new one. Re-read it; true when a different key was swapped in.
+fn reread_master_key(state: &AppState) -> bool {
+    let Some(path) = &state.inner().master_key_file else {
+        return false;
+    };
+    let current = state.inner().master_key.load_full();
+    match fastgate_upstream::MasterKey::load(None, path) {
+        Ok(Some((key, _))) if current.as_deref().map(|k| k.id()) != Some(key.id()) => {
+            tracing::info!(
+                key_id = key.id(),
+                "master key file changed (rotation); using the new key"
+            );
+            state
+                .inner()
+                .master_key
+                .store(Some(std::sync::Arc::new(key)));
+            true
+        }
+        Ok(_) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot re-read the master key file");
+            false
+        }
+    }
 }
 
 /// Safety net under the PostgreSQL change feed: compare the counters this often

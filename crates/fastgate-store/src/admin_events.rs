@@ -68,11 +68,12 @@ type Row = (
     Option<String>,
 );
 
-fn json_of(field: &'static str, text: Option<String>) -> Result<Option<serde_json::Value>, StoreError> {
-    text.map(|t| {
-        serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("{field}: {e}")))
-    })
-    .transpose()
+fn json_of(
+    field: &'static str,
+    text: Option<String>,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("{field}: {e}"))))
+        .transpose()
 }
 
 impl Store {
@@ -124,18 +125,20 @@ impl Store {
             q.build_query_as().fetch_all(pool).await?
         });
         rows.into_iter()
-            .map(|(id, at, actor, action, object_kind, object_name, before, after)| {
-                Ok(AdminEvent {
-                    id,
-                    at: from_ms("at", at)?,
-                    actor,
-                    action,
-                    object_kind,
-                    object_name,
-                    before: json_of("before_json", before)?,
-                    after: json_of("after_json", after)?,
-                })
-            })
+            .map(
+                |(id, at, actor, action, object_kind, object_name, before, after)| {
+                    Ok(AdminEvent {
+                        id,
+                        at: from_ms("at", at)?,
+                        actor,
+                        action,
+                        object_kind,
+                        object_name,
+                        before: json_of("before_json", before)?,
+                        after: json_of("after_json", after)?,
+                    })
+                },
+            )
             .collect()
     }
 }

@@ -41,10 +41,9 @@ const VERSIONS: &str = "SELECT (SELECT COUNT(*) FROM api_keys), \
 impl Store {
     /// Every change counter in one round trip.
     pub async fn change_versions(&self) -> Result<ChangeVersions, StoreError> {
-        let (count, max_updated_at_ms, keys, models, live): (i64, i64, Option<i64>, i64, i64) =
-            with_pool!(self, pool, DB => {
-                sqlx::query_as(VERSIONS).fetch_one(pool).await?
-            });
+        let (count, max_updated_at_ms, keys, models, live): (i64, i64, Option<i64>, i64, i64) = with_pool!(self, pool, DB => {
+            sqlx::query_as(VERSIONS).fetch_one(pool).await?
+        });
         Ok(ChangeVersions {
             keys: KeysVersion {
                 count: u64::try_from(count)

@@ -65,23 +65,25 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let (name, spec) = (storable(name), storable(spec));
         let t = table.table();
-        let exists = format!("SELECT name FROM {t} WHERE name = $1");
         let update = format!("UPDATE {t} SET spec = $1, updated_at = $2 WHERE name = $3");
         let insert = format!("INSERT INTO {t} (name, spec, updated_at) VALUES ($3, $1, $2)");
         let now = now_ms();
+        // Write first: on SQLite a transaction that reads before it writes fails
+        // at once (SQLITE_BUSY) when another connection committed in between.
         let created = with_pool!(self, pool, DB => {
             let mut tx = pool.begin().await?;
-            let existed: Option<(String,)> = sqlx::query_as(AssertSqlSafe(exists))
-                .bind(&name)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let sql = if existed.is_some() { update } else { insert };
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(&spec).bind(now).bind(&name)
-                .execute(&mut *tx).await?;
             sqlx::query(BUMP).execute(&mut *tx).await?;
+            let n = sqlx::query(AssertSqlSafe(update))
+                .bind(&spec).bind(now).bind(&name)
+                .execute(&mut *tx).await?
+                .rows_affected();
+            if n == 0 {
+                sqlx::query(AssertSqlSafe(insert))
+                    .bind(&spec).bind(now).bind(&name)
+                    .execute(&mut *tx).await?;
+            }
             tx.commit().await?;
-            existed.is_none()
+            n == 0
         });
         Ok(created)
     }
@@ -147,6 +149,7 @@ impl Store {
         let now = now_ms();
         let created = with_pool!(self, pool, DB => {
             let mut tx = pool.begin().await?;
+            sqlx::query(BUMP).execute(&mut *tx).await?;
             let n = sqlx::query(
                 "UPDATE upstream_credentials SET sealed_key = $3, key_hint = $4, weight = $5, \
                  updated_at = $6 WHERE upstream = $1 AND name = $2",
@@ -165,7 +168,6 @@ impl Store {
                 .bind(weight).bind(now)
                 .execute(&mut *tx).await?;
             }
-            sqlx::query(BUMP).execute(&mut *tx).await?;
             tx.commit().await?;
             n == 0
         });

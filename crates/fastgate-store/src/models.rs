@@ -36,22 +36,19 @@ impl Store {
         let now = Utc::now().timestamp_millis();
         let created = with_pool!(self, pool, DB => {
             let mut tx = pool.begin().await?;
+            // Write first (see `upsert_spec`): no read-then-write upgrade on SQLite.
             sqlx::query(BUMP).execute(&mut *tx).await?;
-            let existed: Option<(String,)> = sqlx::query_as("SELECT name FROM model_groups WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if existed.is_some() {
-                sqlx::query("UPDATE model_groups SET spec = $1, updated_at = $2 WHERE name = $3")
+            let n = sqlx::query("UPDATE model_groups SET spec = $1, updated_at = $2 WHERE name = $3")
+                .bind(spec).bind(now).bind(name)
+                .execute(&mut *tx).await?
+                .rows_affected();
+            if n == 0 {
+                sqlx::query("INSERT INTO model_groups (name, spec, updated_at) VALUES ($3, $1, $2)")
                     .bind(spec).bind(now).bind(name)
-                    .execute(&mut *tx).await?;
-            } else {
-                sqlx::query("INSERT INTO model_groups (name, spec, updated_at) VALUES ($1, $2, $3)")
-                    .bind(name).bind(spec).bind(now)
                     .execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            existed.is_none()
+            n == 0
         });
         Ok(created)
     }

@@ -24,8 +24,18 @@ async fn specs_and_credentials(store: Store) {
     let v0 = store.live_version().await.unwrap();
     for table in [SpecTable::Upstreams, SpecTable::Routes] {
         assert!(store.list_specs(table).await.unwrap().is_empty());
-        assert!(store.upsert_spec(table, "a", r#"{"name":"a"}"#).await.unwrap());
-        assert!(!store.upsert_spec(table, "a", r#"{"name":"a","x":1}"#).await.unwrap());
+        assert!(
+            store
+                .upsert_spec(table, "a", r#"{"name":"a"}"#)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .upsert_spec(table, "a", r#"{"name":"a","x":1}"#)
+                .await
+                .unwrap()
+        );
         let all = store.list_specs(table).await.unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].spec, r#"{"name":"a","x":1}"#);
@@ -34,12 +44,35 @@ async fn specs_and_credentials(store: Store) {
     assert_eq!(v1, v0 + 4, "each change bumps the counter once");
     // The routes table and the upstreams table are separate.
     assert!(store.delete_spec(SpecTable::Routes, "a").await.unwrap());
-    assert_eq!(store.list_specs(SpecTable::Upstreams).await.unwrap().len(), 1);
+    assert_eq!(
+        store.list_specs(SpecTable::Upstreams).await.unwrap().len(),
+        1
+    );
 
-    assert!(store.upsert_credential(&cred("a", "k1", "v1.x.one")).await.unwrap());
-    assert!(store.upsert_credential(&cred("a", "k2", "v1.x.two")).await.unwrap());
-    assert!(store.upsert_credential(&cred("file-up", "k1", "v1.x.three")).await.unwrap());
-    assert!(!store.upsert_credential(&cred("a", "k1", "v1.x.uno")).await.unwrap());
+    assert!(
+        store
+            .upsert_credential(&cred("a", "k1", "v1.x.one"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .upsert_credential(&cred("a", "k2", "v1.x.two"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .upsert_credential(&cred("file-up", "k1", "v1.x.three"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .upsert_credential(&cred("a", "k1", "v1.x.uno"))
+            .await
+            .unwrap()
+    );
     let all = store.list_credentials().await.unwrap();
     assert_eq!(all.len(), 3);
     assert_eq!(all[0].sealed_key, "v1.x.uno");
@@ -56,13 +89,19 @@ async fn specs_and_credentials(store: Store) {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("conflict"), "{err}");
-    assert_eq!(store.list_credentials().await.unwrap()[0].sealed_key, "v1.x.uno");
+    assert_eq!(
+        store.list_credentials().await.unwrap()[0].sealed_key,
+        "v1.x.uno"
+    );
     assert_eq!(store.live_version().await.unwrap(), before);
     store
         .reseal_credentials(&[("a".into(), "k1".into(), "v1.y.new".into())])
         .await
         .unwrap();
-    assert_eq!(store.list_credentials().await.unwrap()[0].sealed_key, "v1.y.new");
+    assert_eq!(
+        store.list_credentials().await.unwrap()[0].sealed_key,
+        "v1.y.new"
+    );
 
     assert!(!store.delete_credential("a", "nope").await.unwrap());
     assert!(store.delete_credential("a", "k2").await.unwrap());
@@ -75,8 +114,16 @@ async fn specs_and_credentials(store: Store) {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].upstream, "file-up");
     // NUL in a name is stored as U+FFFD, as everywhere else.
-    assert!(store.upsert_spec(SpecTable::Routes, "n\0ul", "{}").await.unwrap());
-    assert_eq!(store.list_specs(SpecTable::Routes).await.unwrap()[0].name, "n\u{FFFD}ul");
+    assert!(
+        store
+            .upsert_spec(SpecTable::Routes, "n\0ul", "{}")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.list_specs(SpecTable::Routes).await.unwrap()[0].name,
+        "n\u{FFFD}ul"
+    );
 }
 both_backends!(specs_and_credentials);
 
@@ -94,7 +141,10 @@ async fn admin_events(store: Store) {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let all = store
-        .list_admin_events(&AdminEventFilter { limit: 10, ..Default::default() })
+        .list_admin_events(&AdminEventFilter {
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(all.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), {
@@ -138,7 +188,10 @@ both_backends!(admin_events);
 
 async fn change_versions(store: Store) {
     let v0 = store.change_versions().await.unwrap();
-    store.upsert_spec(SpecTable::Routes, "r", "{}").await.unwrap();
+    store
+        .upsert_spec(SpecTable::Routes, "r", "{}")
+        .await
+        .unwrap();
     let v1 = store.change_versions().await.unwrap();
     assert_eq!(v1.live, v0.live + 1);
     assert_eq!((v1.keys, v1.models), (v0.keys, v0.models));
@@ -156,7 +209,10 @@ async fn change_versions(store: Store) {
         assert_eq!(store.backend(), "sqlite");
         return;
     };
-    store.upsert_spec(SpecTable::Upstreams, "u", "{}").await.unwrap();
+    store
+        .upsert_spec(SpecTable::Upstreams, "u", "{}")
+        .await
+        .unwrap();
     assert_eq!(next(&mut listener).await, Some(ChangeKind::Live));
     store.upsert_model_group("m2", "{}").await.unwrap();
     assert_eq!(next(&mut listener).await, Some(ChangeKind::Models));

@@ -56,7 +56,7 @@ pub async fn start_from(
     if !skipped.is_empty() {
         tracing::warn!(?skipped, "keys with an unreadable hash were skipped");
     }
-    let master_key = load_master_key(&config)?;
+    let (master_key, master_key_file) = load_master_key(&config)?;
     let (audit_tx, audit_handle) = start_audit(&config, &store).await?;
     let (usage_tx, usage_rx) = mpsc::channel(65_536);
     let state = AppState::new(StateParts {
@@ -68,6 +68,7 @@ pub async fn start_from(
         keys,
         config_path,
         master_key: Some(master_key),
+        master_key_file,
     })?;
 
     if let Err(e) = fastgate_proxy::sync::reload_live(&state).await {
@@ -115,12 +116,14 @@ pub async fn start_from(
 
 /// The master key that encrypts stored provider keys: `FASTGATE_MASTER_KEY`, else
 /// the key file (generated on first start).
-fn load_master_key(config: &Config) -> anyhow::Result<fastgate_upstream::MasterKey> {
+fn load_master_key(
+    config: &Config,
+) -> anyhow::Result<(fastgate_upstream::MasterKey, Option<std::path::PathBuf>)> {
     let env = std::env::var(fastgate_upstream::MASTER_KEY_ENV).ok();
     let path = config.master_key_path();
     let (key, source) = fastgate_upstream::MasterKey::load_or_create(env.as_deref(), &path)
         .context("cannot load the master key")?;
-    match source {
+    match &source {
         fastgate_upstream::MasterKeySource::Generated(p) => tracing::info!(
             key_id = key.id(),
             file = %p.display(),
@@ -128,7 +131,8 @@ fn load_master_key(config: &Config) -> anyhow::Result<fastgate_upstream::MasterK
         ),
         _ => tracing::debug!(key_id = key.id(), ?source, "master key loaded"),
     }
-    Ok(key)
+    let file = (source != fastgate_upstream::MasterKeySource::Env).then_some(path);
+    Ok((key, file))
 }
 
 async fn start_audit(

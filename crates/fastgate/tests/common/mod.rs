@@ -382,6 +382,33 @@ impl Harness {
         panic!("no audit record for {request_id}");
     }
 
+    /// A second gateway instance on the same database and master key (its own
+    /// data directory and port), as a fleet member would run.
+    pub async fn start_peer(&self) -> Peer {
+        let dir = tempfile::tempdir().unwrap();
+        let current = std::fs::read_to_string(self.dir.path().join("fastgate.yaml")).unwrap();
+        let own = format!("data_dir: \"{}\"", self.dir.path().display());
+        assert!(current.contains(&own), "harness config names its data_dir");
+        let text = current.replace(
+            &own,
+            &format!(
+                "data_dir: \"{}\"\nmaster_key_file: \"{}\"",
+                dir.path().display(),
+                self.dir.path().join("master_key").display()
+            ),
+        );
+        let cfg = fastgate_config::load_str(&text, &|_| None)
+            .unwrap_or_else(|e| panic!("peer config: {e}\n{text}"));
+        let file = dir.path().join("fastgate.yaml");
+        std::fs::write(&file, &text).unwrap();
+        let server = server::start_from(cfg, Some(file)).await.unwrap();
+        Peer {
+            base: server.url(),
+            server: Some(server),
+            _dir: dir,
+        }
+    }
+
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
@@ -389,6 +416,61 @@ impl Harness {
         if let Some((base, schema)) = self.pg_schema.take() {
             let _ = fastgate_store::testing::drop_isolated_pg(&base, &schema).await;
         }
+    }
+}
+
+/// Another instance started by [`Harness::start_peer`]; stop it before the harness.
+pub struct Peer {
+    pub server: Option<ServerHandle>,
+    pub base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Peer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// An admin API request with the admin token and an optional JSON body.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut rb = http_client()
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        rb.send().await.unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+}
+
+/// Poll `check` every 20 ms until it returns `Some`, failing the test with
+/// `what` after `deadline`.
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "not within {deadline:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

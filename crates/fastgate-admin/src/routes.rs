@@ -1,0 +1,177 @@
+//! `/admin/api/routes`: routes of the config file (read-only, `"source":"config"`)
+//! and routes created here (stored, `"source":"api"`), in the config file's
+//! shape plus the flat `path` and `methods` of the earlier listing.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use fastgate_config::RouteConfig;
+use fastgate_live::{Change, Source, route_view};
+use fastgate_proxy::AppState;
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::error::AdminError;
+use crate::events::Actor;
+use crate::live::{apply, redacted};
+use crate::validate::{self, Body, MAX_NAME};
+
+fn view(r: &RouteConfig, source: Source) -> Value {
+    let mut v = redacted("route", route_view(r, source));
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("path".into(), json!(r.matcher.path));
+        obj.insert("methods".into(), json!(r.matcher.methods));
+    }
+    v
+}
+
+fn find_view(state: &AppState, name: &str) -> Option<Value> {
+    let file = state.inner().config.load_full();
+    if let Some(r) = file.routes.iter().find(|r| r.name == name) {
+        return Some(view(r, Source::Config));
+    }
+    let live = state.inner().live.load_full();
+    live.routes
+        .iter()
+        .find(|r| r.name == name)
+        .map(|r| view(r, Source::Api))
+}
+
+pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
+    let file = state.inner().config.load_full();
+    let live = state.inner().live.load_full();
+    let data: Vec<Value> = file
+        .routes
+        .iter()
+        .map(|r| view(r, Source::Config))
+        .chain(live.routes.iter().map(|r| view(r, Source::Api)))
+        .collect();
+    Json(json!({ "object": "list", "data": data }))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, AdminError> {
+    validate::name("name", &name, MAX_NAME)?;
+    find_view(&state, &name)
+        .map(Json)
+        .ok_or_else(|| AdminError::NotFound(format!("route '{name}'")))
+}
+
+/// A route from a request body: the config file's shape. The listing's flat
+/// `path`/`methods` are accepted in place of `match` (and ignored beside it).
+fn parse_route(mut body: Value) -> Result<RouteConfig, AdminError> {
+    if let Some(field) = validate::find_nul(&body, "") {
+        return Err(AdminError::field(&field, "contains U+0000"));
+    }
+    let obj = body
+        .as_object_mut()
+        .ok_or_else(|| AdminError::BadRequest("request body: expected a JSON object".into()))?;
+    obj.remove("source");
+    let path = obj.remove("path");
+    let methods = obj.remove("methods");
+    if !obj.contains_key("match")
+        && let Some(path) = path
+    {
+        let mut m = serde_json::Map::new();
+        m.insert("path".into(), path);
+        if let Some(methods) = methods {
+            m.insert("methods".into(), methods);
+        }
+        obj.insert("match".into(), Value::Object(m));
+    }
+    let route: RouteConfig = serde_json::from_value(body)
+        .map_err(|e| AdminError::BadRequest(format!("request body: {e}")))?;
+    validate::name("name", &route.name, MAX_NAME)?;
+    Ok(route)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    actor: Actor,
+    Body(body): Body<Value>,
+) -> Result<impl IntoResponse, AdminError> {
+    let spec = parse_route(body)?;
+    let name = spec.name.clone();
+    apply(
+        &state,
+        &actor,
+        Change::PutRoute {
+            spec,
+            must_be_new: true,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(find_view(&state, &name))))
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(name): Path<String>,
+    Body(body): Body<Value>,
+) -> Result<impl IntoResponse, AdminError> {
+    validate::name("name", &name, MAX_NAME)?;
+    let spec = parse_route(body)?;
+    if spec.name != name {
+        return Err(AdminError::BadRequest(format!(
+            "the body names route '{}', the path '{name}'",
+            spec.name
+        )));
+    }
+    let planned = apply(
+        &state,
+        &actor,
+        Change::PutRoute {
+            spec,
+            must_be_new: false,
+        },
+    )
+    .await?;
+    let status = if planned.action == "create" {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(find_view(&state, &name))))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, AdminError> {
+    validate::name("name", &name, MAX_NAME)?;
+    apply(&state, &actor, Change::DeleteRoute(name.clone())).await?;
+    Ok(Json(json!({ "deleted": name })))
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToggleInput {
+    active: Option<bool>,
+}
+
+/// `POST /routes/{name}/toggle`: flip `active`, or set it with `{"active": bool}`.
+pub async fn toggle(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, AdminError> {
+    validate::name("name", &name, MAX_NAME)?;
+    let input: ToggleInput = if body.iter().all(u8::is_ascii_whitespace) {
+        ToggleInput::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| AdminError::BadRequest(format!("request body: {e}")))?
+    };
+    let change = Change::ToggleRoute {
+        name: name.clone(),
+        active: input.active,
+    };
+    apply(&state, &actor, change).await?;
+    Ok(Json(find_view(&state, &name)))
+}

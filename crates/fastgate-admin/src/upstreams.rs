@@ -1,0 +1,265 @@
+//! `/admin/api/upstreams` and their provider keys (`/credentials`). Objects of the
+//! config file are listed read-only (`"source":"config"`); objects created here
+//! are stored in the database (`"source":"api"`) and served by every instance
+//! within a second. A provider key is write-only: responses show `key_hint`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use fastgate_config::{Config, UpstreamConfig};
+use fastgate_live::{
+    Change, CredentialInput, LiveObjects, Source, credential_views, upstream_view,
+};
+use fastgate_proxy::AppState;
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::error::AdminError;
+use crate::events::Actor;
+use crate::live::{apply, redacted};
+use crate::validate::{self, Body, MAX_NAME};
+
+/// Fields the API shows but does not take as input.
+const READ_ONLY: &[&str] = &["source"];
+
+fn view(file: &Config, live: &LiveObjects, u: &UpstreamConfig, source: Source) -> Value {
+    let creds = credential_views(file, live, &u.name);
+    redacted("upstream", upstream_view(u, source, &creds))
+}
+
+fn find_view(state: &AppState, name: &str) -> Option<Value> {
+    let file = state.inner().config.load_full();
+    let live = state.inner().live.load_full();
+    if let Some(u) = file.upstreams.iter().find(|u| u.name == name) {
+        return Some(view(&file, &live, u, Source::Config));
+    }
+    live.upstreams
+        .iter()
+        .find(|u| u.name == name)
+        .map(|u| view(&file, &live, u, Source::Api))
+}
+
+pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
+    let file = state.inner().config.load_full();
+    let live = state.inner().live.load_full();
+    let data: Vec<Value> = file
+        .upstreams
+        .iter()
+        .map(|u| view(&file, &live, u, Source::Config))
+        .chain(
+            live.upstreams
+                .iter()
+                .map(|u| view(&file, &live, u, Source::Api)),
+        )
+        .collect();
+    Json(json!({ "object": "list", "data": data, "problems": live.problems }))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, AdminError> {
+    validate::name("name", &name, MAX_NAME)?;
+    find_view(&state, &name)
+        .map(Json)
+        .ok_or_else(|| AdminError::NotFound(format!("upstream '{name}'")))
+}
+
+/// The upstream of a request body (the config file's shape; `credentials` may
+/// carry keys to create or update with it).
+fn parse_upstream(mut body: Value) -> Result<(UpstreamConfig, Vec<CredentialInput>), AdminError> {
+    if let Some(field) = validate::find_nul(&body, "") {
+        return Err(AdminError::field(&field, "contains U+0000"));
+    }
+    let obj = body
+        .as_object_mut()
+        .ok_or_else(|| AdminError::BadRequest("request body: expected a JSON object".into()))?;
+    for f in READ_ONLY {
+        obj.remove(*f);
+    }
+    let credentials = match obj.remove("credentials") {
+        Some(v) => serde_json::from_value::<Vec<CredentialInput>>(v)
+            .map_err(|e| AdminError::field("credentials", e))?,
+        None => Vec::new(),
+    };
+    let spec: UpstreamConfig = serde_json::from_value(body)
+        .map_err(|e| AdminError::BadRequest(format!("request body: {e}")))?;
+    validate::name("name", &spec.name, MAX_NAME)?;
+    for (i, c) in credentials.iter().enumerate() {
+        validate::name(&format!("credentials[{i}].name"), &c.name, MAX_NAME)?;
+    }
+    Ok((spec, credentials))
+}
+
+fn saved_status(action: &str) -> StatusCode {
+    if action == "create" {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    actor: Actor,
+    Body(body): Body<Value>,
+) -> Result<impl IntoResponse, AdminError> {
+    let (spec, credentials) = parse_upstream(body)?;
+    let name = spec.name.clone();
+    let change = Change::PutUpstream {
+        spec,
+        credentials,
+        must_be_new: true,
+    };
+    apply(&state, &actor, change).await?;
+    Ok((StatusCode::CREATED, Json(find_view(&state, &name))))
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(name): Path<String>,
+    Body(body): Body<Value>,
+) -> Result<impl IntoResponse, AdminError> {
+    validate::name("name", &name, MAX_NAME)?;
+    let (spec, credentials) = parse_upstream(body)?;
+    if spec.name != name {
+        return Err(AdminError::BadRequest(format!(
+            "the body names upstream '{}', the path '{name}'",
+            spec.name
+        )));
+    }
+    let change = Change::PutUpstream {
+        spec,
+        credentials,
+        must_be_new: false,
+    };
+    let planned = apply(&state, &actor, change).await?;
+    Ok((saved_status(planned.action), Json(find_view(&state, &name))))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, AdminError> {
+    validate::name("name", &name, MAX_NAME)?;
+    apply(&state, &actor, Change::DeleteUpstream(name.clone())).await?;
+    Ok(Json(json!({ "deleted": name })))
+}
+
+fn credential_list(state: &AppState, upstream: &str) -> Result<Vec<Value>, AdminError> {
+    let file = state.inner().config.load_full();
+    let live = state.inner().live.load_full();
+    let known = file
+        .upstreams
+        .iter()
+        .chain(&live.upstreams)
+        .any(|u| u.name == upstream);
+    if !known {
+        return Err(AdminError::NotFound(format!("upstream '{upstream}'")));
+    }
+    Ok(credential_views(&file, &live, upstream)
+        .into_iter()
+        .filter_map(|c| serde_json::to_value(c).ok())
+        .collect())
+}
+
+fn credential_view(state: &AppState, upstream: &str, name: &str) -> Result<Value, AdminError> {
+    credential_list(state, upstream)?
+        .into_iter()
+        .find(|c| c["name"] == name)
+        .ok_or_else(|| AdminError::NotFound(format!("credential '{upstream}/{name}'")))
+}
+
+pub async fn credentials(
+    State(state): State<AppState>,
+    Path(upstream): Path<String>,
+) -> Result<impl IntoResponse, AdminError> {
+    validate::name("upstream", &upstream, MAX_NAME)?;
+    Ok(Json(
+        json!({ "object": "list", "data": credential_list(&state, &upstream)? }),
+    ))
+}
+
+pub async fn add_credential(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(upstream): Path<String>,
+    Body(input): Body<CredentialInput>,
+) -> Result<impl IntoResponse, AdminError> {
+    validate::name("upstream", &upstream, MAX_NAME)?;
+    validate::name("name", &input.name, MAX_NAME)?;
+    if input.key.is_none() {
+        return Err(AdminError::field("key", "required"));
+    }
+    let name = input.name.clone();
+    let change = Change::PutCredential {
+        upstream: upstream.clone(),
+        credential: input,
+        must_be_new: true,
+    };
+    apply(&state, &actor, change).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(credential_view(&state, &upstream, &name)?),
+    ))
+}
+
+/// `PUT …/credentials/{cred}`: `{key?, weight?}` (and `name`, which must match the path).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialUpdate {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    key: Option<fastgate_config::Secret<String>>,
+    #[serde(default)]
+    weight: Option<u32>,
+}
+
+pub async fn replace_credential(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((upstream, name)): Path<(String, String)>,
+    Body(input): Body<CredentialUpdate>,
+) -> Result<impl IntoResponse, AdminError> {
+    validate::name("upstream", &upstream, MAX_NAME)?;
+    validate::name("name", &name, MAX_NAME)?;
+    if input.name.as_ref().is_some_and(|n| *n != name) {
+        return Err(AdminError::BadRequest(format!(
+            "the body names credential '{}', the path '{name}'",
+            input.name.unwrap_or_default()
+        )));
+    }
+    let credential = CredentialInput {
+        name: name.clone(),
+        key: input.key,
+        weight: input.weight,
+    };
+    let change = Change::PutCredential {
+        upstream: upstream.clone(),
+        credential,
+        must_be_new: false,
+    };
+    let planned = apply(&state, &actor, change).await?;
+    Ok((
+        saved_status(planned.action),
+        Json(credential_view(&state, &upstream, &name)?),
+    ))
+}
+
+pub async fn delete_credential(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((upstream, name)): Path<(String, String)>,
+) -> Result<impl IntoResponse, AdminError> {
+    validate::name("upstream", &upstream, MAX_NAME)?;
+    validate::name("name", &name, MAX_NAME)?;
+    let change = Change::DeleteCredential {
+        upstream: upstream.clone(),
+        name: name.clone(),
+    };
+    apply(&state, &actor, change).await?;
+    Ok(Json(json!({ "deleted": format!("{upstream}/{name}") })))
+}
