@@ -18,3 +18,6 @@ pub use merge::merge;
 pub use objects::{LiveCredential, LiveObjects, load, store_change};
 pub use plan::{Change, CredentialInput, Planned, plan};
 pub use view::{CredentialView, Source, credential_views, route_view, upstream_view};
+
+#[cfg(test)]
+mod plan_tests;
