@@ -1,9 +1,15 @@
-//! The command line: `fastgate serve|check|keys|routes|migrate|version`.
+//! The command line: `fastgate serve|check|keys|upstreams|credentials|routes|migrate|version`.
 
+pub mod admin_client;
 pub mod check;
+pub mod credentials;
 pub mod keys;
+pub mod live;
+mod master_key;
+mod output;
 pub mod routes;
 pub mod serve;
+pub mod upstreams;
 
 use std::path::PathBuf;
 
@@ -35,9 +41,12 @@ pub enum Command {
     /// Manage gateway keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
-    /// Inspect routes.
-    #[command(subcommand)]
-    Routes(routes::RoutesCommand),
+    /// Manage upstreams (on a running gateway with --admin-url, else in the database).
+    Upstreams(upstreams::UpstreamsArgs),
+    /// Manage provider keys of upstreams; rotate the master key that seals them.
+    Credentials(credentials::CredentialsArgs),
+    /// Manage and test routes.
+    Routes(routes::RoutesArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Print the version.
@@ -69,7 +78,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(cli.config.as_deref(), args).await,
         Command::Check => check::run(cli.config.as_deref(), cli.json),
         Command::Keys(cmd) => keys::run(cli.config.as_deref(), cli.json, cmd).await,
-        Command::Routes(cmd) => routes::run(cli.config.as_deref(), cli.json, cmd),
+        Command::Upstreams(args) => upstreams::run(cli.config.as_deref(), cli.json, args).await,
+        Command::Credentials(args) => credentials::run(cli.config.as_deref(), cli.json, args).await,
+        Command::Routes(args) => routes::run(cli.config.as_deref(), cli.json, args).await,
         Command::Migrate => {
             let cfg = load_config_or_exit(cli.config.as_deref(), cli.json);
             crate::data_dir::prepare(&cfg)?;
