@@ -225,7 +225,7 @@ async fn upstreams_credentials_and_routes_in_db(backend: Backend) {
     );
     let err = s.fails(&["routes", "add", "--file", &bad]);
     assert!(
-        err.contains("routes[2].upstream") && err.contains("nope"),
+        err.contains("routes[bad].upstream") && err.contains("nope"),
         "{err}"
     );
     assert_eq!(
@@ -647,16 +647,4 @@ async fn cli_over_admin_api(backend: Backend) {
     h.stop().await;
 }
 
-mod over_http {
-    use super::*;
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "needs the admin endpoints (merge)"]
-    async fn sqlite() {
-        cli_over_admin_api(Backend::Sqlite).await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "needs the admin endpoints (merge); set FASTGATE_TEST_PG_URL too"]
-    async fn postgres() {
-        cli_over_admin_api(Backend::Postgres).await;
-    }
-}
+both_backends!(over_http, cli_over_admin_api);

@@ -499,3 +499,83 @@ async fn two_instances(backend: Backend) {
     a.stop().await;
 }
 both_backends!(two_instances, two_instances);
+
+/// A master key rotation made elsewhere (the CLI) while the gateway runs: the
+/// gateway re-reads its key file and keeps the provider key in rotation.
+async fn rotation_while_running(backend: Backend) {
+    let h = Harness::start(backend, common::DEFAULT_ROUTES).await;
+    let key = h.key().await;
+    h.admin(
+        Method::POST,
+        "/admin/api/upstreams",
+        Some(live_upstream(&h.mock.url())),
+    )
+    .await;
+    h.admin(Method::POST, "/admin/api/routes", Some(live_route()))
+        .await;
+    assert_eq!(status_of(&h.base, &key, "/live/before").await, 200);
+
+    let key_file = h.dir.path().join("master_key");
+    let (old, _) = fastgate_upstream::MasterKey::load(None, &key_file)
+        .unwrap()
+        .unwrap();
+    let (new, new_text) = fastgate_upstream::MasterKey::generate().unwrap();
+    let store = fastgate_store::Store::connect(&h.database_url, 1)
+        .await
+        .unwrap();
+    let resealed: Vec<(String, String, String)> = store
+        .list_credentials()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| {
+            let context = format!("{}/{}", c.upstream, c.name);
+            let plain = old.open(&c.sealed_key, &context).unwrap();
+            let sealed = new.seal(plain.expose(), &context).unwrap();
+            (c.upstream, c.name, sealed)
+        })
+        .collect();
+    assert_eq!(resealed.len(), 1);
+    fastgate_upstream::write_key_file(&key_file, &new_text).unwrap();
+    store.reseal_credentials(&resealed).await.unwrap();
+    store.close().await;
+
+    // The reload the reseal triggers finds keys under another master key, re-reads
+    // the file, and the provider key stays in rotation.
+    let (_, list) = json_of(h.admin_get("/admin/api/upstreams").await).await;
+    eventually(SETTLE, "the gateway reloads after the reseal", || async {
+        let (_, list) = json_of(h.admin_get("/admin/api/upstreams").await).await;
+        (list["data"][1]["credentials"][0]["name"] == "c1" && list["problems"] == json!([]))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(list["problems"], json!([]), "{list}");
+    assert_eq!(status_of(&h.base, &key, "/live/after").await, 200);
+    assert_eq!(
+        h.mock.last_request().unwrap().header("authorization"),
+        Some(format!("Bearer {LIVE_SECRET}").as_str())
+    );
+    // New keys are sealed under the new master key.
+    let (status, _) = json_of(
+        h.admin(
+            Method::POST,
+            "/admin/api/upstreams/live-up/credentials",
+            Some(json!({ "name": "c2", "key": SECOND_SECRET })),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let store = fastgate_store::Store::connect(&h.database_url, 1)
+        .await
+        .unwrap();
+    for c in store.list_credentials().await.unwrap() {
+        assert_eq!(
+            fastgate_upstream::sealed_key_id(&c.sealed_key),
+            Some(new.id())
+        );
+    }
+    store.close().await;
+    h.stop().await;
+}
+both_backends!(rotation_while_running, rotation_while_running);

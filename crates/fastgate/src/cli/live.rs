@@ -136,14 +136,12 @@ impl LiveDb {
 /// An upstream or route view with the values of added headers and body fields
 /// redacted, as the admin API shows it (other kinds hold no secrets).
 pub fn redacted(kind: &str, mut v: Value) -> Value {
-    let field = match kind {
-        "upstream" => "upstreams",
-        "route" => "routes",
-        _ => return v,
-    };
-    let mut wrapper = serde_json::json!({ field: [v.take()] });
-    fastgate_admin::redact::config(&mut wrapper);
-    wrapper[field][0].take()
+    match kind {
+        "upstream" => fastgate_admin::redact::upstream(&mut v),
+        "route" => fastgate_admin::redact::route(&mut v),
+        _ => {}
+    }
+    v
 }
 
 /// Read an object in the config file's shape (YAML or JSON) from `path`, or

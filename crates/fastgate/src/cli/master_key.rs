@@ -225,16 +225,15 @@ fn report(
                 fastgate_upstream::MASTER_KEY_ENV
             ),
             None => println!(
-                "\nSet {} to the new key on every instance now.",
+                "\nSet {} to the new key on every instance and restart them: until then they leave the resealed keys out of rotation.",
                 fastgate_upstream::MASTER_KEY_ENV
             ),
         }
     } else {
         println!(
-            "the new key is in {}, the old one in {}.old",
+            "the new key is in {}, the old one in {}.old; running gateways that read this file switch to the new key within a second",
             key_path.display(),
             key_path.display()
         );
     }
-    println!("Restart every running gateway: they hold the old master key in memory.");
 }
