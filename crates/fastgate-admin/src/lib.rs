@@ -7,6 +7,7 @@ mod logs;
 pub mod metrics;
 mod models;
 pub mod redact;
+mod route_test;
 mod validate;
 
 use axum::Json;
@@ -33,6 +34,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/keys/{id}/rotate", post(keys::rotate))
         .route("/routes", get(routes))
+        .route("/routes/test", post(route_test::test))
+        .route("/routes/{name}/probe", post(route_test::probe))
         .route("/models", get(models::list).post(models::create))
         .route(
             "/models/{name}",

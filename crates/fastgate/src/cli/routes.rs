@@ -6,7 +6,7 @@ use std::path::Path;
 use clap::{Args, Subcommand};
 use fastgate_proxy::Snapshot;
 use fastgate_proxy::client::ClientCache;
-use fastgate_routing::{BodyView, MatchOutcome, normalize_path};
+use fastgate_proxy::dry_run::{DryRunRequest, dry_run};
 
 use super::load_config_or_exit;
 
@@ -64,56 +64,53 @@ pub fn run(path: Option<&Path>, json: bool, cmd: RoutesCommand) -> anyhow::Resul
 }
 
 fn test(snap: &Snapshot, json: bool, args: &TestArgs) -> anyhow::Result<()> {
-    let method: http::Method = args.method.to_ascii_uppercase().parse()?;
-    let (raw_path, query) = match args.path.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (args.path.as_str(), None),
-    };
-    let path = normalize_path(raw_path)?;
-    let mut headers = http::HeaderMap::new();
+    let mut headers = std::collections::BTreeMap::new();
     for h in &args.headers {
         let (k, v) = h
             .split_once(':')
             .ok_or_else(|| anyhow::anyhow!("header must be 'name: value': {h}"))?;
-        headers.append(
-            http::HeaderName::from_bytes(k.trim().as_bytes())?,
-            v.trim().parse()?,
-        );
+        headers.insert(k.trim().to_string(), v.trim().to_string());
     }
     let body: Option<serde_json::Value> =
         args.body.as_deref().map(serde_json::from_str).transpose()?;
-    let view = body.as_ref().map_or(BodyView::NotLoaded, BodyView::Json);
-    let result = match snap.routes.find(&method, &path, &headers, view) {
-        MatchOutcome::Matched(m) => {
-            let rt = snap
-                .route(m.index())
-                .ok_or_else(|| anyhow::anyhow!("route runtime missing"))?;
-            let up = &rt.upstream;
-            let target = format!(
-                "{}://{}{}{}{}",
-                up.scheme,
-                up.authority,
-                up.base_path,
-                m.upstream_path(&path),
-                query.map(|q| format!("?{q}")).unwrap_or_default()
-            );
-            serde_json::json!({ "matched": true, "route": m.name(), "normalized_path": path,
-                "upstream": &*up.name, "target_url": target })
-        }
-        MatchOutcome::NeedBody => serde_json::json!({ "matched": false, "normalized_path": path,
-            "reason": "a candidate route has body conditions: pass --body" }),
-        MatchOutcome::NotFound => serde_json::json!({ "matched": false, "normalized_path": path,
-            "reason": "no route matches" }),
-    };
+    let report = dry_run(
+        snap,
+        &DryRunRequest {
+            method: args.method.clone(),
+            path: args.path.clone(),
+            headers,
+            body,
+        },
+    )?;
     if json {
-        println!("{result}");
-    } else if result["matched"] == true {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    if !report.matched {
         println!(
-            "route:    {}\nupstream: {}\ntarget:   {}",
-            result["route"], result["upstream"], result["target_url"]
+            "no match for {} {}: {}",
+            report.method,
+            report.normalized_path,
+            report.reason.as_deref().unwrap_or("no route matches")
         );
-    } else {
-        println!("no match for {} {}: {}", method, path, result["reason"]);
+        return Ok(());
+    }
+    let show = |v: &Option<String>| v.clone().unwrap_or_default();
+    println!(
+        "route:    {}\nupstream: {}\ntarget:   {} {}",
+        show(&report.route),
+        show(&report.upstream),
+        report.method,
+        show(&report.target_url)
+    );
+    if let Some(cred) = &report.credential {
+        println!("key:      {cred}");
+    }
+    for h in &report.headers {
+        println!("header:   {}: {}", h.name, h.value);
+    }
+    if let Some(body) = &report.body {
+        println!("body:     {body}");
     }
     Ok(())
 }
