@@ -9,6 +9,7 @@ mod logs;
 pub mod metrics;
 mod models;
 pub mod redact;
+mod route_test;
 mod routes;
 mod upstreams;
 mod validate;
@@ -43,7 +44,9 @@ pub fn router(state: AppState) -> Router {
                 .put(routes::replace)
                 .delete(routes::delete),
         )
+        .route("/routes/test", post(route_test::test))
         .route("/routes/{name}/toggle", post(routes::toggle))
+        .route("/routes/{name}/probe", post(route_test::probe))
         .route("/upstreams", get(upstreams::list).post(upstreams::create))
         .route(
             "/upstreams/{name}",

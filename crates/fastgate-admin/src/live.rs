@@ -38,6 +38,7 @@ pub fn redacted(kind: &str, mut v: serde_json::Value) -> serde_json::Value {
 /// and leaves the current state serving.
 pub async fn apply(state: &AppState, actor: &Actor, change: Change) -> Result<Planned, AdminError> {
     let _one_at_a_time = state.inner().admin_changes.lock().await;
+    fastgate_proxy::sync::refresh_master_key(state);
     let file = state.inner().config.load_full();
     let live = state.inner().live.load_full();
     let planned = fastgate_live::plan(&file, &live, change)?;

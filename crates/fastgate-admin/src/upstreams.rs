@@ -52,7 +52,16 @@ pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
                 .map(|u| view(&file, &live, u, Source::Api)),
         )
         .collect();
-    Json(json!({ "object": "list", "data": data, "problems": live.problems }))
+    let master_key_id = state
+        .inner()
+        .master_key
+        .load()
+        .as_ref()
+        .map(|k| k.id().to_owned());
+    Json(
+        json!({ "object": "list", "data": data, "problems": live.problems,
+                 "master_key_id": master_key_id }),
+    )
 }
 
 pub async fn show(

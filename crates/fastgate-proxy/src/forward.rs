@@ -17,7 +17,7 @@ use crate::context::RequestContext;
 use crate::error::ProxyError;
 use crate::metrics as m;
 use crate::retry::{AttemptError, RetryPolicy};
-use crate::snapshot::{RouteRuntime, UpstreamRuntime};
+use crate::snapshot::{CredentialRuntime, RouteRuntime, UpstreamRuntime};
 use fastgate_config::{TimeoutConfig, UpstreamKind};
 
 /// Where and how to send: the upstream, its pooled client, extra headers,
@@ -58,7 +58,12 @@ pub struct ForwardPlan<'a> {
 const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-fn target_uri(up: &UpstreamRuntime, path: &str, query: Option<&str>) -> Result<Uri, ProxyError> {
+/// The upstream URL: base URL's scheme, authority and path, then `path` and `query`.
+pub(crate) fn target_uri(
+    up: &UpstreamRuntime,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Uri, ProxyError> {
     let mut pq =
         String::with_capacity(up.base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1));
     pq.push_str(&up.base_path);
@@ -73,6 +78,34 @@ fn target_uri(up: &UpstreamRuntime, path: &str, query: Option<&str>) -> Result<U
         .path_and_query(pq)
         .build()
         .map_err(|e| ProxyError::Internal(format!("cannot build upstream URI: {e}")))
+}
+
+/// The headers every attempt sends, but for the credential: `client` (already
+/// filtered by [`crate::headers::upstream_headers`]), then the upstream's `headers`
+/// and the route's `add_headers` (configuration wins over the client),
+/// `anthropic-version` when an Anthropic upstream gets none, and `x-request-id`.
+/// The proxy and the dry run (`crate::dry_run`) both build them here.
+pub fn outbound_headers(
+    client: HeaderMap,
+    up: &UpstreamRuntime,
+    add_headers: &[(HeaderName, HeaderValue)],
+    request_id: HeaderValue,
+) -> HeaderMap {
+    let mut headers = client;
+    for (name, value) in up.headers.iter().chain(add_headers.iter()) {
+        headers.insert(name.clone(), value.clone());
+    }
+    if up.kind == UpstreamKind::Anthropic && !headers.contains_key(&ANTHROPIC_VERSION) {
+        headers.insert(ANTHROPIC_VERSION, HeaderValue::from_static("2023-06-01"));
+    }
+    headers.insert(REQUEST_ID, request_id);
+    headers
+}
+
+/// Add the provider credential (last, so nothing the client or the config sent
+/// under the same name survives).
+pub fn insert_credential(headers: &mut HeaderMap, cred: &CredentialRuntime) {
+    headers.insert(cred.header_name.clone(), cred.header_value.clone());
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -93,20 +126,14 @@ pub async fn forward(
         up.scheme, up.authority, up.base_path, plan.upstream_path
     ));
 
-    let mut base_headers = plan.headers;
-    for (name, value) in up.headers.iter().chain(route.add_headers.iter()) {
-        base_headers.insert(name.clone(), value.clone());
-    }
-    if up.kind == UpstreamKind::Anthropic && !base_headers.contains_key(&ANTHROPIC_VERSION) {
-        base_headers.insert(ANTHROPIC_VERSION, HeaderValue::from_static("2023-06-01"));
-    }
-    base_headers.insert(REQUEST_ID, ctx.request_id.clone());
+    let base_headers =
+        outbound_headers(plan.headers, up, route.add_headers, ctx.request_id.clone());
 
     let mut attempt = 0u32;
     loop {
         let mut headers = base_headers.clone();
         if let Some(cred) = up.pick_credential() {
-            headers.insert(cred.header_name.clone(), cred.header_value.clone());
+            insert_credential(&mut headers, cred);
             ctx.credential = Some(cred.name.clone());
         }
         let mut req = Request::new(Full::new(plan.body.clone()));

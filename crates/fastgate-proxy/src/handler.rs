@@ -414,7 +414,9 @@ fn probe_model(
     Ok(())
 }
 
-fn add_fields(
+/// The body with the route's `add_body_fields` set (the body must be a JSON object,
+/// or empty). Shared with the dry run.
+pub(crate) fn add_fields(
     parsed: Option<serde_json::Value>,
     body: &[u8],
     fields: &serde_json::Map<String, serde_json::Value>,

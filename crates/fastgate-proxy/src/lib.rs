@@ -4,6 +4,7 @@
 pub mod body;
 pub mod client;
 pub mod context;
+pub mod dry_run;
 pub mod error;
 pub mod forward;
 pub mod handler;

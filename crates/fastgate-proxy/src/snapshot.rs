@@ -112,6 +112,16 @@ impl UpstreamRuntime {
         let n = self.next_credential.fetch_add(1, Ordering::Relaxed);
         self.credentials.get(n % self.credentials.len())
     }
+
+    /// The credential [`Self::pick_credential`] would return next, without
+    /// moving the rotation (what a dry run reports).
+    pub fn peek_credential(&self) -> Option<&CredentialRuntime> {
+        if self.credentials.is_empty() {
+            return None;
+        }
+        let n = self.next_credential.load(Ordering::Relaxed);
+        self.credentials.get(n % self.credentials.len())
+    }
 }
 
 fn header_pairs(

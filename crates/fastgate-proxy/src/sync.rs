@@ -44,7 +44,7 @@ pub async fn reload_live(state: &AppState) -> Result<(), String> {
     let mut live = fastgate_live::load(state.store(), master.as_deref())
         .await
         .map_err(|e| e.to_string())?;
-    if live.other_master_key > 0 && reread_master_key(state) {
+    if live.other_master_key > 0 && refresh_master_key(state) {
         let master = state.inner().master_key.load_full();
         live = fastgate_live::load(state.store(), master.as_deref())
             .await
@@ -53,9 +53,11 @@ pub async fn reload_live(state: &AppState) -> Result<(), String> {
     state.set_live(live)
 }
 
-/// Stored keys are sealed under another master key: after a rotation the key
-/// file holds the new one. Re-read it; true when a different key was swapped in.
-fn reread_master_key(state: &AppState) -> bool {
+/// After a rotation made elsewhere the key file holds a new master key. Re-read
+/// it (when the key came from a file); true when a different key was swapped in.
+/// Called when stored keys are sealed under another key, and before sealing a
+/// new one (so a key added just after a rotation is sealed under the new key).
+pub fn refresh_master_key(state: &AppState) -> bool {
     let Some(path) = &state.inner().master_key_file else {
         return false;
     };

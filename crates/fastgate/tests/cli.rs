@@ -104,7 +104,7 @@ fn routes_test_explains_the_match() {
         "r.yaml",
         &format!(
             r#"
-upstreams: [ {{ name: up, kind: http, base_url: "{dead}/base" }} ]
+upstreams: [ {{ name: up, kind: http, base_url: "{dead}/base", credentials: [ {{ name: k1, key: "sk-cli-secret" }} ] }} ]
 routes:
   - {{ name: users, match: {{ path: "/user/{{id}}" }}, upstream: up, target_path: "/v2/users/{{id}}" }}
 "#
@@ -125,6 +125,16 @@ routes:
         v["target_url"],
         format!("{dead}/base/v2/users/42?x=1").as_str()
     );
+    assert_eq!(v["credential"], "k1");
+    // The text output shows the headers too, the credential redacted.
+    let out = fastgate(&["routes", "test", "--config", &cfg, "--path", "/user/42"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("route:    users"), "{text}");
+    assert!(
+        text.contains("header:   authorization: [redacted]"),
+        "{text}"
+    );
+    assert!(!text.contains("sk-cli-secret"), "{text}");
 }
 
 async fn wait_status(h: &Harness, key: &str, want: u16) -> Duration {

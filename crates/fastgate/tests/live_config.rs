@@ -542,21 +542,21 @@ async fn rotation_while_running(backend: Backend) {
 
     // The reload the reseal triggers finds keys under another master key, re-reads
     // the file, and the provider key stays in rotation.
-    let (_, list) = json_of(h.admin_get("/admin/api/upstreams").await).await;
     eventually(SETTLE, "the gateway reloads after the reseal", || async {
         let (_, list) = json_of(h.admin_get("/admin/api/upstreams").await).await;
-        (list["data"][1]["credentials"][0]["name"] == "c1" && list["problems"] == json!([]))
-            .then_some(())
+        (list["master_key_id"] == new.id()).then_some(())
     })
     .await;
+    let (_, list) = json_of(h.admin_get("/admin/api/upstreams").await).await;
     assert_eq!(list["problems"], json!([]), "{list}");
+    assert_eq!(list["data"][1]["credentials"][0]["name"], "c1", "{list}");
     assert_eq!(status_of(&h.base, &key, "/live/after").await, 200);
     assert_eq!(
         h.mock.last_request().unwrap().header("authorization"),
         Some(format!("Bearer {LIVE_SECRET}").as_str())
     );
     // New keys are sealed under the new master key.
-    let (status, _) = json_of(
+    let (status, body) = json_of(
         h.admin(
             Method::POST,
             "/admin/api/upstreams/live-up/credentials",
@@ -565,7 +565,7 @@ async fn rotation_while_running(backend: Backend) {
         .await,
     )
     .await;
-    assert_eq!(status, 201);
+    assert_eq!(status, 201, "{body}");
     let store = fastgate_store::Store::connect(&h.database_url, 1)
         .await
         .unwrap();

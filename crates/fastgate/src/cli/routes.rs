@@ -9,7 +9,7 @@ use fastgate_config::RouteConfig;
 use fastgate_live::Change;
 use fastgate_proxy::Snapshot;
 use fastgate_proxy::client::ClientCache;
-use fastgate_routing::{BodyView, MatchOutcome, normalize_path};
+use fastgate_proxy::dry_run::{DryRunRequest, dry_run};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -178,7 +178,7 @@ async fn over_http(client: &AdminClient, json: bool, cmd: RoutesCommand) -> anyh
             let report = client
                 .call(Method::POST, &["routes", "test"], Some(&test_body(&t)?))
                 .await?;
-            print_test(&report, json, &t.method, &t.path);
+            print_test(&report, json);
         }
     }
     Ok(())
@@ -225,61 +225,63 @@ async fn in_db(db: &LiveDb, json: bool, cmd: RoutesCommand) -> anyhow::Result<()
     Ok(())
 }
 
-fn print_test(result: &Value, json: bool, method: &str, path: &str) {
+/// A dry-run report (from `dry_run` or `POST /admin/api/routes/test`).
+fn print_test(report: &Value, json: bool) {
     if json {
-        println!("{result}");
-    } else if result["matched"] == true {
+        println!("{report}");
+        return;
+    }
+    let field = |name: &str| report[name].as_str().unwrap_or_default().to_owned();
+    if report["matched"] != true {
+        let reason = report["reason"].as_str().unwrap_or("no route matches");
         println!(
-            "route:    {}\nupstream: {}\ntarget:   {}",
-            result["route"], result["upstream"], result["target_url"]
+            "no match for {} {}: {reason}",
+            field("method"),
+            field("normalized_path")
         );
-    } else {
-        println!("no match for {method} {path}: {}", result["reason"]);
+        return;
+    }
+    println!(
+        "route:    {}\nupstream: {}\ntarget:   {} {}",
+        field("route"),
+        field("upstream"),
+        field("method"),
+        field("target_url")
+    );
+    if let Some(cred) = report["credential"].as_str() {
+        println!("key:      {cred}");
+    }
+    for h in report["headers"].as_array().into_iter().flatten() {
+        println!(
+            "header:   {}: {}",
+            h["name"].as_str().unwrap_or_default(),
+            h["value"].as_str().unwrap_or_default()
+        );
+    }
+    if !report["body"].is_null() {
+        println!("body:     {}", report["body"]);
     }
 }
 
 fn test(snap: &Snapshot, json: bool, args: &TestArgs) -> anyhow::Result<()> {
-    let method: http::Method = args.method.to_ascii_uppercase().parse()?;
-    let (raw_path, query) = match args.path.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (args.path.as_str(), None),
-    };
-    let path = normalize_path(raw_path)?;
-    let mut headers = http::HeaderMap::new();
+    let mut headers = std::collections::BTreeMap::new();
     for h in &args.headers {
         let (k, v) = h
             .split_once(':')
             .ok_or_else(|| anyhow::anyhow!("header must be 'name: value': {h}"))?;
-        headers.append(
-            http::HeaderName::from_bytes(k.trim().as_bytes())?,
-            v.trim().parse()?,
-        );
+        headers.insert(k.trim().to_string(), v.trim().to_string());
     }
     let body: Option<serde_json::Value> =
         args.body.as_deref().map(serde_json::from_str).transpose()?;
-    let view = body.as_ref().map_or(BodyView::NotLoaded, BodyView::Json);
-    let result = match snap.routes.find(&method, &path, &headers, view) {
-        MatchOutcome::Matched(m) => {
-            let rt = snap
-                .route(m.index())
-                .ok_or_else(|| anyhow::anyhow!("route runtime missing"))?;
-            let up = &rt.upstream;
-            let target = format!(
-                "{}://{}{}{}{}",
-                up.scheme,
-                up.authority,
-                up.base_path,
-                m.upstream_path(&path),
-                query.map(|q| format!("?{q}")).unwrap_or_default()
-            );
-            serde_json::json!({ "matched": true, "route": m.name(), "normalized_path": path,
-                "upstream": &*up.name, "target_url": target })
-        }
-        MatchOutcome::NeedBody => serde_json::json!({ "matched": false, "normalized_path": path,
-            "reason": "a candidate route has body conditions: pass --body" }),
-        MatchOutcome::NotFound => serde_json::json!({ "matched": false, "normalized_path": path,
-            "reason": "no route matches" }),
-    };
-    print_test(&result, json, method.as_str(), &path);
+    let report = dry_run(
+        snap,
+        &DryRunRequest {
+            method: args.method.clone(),
+            path: args.path.clone(),
+            headers,
+            body,
+        },
+    )?;
+    print_test(&serde_json::to_value(&report)?, json);
     Ok(())
 }
