@@ -26,6 +26,7 @@ use subtle::ConstantTimeEq;
 
 pub use error::AdminError;
 pub use keys::{KeyInput, expiry_from};
+pub use live::restore_redacted;
 pub use logs::LogQuery;
 
 /// The whole HTTP surface: admin API, health, metrics, and the proxy fallback.

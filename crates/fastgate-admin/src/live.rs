@@ -69,3 +69,51 @@ pub async fn apply(state: &AppState, actor: &Actor, change: Change) -> Result<Pl
     .await;
     Ok(planned)
 }
+
+/// Maps of an upstream or route whose values listings show as `[redacted]`.
+pub const REDACTED_MAPS: &[&[&str]] = &[
+    &["headers"],
+    &["add_headers"],
+    &["add_body_fields"],
+    &["match", "headers"],
+];
+
+fn map_at<'a>(
+    v: &'a mut serde_json::Value,
+    path: &[&str],
+) -> Option<&'a mut serde_json::Map<String, serde_json::Value>> {
+    path.iter()
+        .try_fold(v, |v, key| v.get_mut(*key))
+        .and_then(serde_json::Value::as_object_mut)
+}
+
+/// A listed object sent back (GET, edit, PUT) carries `[redacted]` where a value
+/// was hidden: keep the stored value there instead of storing the marker. A
+/// marker with no stored value behind it is refused.
+pub fn restore_redacted(
+    body: &mut serde_json::Value,
+    existing: Option<serde_json::Value>,
+) -> Result<(), AdminError> {
+    let mut existing = existing.unwrap_or(serde_json::Value::Null);
+    for path in REDACTED_MAPS {
+        let Some(map) = map_at(body, path) else {
+            continue;
+        };
+        let old = map_at(&mut existing, path);
+        for (k, v) in map.iter_mut() {
+            if v.as_str() != Some(crate::redact::REDACTED) {
+                continue;
+            }
+            match old.as_ref().and_then(|o| o.get(k)) {
+                Some(stored) => *v = stored.clone(),
+                None => {
+                    return Err(AdminError::field(
+                        &format!("{}.{k}", path.join(".")),
+                        "is \"[redacted]\" and there is no stored value to keep: send the real value",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -62,10 +62,18 @@ pub async fn show(
 
 /// A route from a request body: the config file's shape. The listing's flat
 /// `path`/`methods` are accepted in place of `match` (and ignored beside it).
-fn parse_route(mut body: Value) -> Result<RouteConfig, AdminError> {
+fn parse_route(state: &AppState, mut body: Value) -> Result<RouteConfig, AdminError> {
     if let Some(field) = validate::find_nul(&body, "") {
         return Err(AdminError::field(&field, "contains U+0000"));
     }
+    let existing = body["name"].as_str().and_then(|name| {
+        let live = state.inner().live.load();
+        live.routes
+            .iter()
+            .find(|r| r.name == name)
+            .and_then(|r| serde_json::to_value(r).ok())
+    });
+    crate::live::restore_redacted(&mut body, existing)?;
     let obj = body
         .as_object_mut()
         .ok_or_else(|| AdminError::BadRequest("request body: expected a JSON object".into()))?;
@@ -93,7 +101,7 @@ pub async fn create(
     actor: Actor,
     Body(body): Body<Value>,
 ) -> Result<impl IntoResponse, AdminError> {
-    let spec = parse_route(body)?;
+    let spec = parse_route(&state, body)?;
     let name = spec.name.clone();
     apply(
         &state,
@@ -114,7 +122,7 @@ pub async fn replace(
     Body(body): Body<Value>,
 ) -> Result<impl IntoResponse, AdminError> {
     validate::name("name", &name, MAX_NAME)?;
-    let spec = parse_route(body)?;
+    let spec = parse_route(&state, body)?;
     if spec.name != name {
         return Err(AdminError::BadRequest(format!(
             "the body names route '{}', the path '{name}'",

@@ -21,6 +21,7 @@ use crate::validate::{self, Body, MAX_NAME};
 
 /// Fields the API shows but does not take as input.
 const READ_ONLY: &[&str] = &["source"];
+const CREDENTIAL_READ_ONLY: &[&str] = &["source", "upstream", "key_hint"];
 
 fn view(file: &Config, live: &LiveObjects, u: &UpstreamConfig, source: Source) -> Value {
     let creds = credential_views(file, live, &u.name);
@@ -76,10 +77,21 @@ pub async fn show(
 
 /// The upstream of a request body (the config file's shape; `credentials` may
 /// carry keys to create or update with it).
-fn parse_upstream(mut body: Value) -> Result<(UpstreamConfig, Vec<CredentialInput>), AdminError> {
+fn parse_upstream(
+    state: &AppState,
+    mut body: Value,
+) -> Result<(UpstreamConfig, Vec<CredentialInput>), AdminError> {
     if let Some(field) = validate::find_nul(&body, "") {
         return Err(AdminError::field(&field, "contains U+0000"));
     }
+    let existing = body["name"].as_str().and_then(|name| {
+        let live = state.inner().live.load();
+        live.upstreams
+            .iter()
+            .find(|u| u.name == name)
+            .and_then(|u| serde_json::to_value(u).ok())
+    });
+    crate::live::restore_redacted(&mut body, existing)?;
     let obj = body
         .as_object_mut()
         .ok_or_else(|| AdminError::BadRequest("request body: expected a JSON object".into()))?;
@@ -87,8 +99,18 @@ fn parse_upstream(mut body: Value) -> Result<(UpstreamConfig, Vec<CredentialInpu
         obj.remove(*f);
     }
     let credentials = match obj.remove("credentials") {
-        Some(v) => serde_json::from_value::<Vec<CredentialInput>>(v)
-            .map_err(|e| AdminError::field("credentials", e))?,
+        Some(mut v) => {
+            // Entries as listed (`key_hint`, `source`, …) may be sent back as they are.
+            for c in v.as_array_mut().into_iter().flatten() {
+                if let Some(c) = c.as_object_mut() {
+                    for f in CREDENTIAL_READ_ONLY {
+                        c.remove(*f);
+                    }
+                }
+            }
+            serde_json::from_value::<Vec<CredentialInput>>(v)
+                .map_err(|e| AdminError::field("credentials", e))?
+        }
         None => Vec::new(),
     };
     let spec: UpstreamConfig = serde_json::from_value(body)
@@ -113,7 +135,7 @@ pub async fn create(
     actor: Actor,
     Body(body): Body<Value>,
 ) -> Result<impl IntoResponse, AdminError> {
-    let (spec, credentials) = parse_upstream(body)?;
+    let (spec, credentials) = parse_upstream(&state, body)?;
     let name = spec.name.clone();
     let change = Change::PutUpstream {
         spec,
@@ -131,7 +153,7 @@ pub async fn replace(
     Body(body): Body<Value>,
 ) -> Result<impl IntoResponse, AdminError> {
     validate::name("name", &name, MAX_NAME)?;
-    let (spec, credentials) = parse_upstream(body)?;
+    let (spec, credentials) = parse_upstream(&state, body)?;
     if spec.name != name {
         return Err(AdminError::BadRequest(format!(
             "the body names upstream '{}', the path '{name}'",

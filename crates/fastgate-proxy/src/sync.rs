@@ -163,28 +163,42 @@ async fn poll_versions(
 
 async fn listen(
     state: &AppState,
-    mut listener: fastgate_store::ChangeListener,
+    listener: fastgate_store::ChangeListener,
     seen: &mut Seen,
     cancel: &CancellationToken,
 ) {
     let mut resync = tokio::time::interval(FEED_RESYNC);
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut listener = Some(listener);
     loop {
+        let Some(feed) = listener.as_mut() else {
+            // The feed failed: its connection is dropped (a closing pool waits for
+            // it), and a new one is opened after a pause.
+            if state.store().is_closed() {
+                break;
+            }
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            match state.store().change_listener().await {
+                Ok(l) => listener = l,
+                Err(e) => tracing::debug!(error = %e, "change feed still unavailable"),
+            }
+            seen.sync(state).await;
+            continue;
+        };
         tokio::select! {
             () = cancel.cancelled() => break,
             _ = resync.tick() => seen.sync(state).await,
-            change = listener.recv() => match change {
+            change = feed.recv() => match change {
                 // Any change: the counters say what to reload (cheap, and a burst
                 // of notifications costs one reload per counter).
                 Ok(_) => seen.sync(state).await,
                 Err(e) => {
                     state.set_db_healthy(false);
                     tracing::warn!(error = %e, "change feed lost; reconnecting");
-                    tokio::select! {
-                        () = cancel.cancelled() => break,
-                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                    seen.sync(state).await;
+                    listener = None;
                 }
             },
         }

@@ -120,6 +120,14 @@ impl Store {
         Ok(())
     }
 
+    /// True once [`Store::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        match &self.inner {
+            Inner::Sqlite(p) => p.is_closed(),
+            Inner::Postgres(p) => p.is_closed(),
+        }
+    }
+
     /// Closes the pool, waiting for checked-out connections to come back.
     pub async fn close(&self) {
         match &self.inner {

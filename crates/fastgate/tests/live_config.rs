@@ -579,3 +579,75 @@ async fn rotation_while_running(backend: Backend) {
     h.stop().await;
 }
 both_backends!(rotation_while_running, rotation_while_running);
+
+/// An object as listed (values `[redacted]`, credentials as `key_hint`s) can be
+/// sent back with PUT: the stored values are kept, not the marker.
+async fn listed_objects_round_trip(backend: Backend) {
+    let h = Harness::start(backend, common::DEFAULT_ROUTES).await;
+    let key = h.key().await;
+    h.admin(
+        Method::POST,
+        "/admin/api/upstreams",
+        Some(live_upstream(&h.mock.url())),
+    )
+    .await;
+    let mut route = live_route();
+    route["add_headers"] = json!({ "x-route-secret": "route-value-1" });
+    let (status, _) = json_of(
+        h.admin(Method::POST, "/admin/api/routes", Some(route))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    let (_, mut up) = json_of(h.admin_get("/admin/api/upstreams/live-up").await).await;
+    up["retries"] = json!(2);
+    let (status, body) = json_of(
+        h.admin(Method::PUT, "/admin/api/upstreams/live-up", Some(up))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["retries"], 2);
+    let (_, mut r) = json_of(h.admin_get("/admin/api/routes/live-route").await).await;
+    assert_eq!(r["add_headers"]["x-route-secret"], "[redacted]");
+    r["priority"] = json!(5);
+    let (status, body) = json_of(
+        h.admin(Method::PUT, "/admin/api/routes/live-route", Some(r))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["priority"], 5);
+
+    assert_eq!(status_of(&h.base, &key, "/live/round-trip").await, 200);
+    let seen = h.mock.last_request().unwrap();
+    assert_eq!(seen.header("x-route-secret"), Some("route-value-1"));
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {LIVE_SECRET}").as_str())
+    );
+    // The marker on a value that was never stored is refused.
+    let (status, body) = json_of(
+        h.admin(
+            Method::POST,
+            "/admin/api/routes",
+            Some(
+                json!({ "name": "new", "match": { "path": "/new/**" }, "upstream": "live-up",
+                         "add_headers": { "x-a": "[redacted]" } }),
+            ),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("add_headers.x-a"),
+        "{body}"
+    );
+    h.stop().await;
+}
+both_backends!(listed_objects_round_trip, listed_objects_round_trip);

@@ -33,7 +33,8 @@ pub enum CredentialsCommand {
     /// Delete an API-managed provider key.
     Remove { upstream: String, name: String },
     /// Re-encrypt every stored provider key under a new master key (database
-    /// mode only; restart the gateways afterwards).
+    /// mode only; gateways reading the key file follow within a second, those
+    /// given FASTGATE_MASTER_KEY need the new key and a restart).
     RotateMasterKey(RotateArgs),
 }
 

@@ -28,6 +28,29 @@ pub struct LiveDb {
     pub live: LiveObjects,
 }
 
+impl LiveDb {
+    /// Put the stored values back where `body` (an object as `show --json` prints
+    /// it) carries `[redacted]`; see `fastgate_admin::restore_redacted`.
+    pub fn restore_redacted(&self, kind: &str, body: &mut Value) -> anyhow::Result<()> {
+        let name = body["name"].as_str().unwrap_or_default().to_owned();
+        let existing = match kind {
+            "upstream" => self
+                .live
+                .upstreams
+                .iter()
+                .find(|u| u.name == name)
+                .and_then(|u| serde_json::to_value(u).ok()),
+            _ => self
+                .live
+                .routes
+                .iter()
+                .find(|r| r.name == name)
+                .and_then(|r| serde_json::to_value(r).ok()),
+        };
+        fastgate_admin::restore_redacted(body, existing).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
 /// Read `FASTGATE_MASTER_KEY` (empty counts as unset).
 pub fn master_key_env() -> Option<String> {
     std::env::var(fastgate_upstream::MASTER_KEY_ENV)

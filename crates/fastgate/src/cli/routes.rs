@@ -191,7 +191,16 @@ async fn in_db(db: &LiveDb, json: bool, cmd: RoutesCommand) -> anyhow::Result<()
             return Ok(());
         }
         RoutesCommand::Add(a) => {
-            let spec: RouteConfig = typed(read_object(&a.file)?)?;
+            let mut body = read_object(&a.file)?;
+            db.restore_redacted("route", &mut body)?;
+            if let Some(obj) = body.as_object_mut() {
+                obj.remove("source");
+                if obj.contains_key("match") {
+                    obj.remove("path");
+                    obj.remove("methods");
+                }
+            }
+            let spec: RouteConfig = typed(body)?;
             let must_be_new = !a.replace;
             (Change::PutRoute { spec, must_be_new }, false)
         }

@@ -131,9 +131,23 @@ async fn over_http(client: &AdminClient, json: bool, cmd: UpstreamsCommand) -> a
 
 /// The admin API's upstream body as a change: the upstream and its keys.
 fn upstream_change(mut body: Value, must_be_new: bool) -> anyhow::Result<Change> {
-    let credentials = match body.as_object_mut().and_then(|o| o.remove("credentials")) {
-        Some(list) => typed::<Vec<CredentialInput>>(list)
-            .map_err(|e| anyhow::anyhow!("credentials{}", prefixed(&e.to_string())))?,
+    let obj = body
+        .as_object_mut()
+        .ok_or_else(|| anyhow::anyhow!("expected one object (a mapping)"))?;
+    obj.remove("source");
+    let credentials = match obj.remove("credentials") {
+        Some(mut list) => {
+            // Entries as `show --json` prints them may be given back unchanged.
+            for c in list.as_array_mut().into_iter().flatten() {
+                if let Some(c) = c.as_object_mut() {
+                    for f in ["source", "upstream", "key_hint"] {
+                        c.remove(f);
+                    }
+                }
+            }
+            typed::<Vec<CredentialInput>>(list)
+                .map_err(|e| anyhow::anyhow!("credentials{}", prefixed(&e.to_string())))?
+        }
         None => Vec::new(),
     };
     Ok(Change::PutUpstream {
@@ -157,7 +171,9 @@ async fn in_db(db: &LiveDb, json: bool, cmd: UpstreamsCommand) -> anyhow::Result
         UpstreamsCommand::List => print_upstreams(&db.upstreams(), json),
         UpstreamsCommand::Show { name } => print_object(&db.upstream(&name)?, json),
         UpstreamsCommand::Add(a) => {
-            let planned = db.apply(upstream_change(a.body()?, !a.replace)?).await?;
+            let mut body = a.body()?;
+            db.restore_redacted("upstream", &mut body)?;
+            let planned = db.apply(upstream_change(body, !a.replace)?).await?;
             let after = planned.after.map(|v| super::live::redacted("upstream", v));
             print_done(
                 json,
