@@ -80,6 +80,9 @@ pub struct Inner {
     /// Serialises changes made through this instance's admin API, so two changes
     /// are never planned against the same state (not on the request path).
     pub admin_changes: tokio::sync::Mutex<()>,
+    /// Orders reloads from the database (the change watcher's and an admin
+    /// change's): a load that read older rows never installs after a newer one.
+    pub reloads: tokio::sync::Mutex<()>,
     pub snapshot: ArcSwap<Snapshot>,
     pub keys: ArcSwap<KeyIndex>,
     pub clients: ClientCache,
@@ -133,6 +136,7 @@ impl AppState {
                 master_key: arc_swap::ArcSwapOption::from_pointee(parts.master_key),
                 master_key_file: parts.master_key_file,
                 admin_changes: tokio::sync::Mutex::new(()),
+                reloads: tokio::sync::Mutex::new(()),
                 snapshot: ArcSwap::from_pointee(snapshot),
                 keys: ArcSwap::from_pointee(parts.keys),
                 clients,

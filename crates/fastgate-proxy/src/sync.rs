@@ -20,6 +20,7 @@ use crate::state::AppState;
 /// Load every key from the store and swap in a new index. On a storage error
 /// the current index keeps serving.
 pub async fn reload_keys(state: &AppState) -> bool {
+    let _in_order = state.inner().reloads.lock().await;
     match state.store().list_keys().await {
         Ok(keys) => {
             let (index, skipped) = KeyIndex::build(keys);
@@ -40,6 +41,7 @@ pub async fn reload_keys(state: &AppState) -> bool {
 /// from the store and swap in a snapshot with them. A storage error or an
 /// invalid combination keeps the current state serving.
 pub async fn reload_live(state: &AppState) -> Result<(), String> {
+    let _in_order = state.inner().reloads.lock().await;
     let master = state.inner().master_key.load_full();
     let mut live = fastgate_live::load(state.store(), master.as_deref())
         .await
