@@ -117,3 +117,21 @@ pub fn restore_redacted(
     }
     Ok(())
 }
+
+/// A request body for an upstream or a route: an object without U+0000, with the
+/// stored values back where a listed copy says `[redacted]` (`stored` finds the
+/// stored object of that name) and without the read-only `source`.
+pub fn prepared_body(
+    mut body: serde_json::Value,
+    stored: impl FnOnce(&str) -> Option<serde_json::Value>,
+) -> Result<serde_json::Value, AdminError> {
+    if let Some(field) = crate::validate::find_nul(&body, "") {
+        return Err(AdminError::field(&field, "contains U+0000"));
+    }
+    let existing = body["name"].as_str().and_then(stored);
+    restore_redacted(&mut body, existing)?;
+    body.as_object_mut()
+        .ok_or_else(|| AdminError::BadRequest("request body: expected a JSON object".into()))?
+        .remove("source");
+    Ok(body)
+}

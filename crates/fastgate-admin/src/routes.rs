@@ -62,22 +62,19 @@ pub async fn show(
 
 /// A route from a request body: the config file's shape. The listing's flat
 /// `path`/`methods` are accepted in place of `match` (and ignored beside it).
-fn parse_route(state: &AppState, mut body: Value) -> Result<RouteConfig, AdminError> {
-    if let Some(field) = validate::find_nul(&body, "") {
-        return Err(AdminError::field(&field, "contains U+0000"));
-    }
-    let existing = body["name"].as_str().and_then(|name| {
+fn parse_route(state: &AppState, body: Value) -> Result<RouteConfig, AdminError> {
+    let mut body = crate::live::prepared_body(body, |name| {
         let live = state.inner().live.load();
         live.routes
             .iter()
             .find(|r| r.name == name)
             .and_then(|r| serde_json::to_value(r).ok())
-    });
-    crate::live::restore_redacted(&mut body, existing)?;
-    let obj = body
-        .as_object_mut()
-        .ok_or_else(|| AdminError::BadRequest("request body: expected a JSON object".into()))?;
-    obj.remove("source");
+    })?;
+    let Some(obj) = body.as_object_mut() else {
+        return Err(AdminError::BadRequest(
+            "request body: expected a JSON object".into(),
+        ));
+    };
     let path = obj.remove("path");
     let methods = obj.remove("methods");
     if !obj.contains_key("match")

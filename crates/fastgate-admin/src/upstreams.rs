@@ -19,8 +19,7 @@ use crate::events::Actor;
 use crate::live::{apply, redacted};
 use crate::validate::{self, Body, MAX_NAME};
 
-/// Fields the API shows but does not take as input.
-const READ_ONLY: &[&str] = &["source"];
+/// Fields of a listed credential the API does not take as input.
 const CREDENTIAL_READ_ONLY: &[&str] = &["source", "upstream", "key_hint"];
 
 fn view(file: &Config, live: &LiveObjects, u: &UpstreamConfig, source: Source) -> Value {
@@ -79,25 +78,20 @@ pub async fn show(
 /// carry keys to create or update with it).
 fn parse_upstream(
     state: &AppState,
-    mut body: Value,
+    body: Value,
 ) -> Result<(UpstreamConfig, Vec<CredentialInput>), AdminError> {
-    if let Some(field) = validate::find_nul(&body, "") {
-        return Err(AdminError::field(&field, "contains U+0000"));
-    }
-    let existing = body["name"].as_str().and_then(|name| {
+    let mut body = crate::live::prepared_body(body, |name| {
         let live = state.inner().live.load();
         live.upstreams
             .iter()
             .find(|u| u.name == name)
             .and_then(|u| serde_json::to_value(u).ok())
-    });
-    crate::live::restore_redacted(&mut body, existing)?;
-    let obj = body
-        .as_object_mut()
-        .ok_or_else(|| AdminError::BadRequest("request body: expected a JSON object".into()))?;
-    for f in READ_ONLY {
-        obj.remove(*f);
-    }
+    })?;
+    let Some(obj) = body.as_object_mut() else {
+        return Err(AdminError::BadRequest(
+            "request body: expected a JSON object".into(),
+        ));
+    };
     let credentials = match obj.remove("credentials") {
         Some(mut v) => {
             // Entries as listed (`key_hint`, `source`, …) may be sent back as they are.
