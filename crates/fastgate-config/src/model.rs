@@ -241,6 +241,9 @@ pub struct UpstreamConfig {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub credentials: Vec<CredentialConfig>,
+    /// How the next credential is chosen (default `weighted`).
+    #[serde(default)]
+    pub strategy: CredentialStrategy,
     #[serde(default)]
     pub pool: PoolConfig,
     /// Default timeouts for model deployments on this upstream.
@@ -264,6 +267,20 @@ pub struct Transforms {
     pub remove_headers: Vec<String>,
     #[serde(default)]
     pub add_body_fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// How an upstream chooses among its credentials.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialStrategy {
+    /// Each credential in turn, weights ignored.
+    RoundRobin,
+    /// A random credential, in proportion to its weight.
+    Random,
+    /// In turn, each credential as often as its weight, spread out
+    /// (weights 3 and 1 give A A B A).
+    #[default]
+    Weighted,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -3,7 +3,6 @@
 //! from a validated `Config` and swapped in atomically.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use fastgate_config::{
     Config, RouteAuditConfig, RouteConfig, TimeoutConfig, UpstreamConfig, UpstreamKind,
@@ -98,29 +97,22 @@ pub struct UpstreamRuntime {
     /// Path prefix of base_url without trailing slash ("" for none).
     pub base_path: String,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// One per configured credential, in order; `credential_pool` picks among them.
     pub credentials: Vec<CredentialRuntime>,
+    pub credential_pool: fastgate_upstream::Pool,
     pub pool: fastgate_config::PoolConfig,
-    next_credential: AtomicUsize,
 }
 
 impl UpstreamRuntime {
-    /// Round-robin over the credentials, weighted by repetition at build time.
+    /// The credential for the next request, by the upstream's `strategy`.
     pub fn pick_credential(&self) -> Option<&CredentialRuntime> {
-        if self.credentials.is_empty() {
-            return None;
-        }
-        let n = self.next_credential.fetch_add(1, Ordering::Relaxed);
-        self.credentials.get(n % self.credentials.len())
+        self.credentials.get(self.credential_pool.pick()?)
     }
 
     /// The credential [`Self::pick_credential`] would return next, without
     /// moving the rotation (what a dry run reports).
     pub fn peek_credential(&self) -> Option<&CredentialRuntime> {
-        if self.credentials.is_empty() {
-            return None;
-        }
-        let n = self.next_credential.load(Ordering::Relaxed);
-        self.credentials.get(n % self.credentials.len())
+        self.credentials.get(self.credential_pool.peek()?)
     }
 }
 
@@ -182,14 +174,13 @@ fn build_upstream(i: usize, u: &UpstreamConfig) -> Result<UpstreamRuntime, Snaps
                 )
             })?;
         value.set_sensitive(true);
-        for _ in 0..c.weight.max(1) {
-            credentials.push(CredentialRuntime {
-                name: Arc::from(c.name.as_str()),
-                header_name: header_name.clone(),
-                header_value: value.clone(),
-            });
-        }
+        credentials.push(CredentialRuntime {
+            name: Arc::from(c.name.as_str()),
+            header_name: header_name.clone(),
+            header_value: value,
+        });
     }
+    let weights: Vec<u32> = u.credentials.iter().map(|c| c.weight).collect();
     Ok(UpstreamRuntime {
         name: Arc::from(u.name.as_str()),
         kind: u.kind,
@@ -198,8 +189,8 @@ fn build_upstream(i: usize, u: &UpstreamConfig) -> Result<UpstreamRuntime, Snaps
         base_path,
         headers: header_pairs(&format!("{path}.headers"), &u.headers)?,
         credentials,
+        credential_pool: fastgate_upstream::Pool::new(u.strategy.into(), &weights),
         pool: u.pool.clone(),
-        next_credential: AtomicUsize::new(0),
     })
 }
 

@@ -29,6 +29,16 @@ pub enum Strategy {
     LeastInFlight,
 }
 
+impl From<fastgate_config::CredentialStrategy> for Strategy {
+    fn from(s: fastgate_config::CredentialStrategy) -> Self {
+        match s {
+            fastgate_config::CredentialStrategy::RoundRobin => Self::RoundRobin,
+            fastgate_config::CredentialStrategy::Random => Self::Random,
+            fastgate_config::CredentialStrategy::Weighted => Self::Weighted,
+        }
+    }
+}
+
 /// Quota left of a member without a quota.
 pub const UNLIMITED: u64 = u64::MAX;
 
@@ -162,6 +172,28 @@ impl Pool {
                 self.best(|m| std::cmp::Reverse(m.in_flight.load(Ordering::Relaxed)))
             }
             Strategy::MostQuotaLeft => self.best(|m| m.quota_left.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// The member [`Self::pick`] would return next, without moving the rotation
+    /// (what a dry run reports). For `Random` it is one possible pick.
+    pub fn peek(&self) -> Option<usize> {
+        let n = self.members.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.cursor.load(Ordering::Relaxed);
+        let first_usable = |len: usize, member_at: &dyn Fn(usize) -> usize| {
+            (0..len)
+                .map(|step| member_at(start.wrapping_add(step)))
+                .find(|&i| self.is_usable(i))
+        };
+        match self.strategy {
+            Strategy::Weighted => {
+                let len = self.sequence.len();
+                first_usable(len, &|k| self.sequence[k % len] as usize)
+            }
+            _ => first_usable(n, &|k| k % n),
         }
     }
 
@@ -325,6 +357,19 @@ mod tests {
             assert_eq!(pool.pick(), Some(1), "{strategy:?}: back in rotation");
         }
         assert_eq!(Pool::new(Strategy::Weighted, &[]).pick(), None);
+    }
+
+    #[test]
+    fn peek_names_the_next_pick_without_moving() {
+        for strategy in [Strategy::RoundRobin, Strategy::Weighted] {
+            let pool = Pool::new(strategy, &[2, 1, 1]);
+            pool.set_usable(0, false);
+            for _ in 0..5 {
+                let next = pool.peek();
+                assert_eq!(pool.peek(), next, "{strategy:?}: peek moved the rotation");
+                assert_eq!(pool.pick(), next, "{strategy:?}");
+            }
+        }
     }
 
     #[test]

@@ -62,6 +62,7 @@ fn add_demo_model(cfg: &mut fastgate_config::Config) {
             auth_scheme: None,
             headers: Default::default(),
             credentials: Vec::new(),
+            strategy: Default::default(),
             pool: Default::default(),
             timeout: None,
             retries: None,
