@@ -9,19 +9,25 @@
 //!
 //! The pipeline and every setting are described in `docs/configuration.md`.
 
+pub mod alerts;
 mod env;
 mod error;
+pub mod health;
 mod interpolate;
 pub mod llm;
 mod load;
 mod model;
+pub mod rules;
 mod secret;
 mod validate;
 
+pub use alerts::{AlertConfig, AlertKind};
 pub use env::{ENV_PREFIX, ENV_SHORTCUTS, override_vars};
 pub use error::ConfigError;
+pub use health::{CircuitConfig, CredentialQuota, HealthConfig, ProbeConfig};
 pub use llm::{DeploymentConfig, LlmConfig, ModelGroupConfig, ModelKind, PriceConfig};
 pub use load::{DEFAULT_DATA_DIR, check, check_str, load, load_str};
 pub use model::*;
+pub use rules::{ActionConfig, Condition, RuleConfig};
 pub use secret::Secret;
 pub use validate::{MAX_RETRIES, MIN_ADMIN_TOKEN_LEN, validate, validate_all};

@@ -36,6 +36,25 @@ pub struct Config {
     /// database (generated with mode 0600 when missing). The `FASTGATE_MASTER_KEY`
     /// variable (the key itself) takes precedence. Empty: `<data_dir>/master_key`.
     pub master_key_file: PathBuf,
+    /// IANA time zone for daily resets and times shown to people (default `UTC`).
+    pub timezone: Timezone,
+    /// Credential health: built-in rules, circuit breaker, quota reset hour.
+    pub health: crate::health::HealthConfig,
+    /// Rules that take credentials out of rotation on matching answers.
+    pub rules: Vec<crate::rules::RuleConfig>,
+    /// Alert channels named by rules' `alert` actions.
+    pub alerts: Vec<crate::alerts::AlertConfig>,
+}
+
+/// An IANA time zone name (`UTC`, `Asia/Shanghai`), checked by validation.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Timezone(pub String);
+
+impl Default for Timezone {
+    fn default() -> Self {
+        Self("UTC".into())
+    }
 }
 
 /// The path prefix of the generic passthrough by upstream name (default `/proxy`).
@@ -246,6 +265,9 @@ pub struct UpstreamConfig {
     pub strategy: CredentialStrategy,
     #[serde(default)]
     pub pool: PoolConfig,
+    /// A cheap request sent with disabled credentials to bring them back early.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<crate::health::ProbeConfig>,
     /// Default timeouts for model deployments on this upstream.
     #[serde(default)]
     pub timeout: Option<TimeoutConfig>,
@@ -281,6 +303,10 @@ pub enum CredentialStrategy {
     /// (weights 3 and 1 give A A B A).
     #[default]
     Weighted,
+    /// The active credential with the most daily quota left.
+    MostQuotaLeft,
+    /// The active credential with the fewest requests in flight.
+    LeastInFlight,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -290,6 +316,12 @@ pub struct CredentialConfig {
     pub key: Secret<String>,
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// Daily limits; reaching one makes the credential `exhausted` until the reset.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::health::CredentialQuota::is_unset"
+    )]
+    pub quota: crate::health::CredentialQuota,
 }
 
 fn default_weight() -> u32 {

@@ -44,6 +44,7 @@ pub fn merge(file: &Config, live: &LiveObjects) -> Result<Config, LiveError> {
             name: c.name.clone(),
             key: c.key.clone(),
             weight: c.weight,
+            quota: Default::default(),
         });
     }
     Ok(merged)

@@ -35,6 +35,8 @@ impl From<fastgate_config::CredentialStrategy> for Strategy {
             fastgate_config::CredentialStrategy::RoundRobin => Self::RoundRobin,
             fastgate_config::CredentialStrategy::Random => Self::Random,
             fastgate_config::CredentialStrategy::Weighted => Self::Weighted,
+            fastgate_config::CredentialStrategy::MostQuotaLeft => Self::MostQuotaLeft,
+            fastgate_config::CredentialStrategy::LeastInFlight => Self::LeastInFlight,
         }
     }
 }

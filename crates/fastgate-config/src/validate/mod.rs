@@ -1,9 +1,12 @@
 //! Phase two of loading: rules that serde cannot express (ranges, cross references,
 //! syntax of strings). Every error carries the field path of the offending value.
 
+mod alerts;
+mod health;
 mod http;
 mod models;
 mod routes;
+mod rules;
 mod upstreams;
 
 use std::net::IpAddr;
@@ -59,6 +62,9 @@ pub fn validate_all(cfg: &Config) -> Vec<ConfigError> {
     routes::check(&cfg.routes, &cfg.upstreams, &mut r);
     models::check(&cfg.models, &cfg.upstreams, &mut r);
     proxy_prefix(&cfg.proxy_prefix.0, &mut r);
+    health::check(cfg, &mut r);
+    rules::check(cfg, &mut r);
+    alerts::check(cfg, &mut r);
     if cfg.llm.default_max_tokens == 0 {
         r.err("llm.default_max_tokens", "must be greater than 0");
     }
