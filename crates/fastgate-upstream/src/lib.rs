@@ -3,13 +3,16 @@
 //! The vault keeps provider keys encrypted at rest, so a copy of the database
 //! (backup, replica, stolen disk) does not hand out the provider keys by itself.
 //! Pools choose which credential serves a request (strategies, usable members,
-//! in-flight and quota counts, lock-free). Credential health and rules will live
-//! here too.
+//! in-flight and quota counts, lock-free). Health keeps each credential's state,
+//! circuit, quota and counters; rules decide what answers do to them; alerts
+//! tell people.
 
+pub mod health;
 pub mod pool;
 pub mod vault;
 
-pub use pool::{InFlight, Pool, Strategy};
+pub use health::{CredentialHealth, CredentialState, HealthRegistry, InFlight};
+pub use pool::{PickContext, Pool, Strategy};
 
 pub use vault::{
     MASTER_KEY_ENV, MasterKey, MasterKeySource, VaultError, key_hint, sealed_key_id, write_key_file,

@@ -5,9 +5,12 @@
 //! the member is usable (active), how many requests it has in flight, and how
 //! much of its quota is left. The strategy decides among the usable members.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rand::Rng;
+
+use crate::health::{CircuitSettings, CredentialHealth, CredentialState, InFlight};
 
 /// How a pool chooses among its usable credentials (`strategy:` of an upstream).
 #[derive(
@@ -41,20 +44,17 @@ impl From<fastgate_config::CredentialStrategy> for Strategy {
     }
 }
 
-/// Quota left of a member without a quota.
-pub const UNLIMITED: u64 = u64::MAX;
-
 /// Longest weighted sequence kept; larger weight sums are scaled down to it.
 const MAX_SEQUENCE: u64 = 4096;
 
 struct Member {
     weight: u32,
-    usable: AtomicBool,
-    in_flight: AtomicU32,
-    quota_left: AtomicU64,
+    health: Arc<CredentialHealth>,
 }
 
 /// The credentials of one upstream, by index (the order they were given in).
+/// Each member's health lives in the [`crate::health::HealthRegistry`] and
+/// outlives the pool: a reload builds a new pool over the same health.
 pub struct Pool {
     strategy: Strategy,
     members: Vec<Member>,
@@ -72,29 +72,45 @@ impl std::fmt::Debug for Pool {
     }
 }
 
-/// A request counted in flight on a member until dropped.
-#[derive(Debug)]
-pub struct InFlight<'a> {
-    counter: &'a AtomicU32,
+/// What a pick needs to know besides the pool: the time, the quota day and
+/// the circuit settings (read once per request from the registry).
+#[derive(Debug, Clone, Copy)]
+pub struct PickContext {
+    pub now_ms: i64,
+    pub day: i64,
+    pub circuit: CircuitSettings,
 }
 
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.counter.fetch_sub(1, Ordering::Relaxed);
+impl PickContext {
+    /// Now, on quota day 0, with the default circuit (tests and tools).
+    pub fn now() -> Self {
+        Self {
+            now_ms: chrono::Utc::now().timestamp_millis(),
+            day: 0,
+            circuit: CircuitSettings::default(),
+        }
     }
 }
 
 impl Pool {
-    /// A pool of `weights.len()` members, all usable, no quota, none in flight.
-    /// A weight of 0 counts as 1.
+    /// A pool of `weights.len()` members with fresh health (all active, no
+    /// quota). A weight of 0 counts as 1.
     pub fn new(strategy: Strategy, weights: &[u32]) -> Self {
-        let members: Vec<Member> = weights
+        let members = weights
             .iter()
-            .map(|&w| Member {
+            .enumerate()
+            .map(|(i, &w)| (w, Arc::new(CredentialHealth::new("", &format!("#{i}")))))
+            .collect();
+        Self::with_health(strategy, members)
+    }
+
+    /// A pool over credentials whose health the registry keeps.
+    pub fn with_health(strategy: Strategy, members: Vec<(u32, Arc<CredentialHealth>)>) -> Self {
+        let members: Vec<Member> = members
+            .into_iter()
+            .map(|(w, health)| Member {
                 weight: w.max(1),
-                usable: AtomicBool::new(true),
-                in_flight: AtomicU32::new(0),
-                quota_left: AtomicU64::new(UNLIMITED),
+                health,
             })
             .collect();
         let sequence = if strategy == Strategy::Weighted {
@@ -122,128 +138,171 @@ impl Pool {
         self.members.is_empty()
     }
 
-    /// Take member `i` in or out of rotation.
+    pub fn health(&self, i: usize) -> Option<&Arc<CredentialHealth>> {
+        self.members.get(i).map(|m| &m.health)
+    }
+
+    /// Take member `i` in or out of rotation by hand (tests and tools; the
+    /// registry changes states with a reason).
     pub fn set_usable(&self, i: usize, usable: bool) {
         if let Some(m) = self.members.get(i) {
-            m.usable.store(usable, Ordering::Relaxed);
+            let state = if usable {
+                CredentialState::Active
+            } else {
+                CredentialState::Disabled
+            };
+            m.health.set_state(state, "set by hand", None, "pool", 0);
         }
     }
 
-    pub fn is_usable(&self, i: usize) -> bool {
+    pub fn is_usable(&self, i: usize, cx: &PickContext) -> bool {
         self.members
             .get(i)
-            .is_some_and(|m| m.usable.load(Ordering::Relaxed))
-    }
-
-    /// Record how much quota member `i` has left ([`UNLIMITED`] for none).
-    pub fn set_quota_left(&self, i: usize, left: u64) {
-        if let Some(m) = self.members.get(i) {
-            m.quota_left.store(left, Ordering::Relaxed);
-        }
+            .is_some_and(|m| m.health.is_usable(cx.now_ms, cx.day, &cx.circuit))
     }
 
     /// Count a request in flight on member `i` until the guard is dropped.
-    pub fn begin(&self, i: usize) -> Option<InFlight<'_>> {
-        let m = self.members.get(i)?;
-        m.in_flight.fetch_add(1, Ordering::Relaxed);
-        Some(InFlight {
-            counter: &m.in_flight,
-        })
+    pub fn begin(&self, i: usize) -> Option<InFlight> {
+        self.members.get(i).map(|m| m.health.begin())
     }
 
     pub fn in_flight(&self, i: usize) -> u32 {
-        self.members
-            .get(i)
-            .map_or(0, |m| m.in_flight.load(Ordering::Relaxed))
+        self.members.get(i).map_or(0, |m| m.health.in_flight())
     }
 
-    /// The member to use next, or `None` when no member is usable.
+    /// The member to use next, now, skipping none (tests and tools).
     pub fn pick(&self) -> Option<usize> {
+        self.pick_skipping(&PickContext::now(), &[])
+    }
+
+    /// The member to use next, not one of `skip` (those a request already
+    /// tried), or `None` when no other member is usable. The chosen member is
+    /// claimed: its daily quota counts the request and a half-open circuit
+    /// gives it its one trial; when another request took the last of it, the
+    /// next member is chosen.
+    pub fn pick_skipping(&self, cx: &PickContext, skip: &[usize]) -> Option<usize> {
+        let mut taken: Vec<usize> = Vec::new();
+        loop {
+            let allowed =
+                |i: usize| !skip.contains(&i) && !taken.contains(&i) && self.is_usable(i, cx);
+            let i = self.choose(cx, &allowed)?;
+            if self.members[i].health.claim(cx.now_ms, cx.day, &cx.circuit) {
+                return Some(i);
+            }
+            taken.push(i);
+        }
+    }
+
+    fn choose(&self, cx: &PickContext, allowed: &dyn Fn(usize) -> bool) -> Option<usize> {
         let n = self.members.len();
         if n == 0 {
             return None;
         }
         match self.strategy {
-            Strategy::RoundRobin => self.next_in_turn(n, |k| k % n),
+            Strategy::RoundRobin => self.next_in_turn(n, |k| k % n, allowed),
             Strategy::Weighted => {
                 let len = self.sequence.len();
-                self.next_in_turn(len, |k| self.sequence[k % len] as usize)
+                self.next_in_turn(len, |k| self.sequence[k % len] as usize, allowed)
             }
-            Strategy::Random => self.random(),
+            Strategy::Random => self.random(allowed),
             Strategy::LeastInFlight => {
-                self.best(|m| std::cmp::Reverse(m.in_flight.load(Ordering::Relaxed)))
+                let start = self.cursor.fetch_add(1, Ordering::Relaxed);
+                self.best_from(start, allowed, |m| std::cmp::Reverse(m.health.in_flight()))
             }
-            Strategy::MostQuotaLeft => self.best(|m| m.quota_left.load(Ordering::Relaxed)),
+            Strategy::MostQuotaLeft => {
+                let start = self.cursor.fetch_add(1, Ordering::Relaxed);
+                self.best_from(start, allowed, |m| m.health.quota_score(cx.day))
+            }
         }
     }
 
     /// The member [`Self::pick`] would return next, without moving the rotation
-    /// (what a dry run reports). For `Random` it is one possible pick.
-    pub fn peek(&self) -> Option<usize> {
+    /// or claiming anything (what a dry run reports). For `Random` it is one
+    /// possible pick.
+    pub fn peek(&self, cx: &PickContext) -> Option<usize> {
         let n = self.members.len();
         if n == 0 {
             return None;
         }
         let start = self.cursor.load(Ordering::Relaxed);
-        let first_usable = |len: usize, member_at: &dyn Fn(usize) -> usize| {
+        let allowed = |i: usize| self.is_usable(i, cx);
+        let first_allowed = |len: usize, member_at: &dyn Fn(usize) -> usize| {
             (0..len)
                 .map(|step| member_at(start.wrapping_add(step)))
-                .find(|&i| self.is_usable(i))
+                .find(|&i| allowed(i))
         };
         match self.strategy {
             Strategy::Weighted => {
                 let len = self.sequence.len();
-                first_usable(len, &|k| self.sequence[k % len] as usize)
+                first_allowed(len, &|k| self.sequence[k % len] as usize)
             }
-            _ => first_usable(n, &|k| k % n),
+            Strategy::LeastInFlight => {
+                self.best_from(start, &allowed, |m| std::cmp::Reverse(m.health.in_flight()))
+            }
+            Strategy::MostQuotaLeft => {
+                self.best_from(start, &allowed, |m| m.health.quota_score(cx.day))
+            }
+            Strategy::RoundRobin | Strategy::Random => first_allowed(n, &|k| k % n),
         }
     }
 
     /// Walk a cyclic order of `len` slots from the shared cursor to the first
-    /// usable member; one full turn without one means none is usable.
-    fn next_in_turn(&self, len: usize, member_at: impl Fn(usize) -> usize) -> Option<usize> {
+    /// allowed member; one full turn without one means none is.
+    fn next_in_turn(
+        &self,
+        len: usize,
+        member_at: impl Fn(usize) -> usize,
+        allowed: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
         let start = self.cursor.fetch_add(1, Ordering::Relaxed);
         (0..len)
             .map(|step| member_at(start.wrapping_add(step)))
-            .find(|&i| self.is_usable(i))
+            .find(|&i| allowed(i))
     }
 
-    fn random(&self) -> Option<usize> {
-        let usable = || {
-            self.members
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| m.usable.load(Ordering::Relaxed))
-        };
-        let total: u64 = usable().map(|(_, m)| u64::from(m.weight)).sum();
+    fn random(&self, allowed: &dyn Fn(usize) -> bool) -> Option<usize> {
+        let mut total = 0u64;
+        for (i, m) in self.members.iter().enumerate() {
+            if allowed(i) {
+                total += u64::from(m.weight);
+            }
+        }
         if total == 0 {
             return None;
         }
         let mut ticket = rand::rng().random_range(0..total);
-        for (i, m) in usable() {
+        let mut last = None;
+        for (i, m) in self.members.iter().enumerate() {
+            if !allowed(i) {
+                continue;
+            }
             let w = u64::from(m.weight);
             if ticket < w {
                 return Some(i);
             }
             ticket -= w;
+            last = Some(i);
         }
-        // A member left rotation between the two passes: take any usable one.
-        usable().map(|(i, _)| i).next()
+        // A member left rotation between the two passes: take one still allowed.
+        last
     }
 
-    /// The usable member with the highest `score`; ties go round in turn, so equal
-    /// members share the load.
-    fn best<K: Ord>(&self, score: impl Fn(&Member) -> K) -> Option<usize> {
+    /// The allowed member with the highest `score`, looking from `start`; ties
+    /// go round in turn, so equal members share the load.
+    fn best_from<K: Ord>(
+        &self,
+        start: usize,
+        allowed: &dyn Fn(usize) -> bool,
+        score: impl Fn(&Member) -> K,
+    ) -> Option<usize> {
         let n = self.members.len();
-        let start = self.cursor.fetch_add(1, Ordering::Relaxed);
         let mut best: Option<(usize, K)> = None;
         for step in 0..n {
             let i = start.wrapping_add(step) % n;
-            let m = &self.members[i];
-            if !m.usable.load(Ordering::Relaxed) {
+            if !allowed(i) {
                 continue;
             }
-            let s = score(m);
+            let s = score(&self.members[i]);
             if best.as_ref().is_none_or(|(_, b)| s > *b) {
                 best = Some((i, s));
             }
@@ -367,8 +426,12 @@ mod tests {
             let pool = Pool::new(strategy, &[2, 1, 1]);
             pool.set_usable(0, false);
             for _ in 0..5 {
-                let next = pool.peek();
-                assert_eq!(pool.peek(), next, "{strategy:?}: peek moved the rotation");
+                let next = pool.peek(&PickContext::now());
+                assert_eq!(
+                    pool.peek(&PickContext::now()),
+                    next,
+                    "{strategy:?}: peek moved the rotation"
+                );
                 assert_eq!(pool.pick(), next, "{strategy:?}");
             }
         }
@@ -394,15 +457,78 @@ mod tests {
     #[test]
     fn most_quota_left_prefers_the_fullest_member() {
         let pool = Pool::new(Strategy::MostQuotaLeft, &[1, 1, 1]);
-        pool.set_quota_left(0, 10);
-        pool.set_quota_left(1, 500);
-        pool.set_quota_left(2, 20);
-        assert_eq!(counts(&pool, 10), vec![0, 10, 0]);
-        pool.set_quota_left(1, 5);
-        assert_eq!(pool.pick(), Some(2));
+        let quota = |n| fastgate_config::CredentialQuota {
+            requests_per_day: Some(n),
+            tokens_per_day: None,
+        };
+        let cx = PickContext::now();
+        pool.health(0).unwrap().set_quota(&quota(10));
+        pool.health(1).unwrap().set_quota(&quota(10));
+        pool.health(2).unwrap().set_quota(&quota(10));
+        // Use 6 of member 0's and 3 of member 2's requests.
+        for _ in 0..6 {
+            assert!(
+                pool.health(0)
+                    .unwrap()
+                    .claim(cx.now_ms, cx.day, &cx.circuit)
+            );
+        }
+        for _ in 0..3 {
+            assert!(
+                pool.health(2)
+                    .unwrap()
+                    .claim(cx.now_ms, cx.day, &cx.circuit)
+            );
+        }
+        // Member 1 (10 left) takes picks until it is level with member 2 (7),
+        // then they share; member 0 (4 left) waits.
+        let pick = || pool.pick_skipping(&cx, &[]).unwrap();
+        let first: Vec<usize> = (0..3).map(|_| pick()).collect();
+        assert_eq!(first, vec![1, 1, 1]);
+        let mut next: Vec<usize> = (0..2).map(|_| pick()).collect();
+        next.sort_unstable();
+        assert_eq!(next, vec![1, 2], "level members share");
         // No quota counts as the most left.
-        pool.set_quota_left(0, UNLIMITED);
-        assert_eq!(pool.pick(), Some(0));
+        pool.health(0)
+            .unwrap()
+            .set_quota(&fastgate_config::CredentialQuota::default());
+        assert_eq!(pool.pick_skipping(&cx, &[]), Some(0));
+    }
+
+    #[test]
+    fn a_daily_quota_is_never_overdrawn() {
+        let pool = Pool::new(Strategy::RoundRobin, &[1, 1]);
+        let q = fastgate_config::CredentialQuota {
+            requests_per_day: Some(3),
+            tokens_per_day: None,
+        };
+        pool.health(0).unwrap().set_quota(&q);
+        pool.health(1).unwrap().set_quota(&q);
+        let cx = PickContext::now();
+        let c =
+            (0..10)
+                .filter_map(|_| pool.pick_skipping(&cx, &[]))
+                .fold(vec![0, 0], |mut c, i| {
+                    c[i] += 1;
+                    c
+                });
+        assert_eq!(c, vec![3, 3]);
+        // The next quota day starts from zero.
+        let tomorrow = PickContext {
+            day: cx.day + 1,
+            ..cx
+        };
+        assert!(pool.pick_skipping(&tomorrow, &[]).is_some());
+    }
+
+    #[test]
+    fn skipped_members_are_not_picked() {
+        let pool = Pool::new(Strategy::Weighted, &[1, 1, 1]);
+        let cx = PickContext::now();
+        for _ in 0..10 {
+            assert_eq!(pool.pick_skipping(&cx, &[0, 2]), Some(1));
+        }
+        assert_eq!(pool.pick_skipping(&cx, &[0, 1, 2]), None);
     }
 
     #[test]
