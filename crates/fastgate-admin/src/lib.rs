@@ -3,6 +3,7 @@
 
 mod error;
 mod events;
+mod health;
 mod keys;
 mod live;
 mod logs;
@@ -63,6 +64,12 @@ pub fn router(state: AppState) -> Router {
             "/upstreams/{name}/credentials/{cred}",
             axum::routing::put(upstreams::replace_credential).delete(upstreams::delete_credential),
         )
+        .route(
+            "/upstreams/{name}/credentials/{cred}/state",
+            post(health::set_state),
+        )
+        .route("/rule-events", get(health::rule_events))
+        .route("/tasks", get(health::tasks))
         .route("/admin-events", get(events::list))
         .route("/models", get(models::list).post(models::create))
         .route(

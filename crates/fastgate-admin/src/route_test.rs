@@ -67,8 +67,12 @@ pub async fn probe(
     };
     let snap = state.inner().snapshot.load_full();
     let req = probe_request(&snap, &name, input)?;
-    let prepared = match prepare(&snap, &req, CredentialPick::Next)
-        .map_err(|e| AdminError::BadRequest(e.to_string()))?
+    let prepared = match prepare(
+        &snap,
+        &req,
+        CredentialPick::Next(state.health().pick_context()),
+    )
+    .map_err(|e| AdminError::BadRequest(e.to_string()))?
     {
         Prepared::Matched(p) => p,
         Prepared::Unmatched(report) => {

@@ -186,7 +186,16 @@ fn credential_list(state: &AppState, upstream: &str) -> Result<Vec<Value>, Admin
     }
     Ok(credential_views(&file, &live, upstream)
         .into_iter()
-        .filter_map(|c| serde_json::to_value(c).ok())
+        .filter_map(|c| {
+            let mut v = serde_json::to_value(&c).ok()?;
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert(
+                    "health".into(),
+                    crate::health::credential_health(state, upstream, &c.name),
+                );
+            }
+            Some(v)
+        })
         .collect())
 }
 

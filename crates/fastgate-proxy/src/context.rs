@@ -56,6 +56,9 @@ pub struct RequestContext {
     pub route_metrics: Option<Arc<m::RouteMetrics>>,
     pub upstream: Option<Arc<str>>,
     pub credential: Option<Arc<str>>,
+    /// The credential of the current attempt, counted in flight until the
+    /// response ends; the tokens it used count against its daily quota.
+    pub credential_flight: Option<fastgate_upstream::InFlight>,
     pub target_url: Option<String>,
     pub request_bytes: u64,
     pub model: Option<String>,
@@ -122,6 +125,7 @@ impl RequestContext {
             route_metrics: None,
             upstream: None,
             credential: None,
+            credential_flight: None,
             target_url: None,
             request_bytes: 0,
             model: None,
@@ -175,6 +179,13 @@ impl RequestContext {
         }
         if let Some(u) = &outcome.usage {
             self.record_usage_metrics(u);
+            if let Some(flight) = &self.credential_flight {
+                let health = self.state.health();
+                flight
+                    .health()
+                    .add_tokens(u.input + u.output, health.quota_day().number);
+                health.check_quota(flight.health());
+            }
         }
         let state = self.state.clone();
         state.send_audit(self.into_record(outcome, elapsed));

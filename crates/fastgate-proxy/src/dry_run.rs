@@ -90,7 +90,8 @@ pub enum DryRunError {
 /// (a real request), or the next without moving it (an explanation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialPick {
-    Next,
+    /// Claimed like a request's (counts against the credential's daily quota).
+    Next(fastgate_upstream::PickContext),
     Peek,
 }
 
@@ -209,8 +210,8 @@ pub fn prepare<'s>(
         request_id,
     );
     let credential = match pick {
-        CredentialPick::Next => up.pick_credential(),
-        CredentialPick::Peek => up.peek_credential(),
+        CredentialPick::Next(cx) => up.pick_credential(&cx, &[]).map(|(_, c)| c),
+        CredentialPick::Peek => up.peek_credential(&fastgate_upstream::PickContext::now()),
     };
     if let Some(cred) = credential {
         insert_credential(&mut out, cred);
@@ -610,9 +611,15 @@ routes:
     fn dry_run_does_not_move_the_rotation() {
         let snap = snapshot();
         let up = &snap.upstreams[0];
-        let before = up.peek_credential().map(|c| c.name.clone());
+        let before = up
+            .peek_credential(&fastgate_upstream::PickContext::now())
+            .map(|c| c.name.clone());
         dry_run(&snap, &request("GET", "/user/1", &[])).unwrap();
-        assert_eq!(up.peek_credential().map(|c| c.name.clone()), before);
+        assert_eq!(
+            up.peek_credential(&fastgate_upstream::PickContext::now())
+                .map(|c| c.name.clone()),
+            before
+        );
         let Prepared::Matched(p) =
             prepare(&snap, &request("GET", "/user/1", &[]), CredentialPick::Next).unwrap()
         else {

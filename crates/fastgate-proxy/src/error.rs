@@ -60,8 +60,12 @@ pub enum ProxyError {
     UpstreamTimeout { upstream: String, secs: f64 },
     #[error("upstream '{upstream}' failed: {reason}")]
     UpstreamFailed { upstream: String, reason: String },
-    #[error("upstream '{0}' has no usable credential")]
-    NoCredential(String),
+    #[error("upstream '{upstream}' has no usable credential{}", retry_hint(*.retry_after_secs))]
+    NoCredential {
+        upstream: String,
+        /// When the first credential returns by itself (`None`: only by hand).
+        retry_after_secs: Option<u64>,
+    },
     #[error("rate limit exceeded: {limit} {window}; retry after {retry_after_secs}s")]
     RateLimited {
         window: &'static str,
@@ -110,7 +114,7 @@ impl ProxyError {
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UpstreamConnect { .. } | Self::UpstreamFailed { .. } => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            Self::NoCredential(_) | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NoCredential { .. } | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -138,7 +142,7 @@ impl ProxyError {
             Self::UpstreamConnect { .. } => "upstream_unreachable",
             Self::UpstreamTimeout { .. } => "upstream_timeout",
             Self::UpstreamFailed { .. } => "upstream_error",
-            Self::NoCredential(_) => "no_credential",
+            Self::NoCredential { .. } => "no_credential",
             Self::RateLimited { .. } => "rate_limit_exceeded",
             Self::Overloaded { .. } => "overloaded",
             Self::Internal(_) => "internal_error",
@@ -211,6 +215,14 @@ impl ProxyError {
                 HeaderValue::from(*retry_after_secs),
             );
         }
+        if let Self::NoCredential {
+            retry_after_secs: Some(secs),
+            ..
+        } = self
+        {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+        }
         if let Self::Overloaded { retry_after_secs } = self {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
@@ -255,5 +267,13 @@ mod tests {
             ClientProtocol::detect("/v1/chat/completions", &h),
             ClientProtocol::OpenAi
         );
+    }
+}
+
+/// " (one returns in 42s)" or " (every credential is banned or out until re-enabled by hand)".
+fn retry_hint(secs: Option<u64>) -> String {
+    match secs {
+        Some(s) => format!(": all are disabled, exhausted or failing; the first returns in {s}s"),
+        None => ": all are disabled or banned until re-enabled by hand".to_string(),
     }
 }

@@ -3,6 +3,7 @@
 //! with backoff while nothing has reached the client yet, where that is safe
 //! (see `retry`).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,7 +19,10 @@ use crate::error::ProxyError;
 use crate::metrics as m;
 use crate::retry::{AttemptError, RetryPolicy};
 use crate::snapshot::{CredentialRuntime, RouteRuntime, UpstreamRuntime};
+use crate::upstream_body::UpstreamBody;
 use fastgate_config::{TimeoutConfig, UpstreamKind};
+use fastgate_upstream::CredentialHealth;
+use fastgate_upstream::rules::Outcome;
 
 /// Where and how to send: the upstream, its pooled client, extra headers,
 /// timeouts and retries (from a route, or from a model deployment).
@@ -59,7 +63,7 @@ const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The upstream URL: base URL's scheme, authority and path, then `path` and `query`.
-pub(crate) fn target_uri(
+pub fn target_uri(
     up: &UpstreamRuntime,
     path: &str,
     query: Option<&str>,
@@ -114,10 +118,116 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base + jitter)
 }
 
+/// The credential an attempt uses: its index, and its health counted in flight.
+struct Attempting {
+    index: usize,
+    health: Arc<CredentialHealth>,
+}
+
+/// Choose the credential for the next attempt and put it in `headers`: one not
+/// tried yet if there is one, else any active one (a plain retry may reuse it).
+fn choose_credential(
+    ctx: &mut RequestContext,
+    up: &UpstreamRuntime,
+    headers: &mut HeaderMap,
+    tried: &[usize],
+) -> Result<Option<Attempting>, ProxyError> {
+    if up.credentials.is_empty() {
+        return Ok(None);
+    }
+    let registry = Arc::clone(ctx.state.health());
+    let cx = registry.pick_context();
+    let picked = up.pick_credential(&cx, tried).or_else(|| {
+        (!tried.is_empty())
+            .then(|| up.pick_credential(&cx, &[]))
+            .flatten()
+    });
+    let Some((index, cred)) = picked else {
+        let retry_after_secs = up.next_available_ms(cx.now_ms).map(|at| {
+            u64::try_from((at - cx.now_ms).max(0).div_ceil(1000))
+                .unwrap_or(0)
+                .max(1)
+        });
+        metrics::counter!(m::NO_CREDENTIAL, "upstream" => metrics::SharedString::from(up.name.clone())).increment(1);
+        return Err(ProxyError::NoCredential {
+            upstream: up.name.to_string(),
+            retry_after_secs,
+        });
+    };
+    insert_credential(headers, cred);
+    ctx.credential = Some(cred.name.clone());
+    let Some(health) = up.credential_health(index).cloned() else {
+        return Ok(None);
+    };
+    registry.check_quota(&health);
+    ctx.credential_flight = Some(health.begin());
+    Ok(Some(Attempting { index, health }))
+}
+
+/// Tell the credential's health how the attempt went; error answers are read
+/// ahead (bounded) when a rule or a built-in needs their body.
+async fn observe(
+    ctx: &RequestContext,
+    up: &UpstreamRuntime,
+    using: &Attempting,
+    result: Result<Response<Incoming>, AttemptError>,
+    latency: Duration,
+    idle: Duration,
+) -> Result<Response<UpstreamBody>, AttemptError> {
+    let registry = ctx.state.health();
+    let rules = &up.rules;
+    match result {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let read_body = status >= 400
+                && (rules.needs_body()
+                    || (rules.builtin_rules() && matches!(status, 401 | 403 | 429)));
+            let (parts, body) = resp.into_parts();
+            let (seen, body) = if read_body {
+                let (seen, body) = UpstreamBody::peek(body, idle).await;
+                (Some(seen), body)
+            } else {
+                (None, UpstreamBody::new(body))
+            };
+            let outcome = Outcome {
+                upstream: &up.name,
+                credential: using.health.credential(),
+                status: Some(status),
+                headers: Some(&parts.headers),
+                body: seen.as_deref(),
+                latency,
+                error: None,
+            };
+            registry.observe(rules, &using.health, &outcome);
+            Ok(Response::from_parts(parts, body))
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let outcome = Outcome {
+                upstream: &up.name,
+                credential: using.health.credential(),
+                status: None,
+                headers: None,
+                body: None,
+                latency,
+                error: Some(&text),
+            };
+            registry.observe(rules, &using.health, &outcome);
+            Err(e)
+        }
+    }
+}
+
+/// A provider refused this credential (auth or quota): the request may go at
+/// once to another active credential of the same upstream, for any method.
+fn refused_by_provider(status: http::StatusCode) -> bool {
+    matches!(status.as_u16(), 401 | 403 | 429)
+}
+
 pub async fn forward(
     ctx: &mut RequestContext,
     plan: ForwardPlan<'_>,
-) -> Result<Response<Incoming>, ProxyError> {
+) -> Result<Response<UpstreamBody>, ProxyError> {
     let route = &plan.target;
     let up = route.upstream;
     let uri = target_uri(up, &plan.upstream_path, plan.query.as_deref())?;
@@ -128,14 +238,13 @@ pub async fn forward(
 
     let base_headers =
         outbound_headers(plan.headers, up, route.add_headers, ctx.request_id.clone());
+    let switch_on_refusal = ctx.state.health().settings().retry_other_credential;
 
     let mut attempt = 0u32;
+    let mut tried: Vec<usize> = Vec::new();
     loop {
         let mut headers = base_headers.clone();
-        if let Some(cred) = up.pick_credential() {
-            insert_credential(&mut headers, cred);
-            ctx.credential = Some(cred.name.clone());
-        }
+        let using = choose_credential(ctx, up, &mut headers, &tried)?;
         let mut req = Request::new(Full::new(plan.body.clone()));
         *req.method_mut() = plan.method.clone();
         *req.uri_mut() = uri.clone();
@@ -152,7 +261,28 @@ pub async fn forward(
             Ok(Err(e)) => Err(AttemptError::from_client(&e)),
             Err(_) => Err(AttemptError::Timeout(wait)),
         };
-        ctx.upstream_wait += sent_at.elapsed();
+        let latency = sent_at.elapsed();
+        ctx.upstream_wait += latency;
+        let result = match &using {
+            Some(using) => observe(ctx, up, using, result, latency, route.timeout.idle).await,
+            None => result.map(|r| r.map(UpstreamBody::new)),
+        };
+        if let (Ok(resp), Some(using)) = (&result, &using)
+            && switch_on_refusal
+            && refused_by_provider(resp.status())
+        {
+            tried.push(using.index);
+            let cx = ctx.state.health().pick_context();
+            if up.credential_pool.any_usable(&cx, &tried) {
+                tracing::debug!(
+                    status = resp.status().as_u16(),
+                    credential = %using.health.credential(),
+                    "provider refused the credential: trying another"
+                );
+                metrics::counter!(m::CREDENTIAL_SWITCHES, "upstream" => metrics::SharedString::from(up.name.clone())).increment(1);
+                continue;
+            }
+        }
         let delay = backoff(attempt);
         let can_retry =
             attempt < route.retries && tokio::time::Instant::now() + delay < plan.deadline;
@@ -163,10 +293,16 @@ pub async fn forward(
                     attempt,
                     "retrying upstream status"
                 );
+                if let Some(using) = &using {
+                    tried.push(using.index);
+                }
             }
             Ok(resp) => return Ok(resp),
             Err(e) if can_retry && e.is_retryable(route.retry) => {
                 tracing::debug!(error = %e, attempt, "retrying upstream error");
+                if let Some(using) = &using {
+                    tried.push(using.index);
+                }
             }
             Err(e) => {
                 metrics::counter!(m::UPSTREAM_ERRORS, "upstream" => metrics::SharedString::from(up.name.clone())).increment(1);

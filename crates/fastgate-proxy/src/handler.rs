@@ -436,7 +436,7 @@ pub(crate) fn add_fields(
 }
 
 type Sent = (
-    http::Response<hyper::body::Incoming>,
+    http::Response<crate::upstream_body::UpstreamBody>,
     Duration,
     tokio::time::Instant,
     Option<usize>,

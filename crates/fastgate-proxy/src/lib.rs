@@ -16,6 +16,7 @@ pub mod retry;
 pub mod snapshot;
 pub mod state;
 pub mod sync;
+pub mod upstream_body;
 
 pub use error::{ClientProtocol, ProxyError};
 pub use handler::proxy_handler;

@@ -20,6 +20,10 @@ pub const AUTH_FAILURES: &str = "fastgate_auth_failures_total";
 pub const RATE_LIMITED: &str = "fastgate_rate_limited_total";
 pub const UPSTREAM_ERRORS: &str = "fastgate_upstream_errors_total";
 pub const UPSTREAM_RETRIES: &str = "fastgate_upstream_retries_total";
+/// Requests refused because no credential of the upstream was active.
+pub const NO_CREDENTIAL: &str = "fastgate_no_credential_total";
+/// Requests moved to another credential after the provider refused one (401/403/429).
+pub const CREDENTIAL_SWITCHES: &str = "fastgate_credential_switches_total";
 pub const AUDIT_QUEUE_DEPTH: &str = "fastgate_audit_queue_depth";
 pub const KEYS_LOADED: &str = "fastgate_keys_loaded";
 pub const CONFIG_RELOADS: &str = "fastgate_config_reloads_total";

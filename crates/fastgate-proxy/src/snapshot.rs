@@ -12,6 +12,8 @@ use http::header::{HeaderName, HeaderValue};
 use http::uri::{Authority, Scheme};
 
 use crate::client::{ClientCache, ClientSettings, HttpClient};
+use fastgate_upstream::health::HealthSettings;
+use fastgate_upstream::{CredentialHealth, HealthRegistry, PickContext};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -100,19 +102,43 @@ pub struct UpstreamRuntime {
     /// One per configured credential, in order; `credential_pool` picks among them.
     pub credentials: Vec<CredentialRuntime>,
     pub credential_pool: fastgate_upstream::Pool,
+    /// The rules that judge this upstream's answers (compiled once per snapshot).
+    pub rules: Arc<fastgate_upstream::rules::RuleSet>,
+    /// Sent by the scheduler with disabled credentials (`probe:`).
+    pub probe: Option<fastgate_config::ProbeConfig>,
     pub pool: fastgate_config::PoolConfig,
 }
 
 impl UpstreamRuntime {
-    /// The credential for the next request, by the upstream's `strategy`.
-    pub fn pick_credential(&self) -> Option<&CredentialRuntime> {
-        self.credentials.get(self.credential_pool.pick()?)
+    /// The credential for the next request, by the upstream's `strategy`, among
+    /// the active ones not in `skip` (those this request already tried); the
+    /// pick is claimed (daily quota, circuit trial).
+    pub fn pick_credential(
+        &self,
+        cx: &PickContext,
+        skip: &[usize],
+    ) -> Option<(usize, &CredentialRuntime)> {
+        let i = self.credential_pool.pick_skipping(cx, skip)?;
+        Some((i, self.credentials.get(i)?))
     }
 
     /// The credential [`Self::pick_credential`] would return next, without
-    /// moving the rotation (what a dry run reports).
-    pub fn peek_credential(&self) -> Option<&CredentialRuntime> {
-        self.credentials.get(self.credential_pool.peek()?)
+    /// moving the rotation or claiming it (what a dry run reports).
+    pub fn peek_credential(&self, cx: &PickContext) -> Option<&CredentialRuntime> {
+        self.credentials.get(self.credential_pool.peek(cx)?)
+    }
+
+    /// The health of credential `i`.
+    pub fn credential_health(&self, i: usize) -> Option<&Arc<CredentialHealth>> {
+        self.credential_pool.health(i)
+    }
+
+    /// When the first credential comes back by itself (`None`: none will;
+    /// only a person can bring them back).
+    pub fn next_available_ms(&self, now_ms: i64) -> Option<i64> {
+        (0..self.credential_pool.len())
+            .filter_map(|i| self.credential_pool.health(i)?.available_at_ms(now_ms))
+            .min()
     }
 }
 
@@ -131,7 +157,12 @@ fn header_pairs(
         .collect()
 }
 
-fn build_upstream(i: usize, u: &UpstreamConfig) -> Result<UpstreamRuntime, SnapshotError> {
+fn build_upstream(
+    i: usize,
+    u: &UpstreamConfig,
+    health: &HealthRegistry,
+    rules: &Arc<fastgate_upstream::rules::RuleSet>,
+) -> Result<UpstreamRuntime, SnapshotError> {
     let path = format!("upstreams[{i}]");
     // The mock kind answers in-process; its URL is only a label.
     let base_url = if u.kind == UpstreamKind::Mock && u.base_url.is_empty() {
@@ -180,7 +211,11 @@ fn build_upstream(i: usize, u: &UpstreamConfig) -> Result<UpstreamRuntime, Snaps
             header_value: value,
         });
     }
-    let weights: Vec<u32> = u.credentials.iter().map(|c| c.weight).collect();
+    let members = u
+        .credentials
+        .iter()
+        .map(|c| (c.weight, health.credential(&u.name, &c.name, &c.quota)))
+        .collect();
     Ok(UpstreamRuntime {
         name: Arc::from(u.name.as_str()),
         kind: u.kind,
@@ -189,7 +224,9 @@ fn build_upstream(i: usize, u: &UpstreamConfig) -> Result<UpstreamRuntime, Snaps
         base_path,
         headers: header_pairs(&format!("{path}.headers"), &u.headers)?,
         credentials,
-        credential_pool: fastgate_upstream::Pool::new(u.strategy.into(), &weights),
+        credential_pool: fastgate_upstream::Pool::with_health(u.strategy.into(), members),
+        rules: Arc::clone(rules),
+        probe: u.probe.clone(),
         pool: u.pool.clone(),
     })
 }
@@ -305,12 +342,26 @@ fn passthrough_routes(cfg: &Config) -> Vec<fastgate_config::RouteConfig> {
 }
 
 impl Snapshot {
+    /// A snapshot whose credentials have health of their own (checks, tools).
     pub fn build(cfg: &Config, clients: &ClientCache) -> Result<Snapshot, SnapshotError> {
+        let (health, _events) = HealthRegistry::new(HealthSettings::from_config(cfg));
+        Self::build_with(cfg, clients, &health)
+    }
+
+    /// A snapshot whose credentials' health `health` keeps (the serving one).
+    pub fn build_with(
+        cfg: &Config,
+        clients: &ClientCache,
+        health: &HealthRegistry,
+    ) -> Result<Snapshot, SnapshotError> {
+        let rules = fastgate_upstream::rules::RuleSet::compile(&cfg.rules, &cfg.health)
+            .map(Arc::new)
+            .map_err(|e| invalid("rules", e.to_string()))?;
         let upstreams = cfg
             .upstreams
             .iter()
             .enumerate()
-            .map(|(i, u)| build_upstream(i, u).map(Arc::new))
+            .map(|(i, u)| build_upstream(i, u, health, &rules).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let mut route_rt = Vec::with_capacity(cfg.routes.len());
         let mut specs = Vec::new();

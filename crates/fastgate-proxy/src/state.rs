@@ -84,6 +84,13 @@ pub struct Inner {
     /// change's): a load that read older rows never installs after a newer one.
     pub reloads: tokio::sync::Mutex<()>,
     pub snapshot: ArcSwap<Snapshot>,
+    /// Every credential's health, kept across snapshots.
+    pub health: Arc<fastgate_upstream::HealthRegistry>,
+    /// The health registry's events, until the health worker takes them.
+    pub health_events:
+        std::sync::Mutex<Option<mpsc::Receiver<fastgate_upstream::health::HealthEvent>>>,
+    /// Sends alerts; set once the health worker started.
+    pub alerter: std::sync::OnceLock<fastgate_upstream::alerts::Alerter>,
     pub keys: ArcSwap<KeyIndex>,
     pub clients: ClientCache,
     pub limiter: fastgate_limits::Limiter,
@@ -121,7 +128,10 @@ impl AppState {
             message: e,
         })?;
         let clients = ClientCache::default();
-        let snapshot = Snapshot::build(&parts.config, &clients)?;
+        let (health, health_events) = fastgate_upstream::HealthRegistry::new(
+            fastgate_upstream::health::HealthSettings::from_config(&parts.config),
+        );
+        let snapshot = Snapshot::build_with(&parts.config, &clients, &health)?;
         let trusted_proxies = parts
             .config
             .server
@@ -138,6 +148,9 @@ impl AppState {
                 admin_changes: tokio::sync::Mutex::new(()),
                 reloads: tokio::sync::Mutex::new(()),
                 snapshot: ArcSwap::from_pointee(snapshot),
+                health,
+                health_events: std::sync::Mutex::new(Some(health_events)),
+                alerter: std::sync::OnceLock::new(),
                 keys: ArcSwap::from_pointee(parts.keys),
                 clients,
                 limiter: fastgate_limits::Limiter::new(),
@@ -168,9 +181,10 @@ impl AppState {
         let live = self.inner.live.load_full();
         let merged = fastgate_live::merge(&config, &live).map_err(|e| e.to_string())?;
         fastgate_config::validate(&merged).map_err(|e| e.to_string())?;
-        let snapshot = Snapshot::build(&merged, &self.inner.clients).map_err(|e| e.to_string())?;
+        let snapshot = self.build_serving(&merged)?;
         self.inner.snapshot.store(Arc::new(snapshot));
         self.inner.config.store(Arc::new(config));
+        self.forget_unused_credentials();
         Ok(())
     }
 
@@ -187,10 +201,46 @@ impl AppState {
     /// Build the snapshot of `merged` (already validated) and swap in `live` with
     /// it; on error nothing changes.
     pub fn install(&self, live: fastgate_live::LiveObjects, merged: &Config) -> Result<(), String> {
-        let snapshot = Snapshot::build(merged, &self.inner.clients).map_err(|e| e.to_string())?;
+        let snapshot = self.build_serving(merged)?;
         self.inner.live.store(Arc::new(live));
         self.inner.snapshot.store(Arc::new(snapshot));
+        self.forget_unused_credentials();
         Ok(())
+    }
+
+    /// The snapshot to serve `merged` with: its credentials' health carried
+    /// over from the current one, the health settings updated.
+    fn build_serving(&self, merged: &Config) -> Result<Snapshot, String> {
+        let snapshot = Snapshot::build_with(merged, &self.inner.clients, &self.inner.health)
+            .map_err(|e| e.to_string())?;
+        self.inner
+            .health
+            .configure(fastgate_upstream::health::HealthSettings::from_config(
+                merged,
+            ));
+        if let Some(alerter) = self.inner.alerter.get() {
+            alerter.update(&merged.alerts);
+        }
+        Ok(snapshot)
+    }
+
+    /// Drop the health of credentials the serving snapshot no longer has.
+    fn forget_unused_credentials(&self) {
+        let snapshot = self.inner.snapshot.load();
+        self.inner.health.retain(|upstream, credential| {
+            snapshot.upstreams.iter().any(|u| {
+                &*u.name == upstream && u.credentials.iter().any(|c| &*c.name == credential)
+            })
+        });
+    }
+
+    /// Hand the alert sender to the state (once), so reloads update its channels.
+    pub fn set_alerter(&self, alerter: fastgate_upstream::alerts::Alerter) {
+        let _ = self.inner.alerter.set(alerter);
+    }
+
+    pub fn health(&self) -> &Arc<fastgate_upstream::HealthRegistry> {
+        &self.inner.health
     }
 
     /// Whether `merged` (already validated) builds a snapshot, without installing it.

@@ -116,6 +116,7 @@ struct Seen {
     keys: Option<fastgate_store::KeysVersion>,
     models: Option<i64>,
     live: Option<i64>,
+    health: Option<i64>,
 }
 
 impl Seen {
@@ -142,6 +143,12 @@ impl Seen {
                     self.live = Some(v.live);
                 }
                 Err(e) => tracing::warn!(error = %e, "could not apply stored objects"),
+            }
+        }
+        if self.health != Some(v.health) {
+            match fastgate_upstream::health::load_states(state.health(), state.store()).await {
+                Ok(()) => self.health = Some(v.health),
+                Err(e) => tracing::debug!(error = %e, "could not read credential states"),
             }
         }
     }

@@ -74,7 +74,7 @@ impl std::fmt::Debug for Pool {
 
 /// What a pick needs to know besides the pool: the time, the quota day and
 /// the circuit settings (read once per request from the registry).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PickContext {
     pub now_ms: i64,
     pub day: i64,
@@ -159,6 +159,11 @@ impl Pool {
         self.members
             .get(i)
             .is_some_and(|m| m.health.is_usable(cx.now_ms, cx.day, &cx.circuit))
+    }
+
+    /// Is some member usable that is not in `skip`?
+    pub fn any_usable(&self, cx: &PickContext, skip: &[usize]) -> bool {
+        (0..self.members.len()).any(|i| !skip.contains(&i) && self.is_usable(i, cx))
     }
 
     /// Count a request in flight on member `i` until the guard is dropped.

@@ -74,10 +74,15 @@ pub async fn start_from(
     if let Err(e) = fastgate_proxy::sync::reload_live(&state).await {
         tracing::warn!(error = %e, "stored upstreams, routes and model groups not applied");
     }
+    if let Err(e) = fastgate_upstream::health::load_states(state.health(), &store).await {
+        tracing::warn!(error = %e, "stored credential states not applied");
+    }
+
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
+    let instance = instance_name(addr);
     let cancel = CancellationToken::new();
     let background = vec![
         fastgate_proxy::sync::spawn_change_watcher(
@@ -91,11 +96,8 @@ pub async fn start_from(
             Duration::from_secs(1),
             cancel.child_token(),
         ),
-        crate::scheduler::spawn_retention(
-            state.clone(),
-            config.audit.retention_days,
-            cancel.child_token(),
-        ),
+        crate::scheduler::spawn(state.clone(), instance.clone(), cancel.child_token()),
+        health_worker(&state, &config, &instance, &cancel),
     ];
     let accept = tokio::spawn(crate::listener::serve(
         listener,
@@ -196,4 +198,50 @@ pub fn describe_data_dir(dir: &Path) -> String {
         .unwrap_or_else(|_| dir.to_path_buf())
         .display()
         .to_string()
+}
+
+/// This process in task leases and rule events: host, port and process id.
+fn instance_name(listen: std::net::SocketAddr) -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}:{}", listen.port(), std::process::id())
+}
+
+/// Start the credential health worker: stores state changes and rule events,
+/// sends alerts, syncs counters.
+fn health_worker(
+    state: &AppState,
+    config: &Config,
+    instance: &str,
+    cancel: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let events = state
+        .inner()
+        .health_events
+        .lock()
+        .ok()
+        .and_then(|mut e| e.take());
+    let (alerter, alert_task) =
+        fastgate_upstream::alerts::Alerter::start(&config.alerts, cancel.child_token());
+    state.set_alerter(alerter.clone());
+    let worker = fastgate_upstream::health::HealthWorker {
+        registry: std::sync::Arc::clone(state.health()),
+        store: state.store().clone(),
+        alerter: Some(alerter),
+        instance: instance.to_string(),
+        flush_every: config.health.counters_flush_interval,
+    };
+    let cancel = cancel.child_token();
+    tokio::spawn(async move {
+        let handle = match events {
+            Some(events) => Some(worker.spawn(events, cancel.clone())),
+            None => None,
+        };
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
+        let _ = alert_task.await;
+    })
 }

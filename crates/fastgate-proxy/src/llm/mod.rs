@@ -80,7 +80,7 @@ impl Endpoint {
     }
 }
 
-pub type UpstreamBody = Either<Incoming, MockBody>;
+pub type UpstreamBody = Either<crate::upstream_body::UpstreamBody, MockBody>;
 
 /// An upstream answer (headers received), with what is needed to relay it.
 pub(crate) struct Sent {

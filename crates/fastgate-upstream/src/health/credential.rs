@@ -163,6 +163,11 @@ impl CredentialHealth {
         until != 0 && now_ms >= until
     }
 
+    /// When the current state was set (0: never changed).
+    pub fn since_ms(&self) -> i64 {
+        self.detail().since_ms
+    }
+
     /// When the credential returns by itself (`None`: active, or only by hand).
     pub fn until_ms(&self) -> Option<i64> {
         let u = self.until_ms.load(Ordering::Acquire);

@@ -12,6 +12,7 @@ mod credential;
 //TMP mod observe;
 mod registry;
 mod state;
+mod worker;
 
 pub use circuit::{Circuit, CircuitChange, CircuitSettings, CircuitState};
 pub use clock::{Clock, DaySchedule, FakeClock, QuotaDay, SystemClock};
@@ -22,3 +23,4 @@ pub use registry::{
     HealthEvent, HealthRegistry, HealthSettings, Observed, RuleEventRecord, StoredState,
 };
 pub use state::{CredentialState, Transition};
+pub use worker::{HealthWorker, export_metrics, load_states};

@@ -277,19 +277,25 @@ impl HealthRegistry {
     /// Apply the states stored in the database (another instance's changes,
     /// or this one's before a restart). Credentials without a row are active.
     pub fn apply_stored_states(&self, rows: &[StoredState]) {
+        // A change made here moments ago may not be stored yet: the database
+        // does not undo it until it is older than this.
+        const UNSTORED_GRACE_MS: i64 = 10_000;
+        let now = self.now_ms();
         let entries = self.entries();
         for h in entries.values() {
+            let local_since = h.since_ms();
+            let local_is_stale = now.saturating_sub(local_since) > UNSTORED_GRACE_MS;
             let row = rows
                 .iter()
                 .find(|r| *r.upstream == **h.upstream() && *r.credential == **h.credential());
             match row {
-                Some(r) => {
-                    h.apply_stored(r.state, &r.reason, r.since_ms, r.until_ms, &r.changed_by)
+                Some(r) if r.since_ms >= local_since || local_is_stale => {
+                    h.apply_stored(r.state, &r.reason, r.since_ms, r.until_ms, &r.changed_by);
                 }
-                None if h.stored_state() != CredentialState::Active => {
-                    h.apply_stored(CredentialState::Active, "", 0, None, "")
+                None if h.stored_state() != CredentialState::Active && local_is_stale => {
+                    h.apply_stored(CredentialState::Active, "", 0, None, "");
                 }
-                None => {}
+                _ => {}
             }
         }
     }
@@ -435,7 +441,18 @@ mod tests {
             changed_by: "rule:builtin:auth".into(),
         }]);
         assert_eq!(a.effective_state(reg.now_ms()), CredentialState::Disabled);
-        assert_eq!(b.effective_state(reg.now_ms()), CredentialState::Active);
+        assert_eq!(
+            b.effective_state(reg.now_ms()),
+            CredentialState::Banned,
+            "a change made here moments ago is not undone before it is stored"
+        );
+        b.apply_stored(CredentialState::Banned, "old", 1, None, "admin");
+        reg.apply_stored_states(&[]);
+        assert_eq!(
+            b.effective_state(reg.now_ms()),
+            CredentialState::Active,
+            "no row: active"
+        );
         let s = a.status(reg.now_ms(), reg.quota_day().number);
         assert_eq!(s.reason, "401 from the provider");
         assert!(s.until.is_some());
