@@ -3,12 +3,14 @@
 //! The vault keeps provider keys encrypted at rest, so a copy of the database
 //! (backup, replica, stolen disk) does not hand out the provider keys by itself.
 //! Pools choose which credential serves a request (strategies, usable members,
-//! in-flight and quota counts, lock-free). Credential health and rules will live
-//! here too.
+//! in-flight and quota counts, lock-free). Alerts tell people when a credential
+//! changes state. Credential health and rules will live here too.
 
+pub mod alerts;
 pub mod pool;
 pub mod vault;
 
+pub use alerts::{AlertEvent, AlertStats, Alerter, ChannelStats};
 pub use pool::{InFlight, Pool, Strategy};
 
 pub use vault::{
