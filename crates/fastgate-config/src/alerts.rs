@@ -10,14 +10,18 @@ use crate::secret::Secret;
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertConfig {
+    /// Name rules use in their `alert` actions: letters, digits, `_`, `.`, `-`; unique.
     pub name: String,
+    /// Which platform the URL belongs to; decides the message format and signing.
     pub kind: AlertKind,
     /// The webhook URL (often carries a token: kept secret, never shown).
     pub url: Secret<String>,
-    /// Signing secret (Feishu and DingTalk "signature" security setting).
+    /// Signing secret (Feishu and DingTalk "signature" security setting). Refused for
+    /// the other kinds, which do not sign.
     #[serde(default)]
     pub secret: Option<Secret<String>>,
-    /// At most one message per credential and rule within this period.
+    /// At most one message per upstream, credential and rule within this period
+    /// (default 5m; `0s` sends every event).
     #[serde(default = "default_min_interval", with = "humantime_serde")]
     pub min_interval: Duration,
 }
@@ -31,8 +35,12 @@ fn default_min_interval() -> Duration {
 pub enum AlertKind {
     /// A JSON document describing the event, POSTed as is.
     Webhook,
+    /// Feishu / Lark custom bot (`msg_type: text`), optionally signed.
     Feishu,
+    /// DingTalk custom robot (`msgtype: text`), optionally signed in the URL.
     Dingtalk,
+    /// WeCom (WeChat Work) group robot (`msgtype: text`).
     Wecom,
+    /// Slack incoming webhook (`{"text": …}`).
     Slack,
 }

@@ -7,10 +7,12 @@
 //! circuit, quota and counters; rules decide what answers do to them; alerts
 //! tell people.
 
+pub mod alerts;
 pub mod health;
 pub mod pool;
 pub mod vault;
 
+pub use alerts::{AlertEvent, AlertStats, Alerter, ChannelStats};
 pub use health::{CredentialHealth, CredentialState, HealthRegistry, InFlight};
 pub use pool::{PickContext, Pool, Strategy};
 
