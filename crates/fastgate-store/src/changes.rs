@@ -1,5 +1,6 @@
-//! The change feed: how an instance learns that keys, model groups or live
-//! objects (upstreams, provider keys, routes) changed in the database.
+//! The change feed: how an instance learns that keys, model groups, live
+//! objects (upstreams, provider keys, routes, rules) or credential states changed
+//! in the database.
 //!
 //! Every change bumps a one-row counter in the same transaction. On SQLite (one
 //! host) instances compare the counters in one cheap query. On PostgreSQL a
@@ -22,6 +23,8 @@ pub enum ChangeKind {
     Keys,
     Models,
     Live,
+    /// A credential's shared state (`credential_states`).
+    Health,
 }
 
 /// All change counters, read in one query.
@@ -30,18 +33,21 @@ pub struct ChangeVersions {
     pub keys: KeysVersion,
     pub models: i64,
     pub live: i64,
+    pub health: i64,
 }
 
 const VERSIONS: &str = "SELECT (SELECT COUNT(*) FROM api_keys), \
      (SELECT COALESCE(MAX(updated_at), 0) FROM api_keys), \
      (SELECT version FROM key_changes WHERE id = 1), \
      (SELECT version FROM model_changes WHERE id = 1), \
-     (SELECT version FROM live_changes WHERE id = 1)";
+     (SELECT version FROM live_changes WHERE id = 1), \
+     (SELECT version FROM health_changes WHERE id = 1)";
 
 impl Store {
     /// Every change counter in one round trip.
     pub async fn change_versions(&self) -> Result<ChangeVersions, StoreError> {
-        let (count, max_updated_at_ms, keys, models, live): (i64, i64, Option<i64>, i64, i64) = with_pool!(self, pool, DB => {
+        type Versions = (i64, i64, Option<i64>, i64, i64, i64);
+        let (count, max_updated_at_ms, keys, models, live, health): Versions = with_pool!(self, pool, DB => {
             sqlx::query_as(VERSIONS).fetch_one(pool).await?
         });
         Ok(ChangeVersions {
@@ -53,6 +59,7 @@ impl Store {
             },
             models,
             live,
+            health,
         })
     }
 
@@ -96,6 +103,7 @@ impl ChangeListener {
                 "key_changes" => return Ok(Some(ChangeKind::Keys)),
                 "model_changes" => return Ok(Some(ChangeKind::Models)),
                 "live_changes" => return Ok(Some(ChangeKind::Live)),
+                "health_changes" => return Ok(Some(ChangeKind::Health)),
                 _ => continue,
             }
         }

@@ -38,20 +38,28 @@ mod audit_filter;
 mod changes;
 mod convert;
 mod error;
+mod health;
 mod keys;
 mod live;
 mod models;
+mod rule_events;
 mod store;
+mod tasks;
 pub mod testing;
 
 pub use admin_events::{AdminEvent, AdminEventFilter};
 pub use changes::{CHANGE_CHANNEL, ChangeKind, ChangeListener, ChangeVersions};
 pub use convert::NUL_REPLACEMENT;
 pub use error::StoreError;
+pub use health::{CredentialStateRow, CredentialUsageDelta, CredentialUsageRow};
 pub use keys::{KeyUsage, KeysVersion};
 pub use live::{SpecTable, StoredCredential, StoredSpec};
 pub use models::StoredModelGroup;
+pub use rule_events::{
+    NewRuleEvent, RULE_EVENTS_DEFAULT_LIMIT, RULE_EVENTS_MAX_LIMIT, RuleEventFilter, RuleEventRow,
+};
 pub use store::Store;
+pub use tasks::TaskRow;
 
 pub use fastgate_audit::{AuditFilter, AuditRecord, SortOrder};
 pub use fastgate_auth::{ApiKeyRecord, KeyLimits, KeyQuota, QuotaPeriod};

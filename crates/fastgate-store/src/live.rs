@@ -1,5 +1,6 @@
-//! Upstreams, provider keys and routes managed through the admin API (`upstreams`,
-//! `upstream_credentials`, `routes`) and their change counter (`live_changes`).
+//! Upstreams, provider keys, routes and rules managed through the admin API
+//! (`upstreams`, `upstream_credentials`, `routes`, `rules`) and their change counter
+//! (`live_changes`).
 //! Specs are opaque JSON here and provider keys opaque sealed text: their shape,
 //! validation and encryption belong to other crates.
 
@@ -10,7 +11,7 @@ use crate::{Store, StoreError};
 
 const BUMP: &str = "UPDATE live_changes SET version = version + 1 WHERE id = 1";
 
-/// A stored upstream or route: its name and its JSON spec.
+/// A stored upstream, route or rule: its name and its JSON spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredSpec {
     pub name: String,
@@ -32,6 +33,7 @@ pub struct StoredCredential {
 pub enum SpecTable {
     Upstreams,
     Routes,
+    Rules,
 }
 
 impl SpecTable {
@@ -39,6 +41,7 @@ impl SpecTable {
         match self {
             Self::Upstreams => "upstreams",
             Self::Routes => "routes",
+            Self::Rules => "rules",
         }
     }
 }
@@ -225,7 +228,7 @@ impl Store {
         Ok(())
     }
 
-    /// Changes whenever an upstream, provider key or route is stored or deleted.
+    /// Changes whenever an upstream, provider key, route or rule is stored or deleted.
     pub async fn live_version(&self) -> Result<i64, StoreError> {
         let v: i64 = with_pool!(self, pool, DB => {
             sqlx::query_scalar("SELECT version FROM live_changes WHERE id = 1").fetch_one(pool).await?

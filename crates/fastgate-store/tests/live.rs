@@ -194,7 +194,10 @@ async fn change_versions(store: Store) {
         .unwrap();
     let v1 = store.change_versions().await.unwrap();
     assert_eq!(v1.live, v0.live + 1);
-    assert_eq!((v1.keys, v1.models), (v0.keys, v0.models));
+    assert_eq!(
+        (v1.keys, v1.models, v1.health),
+        (v0.keys, v0.models, v0.health)
+    );
     store.upsert_model_group("m", "{}").await.unwrap();
     let v2 = store.change_versions().await.unwrap();
     assert_eq!(v2.models, v1.models + 1);
