@@ -7,9 +7,11 @@
 //! here too.
 
 pub mod pool;
+pub mod rules;
 pub mod vault;
 
 pub use pool::{InFlight, Pool, Strategy};
+pub use rules::{Firing, Outcome, RuleAction, RuleError, RuleSet, redact_secrets};
 
 pub use vault::{
     MASTER_KEY_ENV, MasterKey, MasterKeySource, VaultError, key_hint, sealed_key_id, write_key_file,
