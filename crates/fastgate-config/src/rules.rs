@@ -130,15 +130,169 @@ impl Default for Threshold {
 }
 
 /// One action: `{disable: 10m}`, `{ban: true}`, `{alert: [ops-feishu]}`, `{log: true}`.
+///
+/// (De)serialized through [`ActionRepr`], a mapping with exactly one key: the
+/// derived externally tagged form reads only YAML tags (`!disable 10m`) once the
+/// document has become a YAML value, and the documented form is the mapping.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(try_from = "ActionRepr", into = "ActionRepr")]
 pub enum ActionConfig {
     /// Take the credential out of rotation for this long, then back automatically.
-    Disable(#[serde(with = "humantime_serde")] Duration),
+    Disable(Duration),
     /// Take it out until someone re-enables it by hand.
     Ban(bool),
     /// Notify these `alerts[]` channels.
     Alert(Vec<String>),
     /// Write a log line (warn level).
     Log(bool),
+}
+
+/// The written form of an [`ActionConfig`]: one of its keys.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionRepr {
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disable: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ban: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<bool>,
+}
+
+impl TryFrom<ActionRepr> for ActionConfig {
+    type Error = String;
+
+    fn try_from(repr: ActionRepr) -> Result<Self, String> {
+        let mut actions = Vec::with_capacity(1);
+        actions.extend(repr.disable.map(Self::Disable));
+        actions.extend(repr.ban.map(Self::Ban));
+        actions.extend(repr.alert.map(Self::Alert));
+        actions.extend(repr.log.map(Self::Log));
+        match (actions.pop(), actions.is_empty()) {
+            (Some(action), true) => Ok(action),
+            _ => Err(
+                "an action has exactly one of the keys disable, ban, alert, log \
+                      (e.g. `{disable: 10m}` or `{alert: [ops]}`)"
+                    .into(),
+            ),
+        }
+    }
+}
+
+impl From<ActionConfig> for ActionRepr {
+    fn from(action: ActionConfig) -> Self {
+        let mut repr = Self::default();
+        match action {
+            ActionConfig::Disable(d) => repr.disable = Some(d),
+            ActionConfig::Ban(b) => repr.ban = Some(b),
+            ActionConfig::Alert(names) => repr.alert = Some(names),
+            ActionConfig::Log(b) => repr.log = Some(b),
+        }
+        repr
+    }
+}
+
+/// Highest `threshold.hits` accepted: the engine keeps the time of every hit
+/// inside the window, so this bounds its memory per credential.
+pub const MAX_THRESHOLD_HITS: u32 = 10_000;
+
+/// Lowest and highest HTTP status a `status` condition may name.
+pub const STATUS_MIN: u16 = 100;
+pub const STATUS_MAX: u16 = 599;
+
+impl Condition {
+    /// No key given: such a condition would match nothing (validation refuses it).
+    pub fn is_empty(&self) -> bool {
+        self.all.is_none()
+            && self.any.is_none()
+            && self.not.is_none()
+            && self.status.is_none()
+            && self.body_contains.is_none()
+            && self.body_regex.is_none()
+            && self.json_path.is_none()
+            && self.header.is_none()
+            && self.latency_ms_over.is_none()
+            && self.transport_error.is_none()
+    }
+
+    /// This condition, or one nested in it, looks at the answer's body
+    /// (`body_contains`, `body_regex` or `json_path`).
+    pub fn reads_body(&self) -> bool {
+        self.body_contains.is_some()
+            || self.body_regex.is_some()
+            || self.json_path.is_some()
+            || self.all.iter().flatten().any(Condition::reads_body)
+            || self.any.iter().flatten().any(Condition::reads_body)
+            || self.not.as_deref().is_some_and(Condition::reads_body)
+    }
+}
+
+impl StatusMatch {
+    /// The items, whether one was given or a list.
+    pub fn items(&self) -> &[StatusItem] {
+        match self {
+            Self::One(item) => std::slice::from_ref(item),
+            Self::List(items) => items,
+        }
+    }
+}
+
+impl StatusItem {
+    /// The inclusive range of statuses this item stands for, or why it is not
+    /// one: codes within 100-599, a range `"a-b"` with `a <= b`.
+    pub fn bounds(&self) -> Result<(u16, u16), String> {
+        let (low, high) = match self {
+            Self::Code(code) => (*code, *code),
+            Self::Range(text) => {
+                let parse = |s: &str| {
+                    s.trim().parse::<u16>().map_err(|_| {
+                        format!("`{text}`: expected a status like 429 or a range like \"500-599\"")
+                    })
+                };
+                match text.split_once('-') {
+                    Some((a, b)) => (parse(a)?, parse(b)?),
+                    None => {
+                        let code = parse(text)?;
+                        (code, code)
+                    }
+                }
+            }
+        };
+        for code in [low, high] {
+            if !(STATUS_MIN..=STATUS_MAX).contains(&code) {
+                return Err(format!(
+                    "{code} is not an HTTP status ({STATUS_MIN} to {STATUS_MAX})"
+                ));
+            }
+        }
+        if low > high {
+            return Err(format!(
+                "range {low}-{high} is empty (the first status must not be above the second)"
+            ));
+        }
+        Ok((low, high))
+    }
+}
+
+impl JsonPathCondition {
+    /// How many of `equals`, `matches`, `gt`, `lt` are given (exactly one is valid).
+    pub fn operator_count(&self) -> usize {
+        usize::from(self.equals.is_some())
+            + usize::from(self.matches.is_some())
+            + usize::from(self.gt.is_some())
+            + usize::from(self.lt.is_some())
+    }
+}
+
+impl HeaderCondition {
+    /// How many of `equals`, `contains` are given (exactly one is valid).
+    pub fn operator_count(&self) -> usize {
+        usize::from(self.equals.is_some()) + usize::from(self.contains.is_some())
+    }
 }

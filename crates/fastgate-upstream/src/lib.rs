@@ -10,11 +10,13 @@
 pub mod alerts;
 pub mod health;
 pub mod pool;
+pub mod rules;
 pub mod vault;
 
 pub use alerts::{AlertEvent, AlertStats, Alerter, ChannelStats};
 pub use health::{CredentialHealth, CredentialState, HealthRegistry, InFlight};
 pub use pool::{PickContext, Pool, Strategy};
+pub use rules::{Firing, Outcome, RuleAction, RuleError, RuleSet, redact_secrets};
 
 pub use vault::{
     MASTER_KEY_ENV, MasterKey, MasterKeySource, VaultError, key_hint, sealed_key_id, write_key_file,

@@ -9,7 +9,7 @@
 mod circuit;
 mod clock;
 mod credential;
-//TMP mod observe;
+mod observe;
 mod registry;
 mod state;
 mod worker;
