@@ -621,7 +621,7 @@ routes:
             before
         );
         let Prepared::Matched(p) =
-            prepare(&snap, &request("GET", "/user/1", &[]), CredentialPick::Next).unwrap()
+            prepare(&snap, &request("GET", "/user/1", &[]), CredentialPick::Next(fastgate_upstream::PickContext::now())).unwrap()
         else {
             panic!("no match");
         };

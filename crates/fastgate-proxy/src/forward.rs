@@ -144,9 +144,8 @@ fn choose_credential(
     });
     let Some((index, cred)) = picked else {
         let retry_after_secs = up.next_available_ms(cx.now_ms).map(|at| {
-            u64::try_from((at - cx.now_ms).max(0).div_ceil(1000))
-                .unwrap_or(0)
-                .max(1)
+            let wait_ms = u64::try_from(at.saturating_sub(cx.now_ms)).unwrap_or(0);
+            wait_ms.div_ceil(1000).max(1)
         });
         metrics::counter!(m::NO_CREDENTIAL, "upstream" => metrics::SharedString::from(up.name.clone())).increment(1);
         return Err(ProxyError::NoCredential {

@@ -17,7 +17,6 @@ use fastgate_config::UpstreamKind;
 use fastgate_llm::{Protocol, RequestOptions, estimate_request_value, translate_request_value};
 use http::{Method, StatusCode, header, request::Parts};
 use http_body_util::Either;
-use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
 use crate::context::RequestContext;

@@ -197,7 +197,7 @@ fn rule_row(r: &RuleEventRecord, instance: &str) -> NewRuleEvent {
         rule: r.rule.to_string(),
         upstream: r.upstream.to_string(),
         credential: r.credential.to_string(),
-        status: r.status.map(i32::from),
+        status: r.status,
         excerpt: r.excerpt.clone(),
         action: r.action.clone(),
         state_before: r.before.to_string(),

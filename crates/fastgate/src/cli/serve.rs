@@ -64,6 +64,7 @@ fn add_demo_model(cfg: &mut fastgate_config::Config) {
             credentials: Vec::new(),
             strategy: Default::default(),
             pool: Default::default(),
+            probe: None,
             timeout: None,
             retries: None,
             transforms: Default::default(),
