@@ -415,6 +415,46 @@ routes:
     upstream: mock
 """
 
+# `--health-load`: the credential-health work a deployment would configure: ten
+# provider keys on the benchmarked upstream and five rules (status, range with a
+# threshold, body, JSON path and latency conditions). None fires on the mock's
+# answers; the point is what evaluating them costs on every response.
+HEALTH_CREDENTIALS = "".join(
+    f'      - {{{{ name: k{i}, key: "sk-bench-{{cred}}-{i}", weight: {1 + i % 3} }}}}\n'
+    for i in range(1, 11)
+)
+
+HEALTH_RULES = """\
+rules:
+  - name: out-of-quota
+    when: {{ any: [ {{ status: [402, 429] }}, {{ body_contains: "insufficient_quota" }} ] }}
+    cooldown: 5m
+    actions: [ {{ disable: 10m }}, {{ log: true }} ]
+  - name: key-rejected
+    when: {{ status: [401, 403] }}
+    actions: [ {{ disable: 1h }} ]
+  - name: server-errors
+    when: {{ status: "500-599" }}
+    threshold: {{ hits: 10, within: 60s }}
+    actions: [ {{ disable: 2m }} ]
+  - name: billing
+    when: {{ json_path: {{ path: "$.error.code", equals: "insufficient_quota" }} }}
+    actions: [ {{ ban: true }} ]
+  - name: slow-key
+    when: {{ latency_ms_over: 30000 }}
+    threshold: {{ hits: 5, within: 60s }}
+    actions: [ {{ disable: 5m }} ]
+"""
+
+
+def with_health_load(text):
+    """FASTGATE_CONF with ten credentials on `mock` and five rules."""
+    two = ('      - {{ name: k1, key: "sk-bench-{cred}" }}\n'
+           '      - {{ name: k2, key: "sk-bench-{cred}x" }}\n')
+    if two not in text:
+        raise SystemExit("bench config changed: cannot add the health load")
+    return text.replace(two, HEALTH_CREDENTIALS).replace("routes:\n", HEALTH_RULES + "routes:\n", 1)
+
 
 # ---------------------------------------------------------------- the runner
 
@@ -477,7 +517,8 @@ class Bench:
     def fastgate_config(self, name, threads, audit_bodies, port):
         data = os.path.join(self.work, name)
         os.makedirs(data, exist_ok=True)
-        text = FASTGATE_CONF.format(port=port, threads=threads, data=data,
+        template = with_health_load(FASTGATE_CONF) if self.args.health_load else FASTGATE_CONF
+        text = template.format(port=port, threads=threads, data=data,
                                     admin_token=self.admin_token, mock_port=self.mock_port,
                                     cred=self.cred, chat=CHAT_PATH,
                                     bodies="true" if audit_bodies else "false")
@@ -1337,6 +1378,8 @@ class Report:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="short smoke run")
+    p.add_argument("--health-load", action="store_true",
+                   help="configure ten credentials and five credential-health rules on the benchmarked upstream")
     p.add_argument("--scenarios", default="", help="comma list among a32,a128,b,c,d,e,f (default all)")
     p.add_argument("--targets", default="direct,nginx,fastgate-1t,fastgate",
                    help="comma list among direct,nginx,fastgate-1t,fastgate")

@@ -96,6 +96,15 @@ pub async fn set_state(
     let health = reg
         .find(&upstream, &name)
         .ok_or_else(|| AdminError::NotFound(format!("credential '{upstream}/{name}'")))?;
+    if target == CredentialState::Active {
+        let day = reg.quota_day();
+        if let Some(which) = health.quota_reached(day.number) {
+            return Err(AdminError::Conflict(format!(
+                "credential '{upstream}/{name}' used its daily quota ({which}); it returns at the \
+                 next quota reset, or raise its quota in the configuration"
+            )));
+        }
+    }
     let before = credential_health(&state, &upstream, &name);
     let reason = if reason.is_empty() {
         format!("set to {target} by hand")

@@ -620,9 +620,12 @@ routes:
                 .map(|c| c.name.clone()),
             before
         );
-        let Prepared::Matched(p) =
-            prepare(&snap, &request("GET", "/user/1", &[]), CredentialPick::Next(fastgate_upstream::PickContext::now())).unwrap()
-        else {
+        let Prepared::Matched(p) = prepare(
+            &snap,
+            &request("GET", "/user/1", &[]),
+            CredentialPick::Next(fastgate_upstream::PickContext::now()),
+        )
+        .unwrap() else {
             panic!("no match");
         };
         assert_eq!(

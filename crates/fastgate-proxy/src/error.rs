@@ -90,7 +90,11 @@ impl ProxyError {
     /// The upstream never received the request (it could not be reached), so
     /// another upstream may be tried without risking a duplicate.
     pub fn is_unsent_upstream_failure(&self) -> bool {
-        matches!(self, Self::UpstreamConnect { .. })
+        // No credential: nothing was sent, the next deployment may serve it.
+        matches!(
+            self,
+            Self::UpstreamConnect { .. } | Self::NoCredential { .. }
+        )
     }
 
     pub fn status(&self) -> StatusCode {

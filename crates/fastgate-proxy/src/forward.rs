@@ -217,10 +217,11 @@ async fn observe(
     }
 }
 
-/// A provider refused this credential (auth or quota): the request may go at
-/// once to another active credential of the same upstream, for any method.
+/// A provider refused this credential (auth, payment or quota): the request
+/// may go at once to another active credential of the same upstream, for any
+/// method, since the provider did not act on it.
 fn refused_by_provider(status: http::StatusCode) -> bool {
-    matches!(status.as_u16(), 401 | 403 | 429)
+    matches!(status.as_u16(), 401 | 402 | 403 | 429)
 }
 
 pub async fn forward(

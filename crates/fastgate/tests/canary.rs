@@ -161,19 +161,45 @@ async fn proxy_traffic(http: &reqwest::Client, gw: &Gateway, k1: &str, s: &mut S
         .unwrap();
     let (status, _) = s.response("proxy models via ?key=", resp).await;
     assert_eq!(status, 200);
-    // Upstream errors relayed: 429 and 500.
-    for code in ["429", "500"] {
-        let resp = http
-            .post(gw.url("/proxy/v1/chat/completions"))
-            .bearer_auth(k1)
-            .header("x-mock-status", code)
-            .json(&chat)
-            .send()
-            .await
-            .unwrap();
-        let (status, _) = s.response(&format!("proxy upstream {code}"), resp).await;
-        assert_eq!(status.to_string(), code);
-    }
+    // An upstream error relayed (a 429 comes last: see `provider_refusal`).
+    let resp = http
+        .post(gw.url("/proxy/v1/chat/completions"))
+        .bearer_auth(k1)
+        .header("x-mock-status", "500")
+        .json(&chat)
+        .send()
+        .await
+        .unwrap();
+    let (status, _) = s.response("proxy upstream 500", resp).await;
+    assert_eq!(status, 500);
+}
+
+/// A provider's 429 is relayed and cools the only key down (the built-in
+/// rule): the next request gets 503 `no_credential`. The rule event, the stored
+/// state and its reason are surfaces the canaries must not reach either.
+async fn provider_refusal(http: &reqwest::Client, gw: &Gateway, k1: &str, s: &mut Surfaces) {
+    let chat =
+        json!({ "model": "gpt-canary", "messages": [ { "role": "user", "content": "hi" } ] });
+    let resp = http
+        .post(gw.url("/proxy/v1/chat/completions"))
+        .bearer_auth(k1)
+        .header("x-mock-status", "429")
+        .json(&chat)
+        .send()
+        .await
+        .unwrap();
+    let (status, _) = s.response("proxy upstream 429", resp).await;
+    assert_eq!(status, 429);
+    let resp = http
+        .post(gw.url("/proxy/v1/chat/completions"))
+        .bearer_auth(k1)
+        .json(&chat)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = s.response("no credential after a 429", resp).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("no_credential"), "{body}");
 }
 
 /// The LLM endpoints: chat, streamed chat, both translations, models, errors.
@@ -348,10 +374,19 @@ async fn admin_reads(
     ids: &[&str],
     s: &mut Surfaces,
 ) {
-    let mut paths: Vec<String> = ["config", "models", "keys", "routes"]
-        .iter()
-        .map(|p| format!("/admin/api/{p}"))
-        .collect();
+    let mut paths: Vec<String> = [
+        "config",
+        "models",
+        "keys",
+        "routes",
+        "upstreams",
+        "upstreams/mock/credentials",
+        "rule-events",
+        "tasks",
+    ]
+    .iter()
+    .map(|p| format!("/admin/api/{p}"))
+    .collect();
     paths.extend(ids.iter().map(|id| format!("/admin/api/keys/{id}")));
     paths.push("/health".into());
     for path in paths {
@@ -483,6 +518,7 @@ async fn canaries_appear_nowhere() {
     proxy_traffic(&http, &gw, &k1, &mut s).await;
     llm_traffic(&http, &gw, &mock, &k1, &mut s).await;
     gateway_errors(&http, &gw, &k1, &k2, &mut s).await;
+    provider_refusal(&http, &gw, &k1, &mut s).await;
     admin_reads(&http, &gw, &admin, &[&id1, &id2, "canary-main"], &mut s).await;
     let listed = cli(&cfg, &["list"], &mut s);
     assert!(

@@ -54,6 +54,8 @@ pub struct CredentialHealth {
     day_tokens: AtomicU64,
     circuit: Circuit,
     pending: Pending,
+    local_requests: AtomicU64,
+    local_errors: AtomicU64,
     detail: Mutex<Detail>,
 }
 
@@ -119,6 +121,8 @@ impl CredentialHealth {
             day_tokens: AtomicU64::new(0),
             circuit: Circuit::default(),
             pending: Pending::default(),
+            local_requests: AtomicU64::new(0),
+            local_errors: AtomicU64::new(0),
             detail: Mutex::new(Detail::default()),
         }
     }
@@ -161,6 +165,20 @@ impl CredentialHealth {
     fn expired(&self, now_ms: i64) -> bool {
         let until = self.until_ms.load(Ordering::Acquire);
         until != 0 && now_ms >= until
+    }
+
+    /// Who set the current state (`rule:…`, `quota`, `scheduler`, `probe`, an admin).
+    pub fn changed_by(&self) -> String {
+        self.detail().changed_by.clone()
+    }
+
+    /// Requests and errors this instance counted since it started (metrics;
+    /// the fleet's totals are in [`Self::status`]).
+    pub fn local_counts(&self) -> (u64, u64) {
+        (
+            self.local_requests.load(Ordering::Relaxed),
+            self.local_errors.load(Ordering::Relaxed),
+        )
     }
 
     /// When the current state was set (0: never changed).
@@ -246,6 +264,7 @@ impl CredentialHealth {
             return false;
         }
         self.pending.requests.fetch_add(1, Ordering::Relaxed);
+        self.local_requests.fetch_add(1, Ordering::Relaxed);
         self.pending.last_used_ms.store(now_ms, Ordering::Relaxed);
         true
     }
@@ -293,6 +312,7 @@ impl CredentialHealth {
     /// Count a failed attempt (error answer or transport error) and keep its text.
     pub fn record_error(&self, text: &str, now_ms: i64) {
         self.pending.errors.fetch_add(1, Ordering::Relaxed);
+        self.local_errors.fetch_add(1, Ordering::Relaxed);
         let mut d = self.detail();
         d.last_error = Some(text.chars().take(300).collect());
         d.last_error_at_ms = Some(now_ms);

@@ -231,10 +231,16 @@ impl HealthRegistry {
 
     /// Record a rule firing (stored, alerted on).
     pub fn record_rule_event(&self, record: RuleEventRecord) {
+        // "disable 10m, alert ops" -> "disable+alert": the kinds, not the arguments.
+        let kinds: Vec<&str> = record
+            .action
+            .split(", ")
+            .filter_map(|a| a.split(' ').next())
+            .collect();
         metrics::counter!(
             "fastgate_rule_firings_total",
             "rule" => record.rule.to_string(),
-            "action" => record.action.split(',').next().unwrap_or("").split(' ').next().unwrap_or("").to_string(),
+            "action" => kinds.join("+"),
         )
         .increment(1);
         self.emit(HealthEvent::Rule(record));

@@ -45,7 +45,12 @@ pub async fn run(state: &AppState, probes: &mut ProbeState) -> Result<String, St
                 continue;
             };
             let now = reg.now_ms();
-            if health.effective_state(now) != CredentialState::Disabled {
+            // Probes judge what a rule or a built-in decided; a person's
+            // decision (or a quota) is not overruled by a probe.
+            let by = health.changed_by();
+            if health.effective_state(now) != CredentialState::Disabled
+                || !(by.starts_with("rule:") || by == "probe")
+            {
                 continue;
             }
             let key = (Arc::clone(&up.name), Arc::clone(&cred.name));
