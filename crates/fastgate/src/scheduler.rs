@@ -6,8 +6,9 @@
 //!   stored as active again (the request path already treats them so).
 //! * `quota-reset` (at each quota day's end, `health.quota_reset_hour` in
 //!   `timezone`): the stored day counters restart.
-//! * `credential-probes` (every 10 s): disabled credentials of upstreams with a
-//!   `probe` get a cheap request; healthy ones return early, failing ones stay out.
+//! * `credential-probes` (every 2 s; each credential at its `probe.interval`):
+//!   rule-disabled credentials of upstreams with a `probe` get a cheap request;
+//!   healthy ones return early, failing ones stay out.
 //! * `retention` (hourly): audit rows and rule events older than
 //!   `audit.retention_days`.
 
@@ -51,7 +52,8 @@ fn tasks() -> [Task; 4] {
         },
         Task {
             name: "credential-probes",
-            next_run: |_, now| now + 10_000,
+            // Each upstream's `probe.interval` paces its own credentials.
+            next_run: |_, now| now + 2_000,
             run: |s, p| Box::pin(probes::run(s, p)),
         },
         Task {

@@ -17,13 +17,18 @@ const KEY_A: &str = "sk-health-key-a-0123456789";
 const KEY_B: &str = "sk-health-key-b-0123456789";
 
 fn upstream(extra: &str) -> String {
+    upstream_with("", extra)
+}
+
+/// `upstream_fields` go on the upstream (e.g. a `probe:` line).
+fn upstream_with(upstream_fields: &str, extra: &str) -> String {
     format!(
         r#"
 upstreams:
   - name: mock
     kind: openai
     base_url: "{{MOCK}}"
-    strategy: round_robin
+    strategy: round_robin{upstream_fields}
     credentials:
       - {{ name: a, key: "{KEY_A}" }}
       - {{ name: b, key: "{KEY_B}" }}
@@ -514,4 +519,96 @@ async fn state_changes_by_hand_are_checked() {
         .unwrap();
     assert_eq!(events["data"][0]["action"], "set_state", "{events}");
     h.stop().await;
+}
+
+/// A probe brings a rule-disabled key back before its `until` once the
+/// provider accepts it again; the scheduler's tasks and the credential metrics
+/// show it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_brings_a_key_back_early() {
+    let extra = r#"
+health: { counters_flush_interval: 100ms }
+rules:
+  - name: key-rejected
+    when: { status: 401 }
+    actions: [ { disable: 1h } ]
+"#;
+    let yaml = upstream_with("\n    probe: { interval: 1s, timeout: 2s }", extra);
+    let h = Harness::start(Backend::Sqlite, &yaml).await;
+    h.mock.fail_key(KEY_A, invalid_key_reply());
+    let key = h.key().await;
+    for _ in 0..2 {
+        let resp = h
+            .http
+            .post(h.url("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    assert_eq!(credential(&h, "a").await["health"]["state"], "disabled");
+    eventually(Duration::from_secs(5), "the state metric", || async {
+        let m = h.metrics().await;
+        m.lines()
+            .any(|l| {
+                l.starts_with("fastgate_credential_state{")
+                    && l.contains("credential=\"a\"")
+                    && l.contains("state=\"disabled\"")
+                    && l.ends_with(" 1")
+            })
+            .then_some(())
+    })
+    .await;
+    // Probes with the key still refused keep it out.
+    let probes_before = probes_with(&h.mock, KEY_A);
+    eventually(Duration::from_secs(8), "a failing probe", || async {
+        (probes_with(&h.mock, KEY_A) > probes_before).then_some(())
+    })
+    .await;
+    assert_eq!(credential(&h, "a").await["health"]["state"], "disabled");
+    h.mock.clear_key(KEY_A);
+    let a = eventually(
+        Duration::from_secs(8),
+        "the probe brings key a back",
+        || async {
+            let a = credential(&h, "a").await;
+            (a["health"]["state"] == "active").then_some(a)
+        },
+    )
+    .await;
+    assert_eq!(a["health"]["changed_by"], "probe", "{a}");
+    assert!(
+        a["health"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/models"),
+        "{a}"
+    );
+    let tasks: Value = h.admin_get("/admin/api/tasks").await.json().await.unwrap();
+    let task = |name: &str| {
+        tasks["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("task {name} listed: {tasks}"))
+    };
+    assert_eq!(task("credential-probes")["last_ok"], true, "{tasks}");
+    assert_eq!(task("credential-recovery")["last_ok"], true, "{tasks}");
+    h.stop().await;
+}
+
+/// Requests the mock received on `GET /v1/models` with `key` (the probes).
+fn probes_with(mock: &MockUpstream, key: &str) -> usize {
+    mock.requests()
+        .iter()
+        .filter(|r| {
+            r.method == "GET"
+                && r.path_only() == "/v1/models"
+                && r.header("authorization") == Some(format!("Bearer {key}").as_str())
+        })
+        .count()
 }

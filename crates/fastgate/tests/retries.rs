@@ -9,7 +9,11 @@ use common::{Backend, Harness};
 use fastgate_testkit::MockReply;
 use serde_json::{Value, json};
 
+// The retry mechanics alone: the credential-health built-ins (a 429 cools the
+// only key down; five failures open its circuit: see credential_health.rs)
+// would turn the later cases into 503 no_credential.
 const ROUTES: &str = r#"
+health: { builtin_rules: false, circuit: { enabled: false } }
 upstreams:
   - name: mock
     kind: openai

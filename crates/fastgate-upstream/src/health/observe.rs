@@ -178,3 +178,125 @@ fn error_text(outcome: &Outcome<'_>) -> String {
     };
     crate::rules::redact_secrets(text.trim())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::time::Duration;
+
+    use super::*;
+    use crate::health::{Clock, FakeClock, HealthEvent, HealthSettings};
+
+    fn rules(yaml: &str) -> RuleSet {
+        let cfg = fastgate_config::load_str(yaml, &|_| None).unwrap();
+        RuleSet::compile(&cfg.rules, &cfg.health).unwrap()
+    }
+
+    fn answer(status: u16, body: &'static [u8]) -> Outcome<'static> {
+        Outcome {
+            upstream: "up",
+            credential: "a",
+            status: Some(status),
+            headers: None,
+            body: Some(body),
+            latency: Duration::from_millis(5),
+            error: None,
+        }
+    }
+
+    const UPSTREAM: &str =
+        "upstreams: [ { name: up, kind: openai, base_url: \"http://127.0.0.1:9\" } ]\n";
+
+    #[test]
+    fn a_builtin_401_disables_for_an_hour_with_the_providers_message() {
+        let clock = FakeClock::at(1_000_000);
+        let (reg, mut rx) =
+            HealthRegistry::with_clock(HealthSettings::default(), Arc::new(clock.clone()));
+        let a = reg.credential("up", "a", &Default::default());
+        let body = br#"{"error":{"message":"Invalid API key sk-abcdefghijklmnopqrstuvwx","type":"invalid_request_error"}}"#;
+        let seen = reg.observe(&rules(UPSTREAM), &a, &answer(401, body));
+        assert!(seen.left_rotation);
+        assert_eq!(a.effective_state(clock.now_ms()), CredentialState::Disabled);
+        assert_eq!(a.until_ms(), Some(1_000_000 + 3_600_000));
+        let HealthEvent::State(t) = rx.try_recv().unwrap() else {
+            panic!("state first")
+        };
+        assert!(t.reason.contains("Invalid API key"), "{}", t.reason);
+        assert!(
+            !t.reason.contains("sk-abcdefghijklmnopqrstuvwx"),
+            "{}",
+            t.reason
+        );
+        let HealthEvent::Rule(r) = rx.try_recv().unwrap() else {
+            panic!("then the event")
+        };
+        assert_eq!(&*r.rule, "builtin:auth");
+        assert_eq!(r.action, "disable 1h");
+        assert_eq!(
+            (r.before, r.after),
+            (CredentialState::Active, CredentialState::Disabled)
+        );
+        clock.advance(Duration::from_secs(3600));
+        assert_eq!(a.effective_state(clock.now_ms()), CredentialState::Active);
+    }
+
+    #[test]
+    fn a_ban_is_not_shortened_and_a_longer_disable_is_kept() {
+        let yaml = format!(
+            "{UPSTREAM}rules:\n\
+             - {{ name: short, when: {{ status: 500 }}, actions: [ {{ disable: 1m }} ] }}\n\
+             - {{ name: long, when: {{ status: 502 }}, actions: [ {{ disable: 1h }} ] }}\n\
+             - {{ name: gone, when: {{ status: 451 }}, actions: [ {{ ban: true }} ] }}\n"
+        );
+        let set = rules(&yaml);
+        let clock = FakeClock::at(0);
+        let (reg, _rx) =
+            HealthRegistry::with_clock(HealthSettings::default(), Arc::new(clock.clone()));
+        let a = reg.credential("up", "a", &Default::default());
+        reg.observe(&set, &a, &answer(502, b""));
+        reg.observe(&set, &a, &answer(500, b""));
+        assert_eq!(
+            a.until_ms(),
+            Some(3_600_000),
+            "the shorter disable keeps the longer one"
+        );
+        reg.observe(&set, &a, &answer(451, b""));
+        assert_eq!(a.effective_state(0), CredentialState::Banned);
+        reg.observe(&set, &a, &answer(500, b""));
+        assert_eq!(a.effective_state(0), CredentialState::Banned, "a ban stays");
+        clock.advance(Duration::from_secs(7200));
+        assert_eq!(a.effective_state(clock.now_ms()), CredentialState::Banned);
+    }
+
+    #[test]
+    fn transport_errors_count_and_open_the_circuit() {
+        let clock = FakeClock::at(0);
+        let (reg, mut rx) =
+            HealthRegistry::with_clock(HealthSettings::default(), Arc::new(clock.clone()));
+        let a = reg.credential("up", "a", &Default::default());
+        let failure = Outcome {
+            status: None,
+            body: None,
+            error: Some("connection refused"),
+            ..answer(0, b"")
+        };
+        for _ in 0..5 {
+            reg.observe(&RuleSet::empty(), &a, &failure);
+        }
+        assert_eq!(a.circuit().state(), crate::health::CircuitState::Open);
+        let status = a.status(clock.now_ms(), 0);
+        assert_eq!(status.errors, 5);
+        assert_eq!(status.last_error.as_deref(), Some("connection refused"));
+        let HealthEvent::Rule(r) = rx.try_recv().unwrap() else {
+            panic!("circuit event")
+        };
+        assert_eq!(&*r.rule, "builtin:circuit");
+        // A success in half-open closes it.
+        clock.advance(Duration::from_secs(30));
+        let settings = reg.settings();
+        assert!(a.claim(clock.now_ms(), 0, &settings.circuit));
+        reg.observe(&RuleSet::empty(), &a, &answer(200, b"{}"));
+        assert_eq!(a.circuit().state(), crate::health::CircuitState::Closed);
+    }
+}
