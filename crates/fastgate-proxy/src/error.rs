@@ -239,6 +239,14 @@ impl ProxyError {
     }
 }
 
+/// What a `no_credential` message adds: when the first key returns, or that only a person can bring one back.
+fn retry_hint(secs: Option<u64>) -> String {
+    match secs {
+        Some(s) => format!(": all are disabled, exhausted or failing; the first returns in {s}s"),
+        None => ": all are disabled or banned until re-enabled by hand".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,13 +279,5 @@ mod tests {
             ClientProtocol::detect("/v1/chat/completions", &h),
             ClientProtocol::OpenAi
         );
-    }
-}
-
-/// " (one returns in 42s)" or " (every credential is banned or out until re-enabled by hand)".
-fn retry_hint(secs: Option<u64>) -> String {
-    match secs {
-        Some(s) => format!(": all are disabled, exhausted or failing; the first returns in {s}s"),
-        None => ": all are disabled or banned until re-enabled by hand".to_string(),
     }
 }

@@ -235,12 +235,9 @@ fn health_worker(
     };
     let cancel = cancel.child_token();
     tokio::spawn(async move {
-        let handle = match events {
-            Some(events) => Some(worker.spawn(events, cancel.clone())),
-            None => None,
-        };
-        if let Some(h) = handle {
-            let _ = h.await;
+        if let Some(events) = events {
+            // The worker stops with `cancel`; a panic in it is logged by tokio.
+            let _ = worker.spawn(events, cancel.clone()).await;
         }
         let _ = alert_task.await;
     })
