@@ -170,6 +170,7 @@ pub async fn delete(
 ) -> Result<impl IntoResponse, AdminError> {
     validate::name("name", &name, MAX_NAME)?;
     apply(&state, &actor, Change::DeleteUpstream(name.clone())).await?;
+    forget_health(&state, &name, None).await;
     Ok(Json(json!({ "deleted": name })))
 }
 
@@ -266,6 +267,7 @@ pub async fn replace_credential(
             input.name.unwrap_or_default()
         )));
     }
+    let new_key = input.key.is_some();
     let credential = CredentialInput {
         name: name.clone(),
         key: input.key,
@@ -277,10 +279,26 @@ pub async fn replace_credential(
         must_be_new: false,
     };
     let planned = apply(&state, &actor, change).await?;
+    if new_key {
+        forget_health(&state, &upstream, Some(&name)).await;
+    }
     Ok((
         saved_status(planned.action),
         Json(credential_view(&state, &upstream, &name)?),
     ))
+}
+
+/// A deleted credential's (or upstream's) stored state and counters go too, so
+/// a credential added later under the same name starts active; a replaced key
+/// starts over likewise. Failures are logged: the change itself is made.
+async fn forget_health(state: &AppState, upstream: &str, credential: Option<&str>) {
+    let store = state.store();
+    if let Err(e) = store.delete_credential_states(upstream, credential).await {
+        tracing::warn!(error = %e, upstream, ?credential, "stored credential state not removed");
+    }
+    if let Err(e) = store.delete_credential_usage(upstream, credential).await {
+        tracing::warn!(error = %e, upstream, ?credential, "stored credential counters not removed");
+    }
 }
 
 pub async fn delete_credential(
@@ -295,5 +313,6 @@ pub async fn delete_credential(
         name: name.clone(),
     };
     apply(&state, &actor, change).await?;
+    forget_health(&state, &upstream, Some(&name)).await;
     Ok(Json(json!({ "deleted": format!("{upstream}/{name}") })))
 }

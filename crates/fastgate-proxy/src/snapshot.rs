@@ -214,7 +214,13 @@ fn build_upstream(
     let members = u
         .credentials
         .iter()
-        .map(|c| (c.weight, health.credential(&u.name, &c.name, &c.quota)))
+        .map(|c| {
+            let key_id = fastgate_upstream::health::key_id(c.key.expose());
+            (
+                c.weight,
+                health.credential(&u.name, &c.name, &c.quota, key_id),
+            )
+        })
         .collect();
     Ok(UpstreamRuntime {
         name: Arc::from(u.name.as_str()),

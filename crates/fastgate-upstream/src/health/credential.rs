@@ -56,6 +56,8 @@ pub struct CredentialHealth {
     pending: Pending,
     local_requests: AtomicU64,
     local_errors: AtomicU64,
+    /// Which key the health is about (0: not known yet).
+    key_id: AtomicU64,
     detail: Mutex<Detail>,
 }
 
@@ -123,6 +125,7 @@ impl CredentialHealth {
             pending: Pending::default(),
             local_requests: AtomicU64::new(0),
             local_errors: AtomicU64::new(0),
+            key_id: AtomicU64::new(0),
             detail: Mutex::new(Detail::default()),
         }
     }
@@ -165,6 +168,19 @@ impl CredentialHealth {
     fn expired(&self, now_ms: i64) -> bool {
         let until = self.until_ms.load(Ordering::Acquire);
         until != 0 && now_ms >= until
+    }
+
+    /// Record the key's id; true when it replaced another key's.
+    pub(crate) fn replace_key_id(&self, id: u64) -> bool {
+        let before = self.key_id.swap(id, Ordering::AcqRel);
+        before != 0 && before != id
+    }
+
+    /// A new key: its circuit closed and its day counters at zero.
+    pub(crate) fn start_over(&self) {
+        self.circuit.on_success();
+        self.day_requests.store(0, Ordering::Release);
+        self.day_tokens.store(0, Ordering::Release);
     }
 
     /// Who set the current state (`rule:…`, `quota`, `scheduler`, `probe`, an admin).

@@ -20,7 +20,7 @@ pub use credential::{
     CredentialHealth, CredentialStatus, InFlight, QuotaStatus, StoredUsage, UNLIMITED, UsageDelta,
 };
 pub use registry::{
-    HealthEvent, HealthRegistry, HealthSettings, Observed, RuleEventRecord, StoredState,
+    HealthEvent, HealthRegistry, HealthSettings, Observed, RuleEventRecord, StoredState, key_id,
 };
 pub use state::{CredentialState, Transition};
 pub use worker::{HealthWorker, export_metrics, load_states};

@@ -213,7 +213,7 @@ mod tests {
         let clock = FakeClock::at(1_000_000);
         let (reg, mut rx) =
             HealthRegistry::with_clock(HealthSettings::default(), Arc::new(clock.clone()));
-        let a = reg.credential("up", "a", &Default::default());
+        let a = reg.credential("up", "a", &Default::default(), 1);
         let body = br#"{"error":{"message":"Invalid API key sk-abcdefghijklmnopqrstuvwx","type":"invalid_request_error"}}"#;
         let seen = reg.observe(&rules(UPSTREAM), &a, &answer(401, body));
         assert!(seen.left_rotation);
@@ -253,7 +253,7 @@ mod tests {
         let clock = FakeClock::at(0);
         let (reg, _rx) =
             HealthRegistry::with_clock(HealthSettings::default(), Arc::new(clock.clone()));
-        let a = reg.credential("up", "a", &Default::default());
+        let a = reg.credential("up", "a", &Default::default(), 1);
         reg.observe(&set, &a, &answer(502, b""));
         reg.observe(&set, &a, &answer(500, b""));
         assert_eq!(
@@ -274,7 +274,7 @@ mod tests {
         let clock = FakeClock::at(0);
         let (reg, mut rx) =
             HealthRegistry::with_clock(HealthSettings::default(), Arc::new(clock.clone()));
-        let a = reg.credential("up", "a", &Default::default());
+        let a = reg.credential("up", "a", &Default::default(), 1);
         let failure = Outcome {
             status: None,
             body: None,

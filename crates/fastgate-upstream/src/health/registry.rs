@@ -164,12 +164,15 @@ impl HealthRegistry {
     }
 
     /// The health of a credential, created active the first time; its quota
-    /// is set from the config each time (a reload may change it).
+    /// is set from the config each time (a reload may change it). `key_id`
+    /// identifies the key (see [`key_id`]): a credential whose key was replaced
+    /// starts over (active, circuit closed, day counters at zero).
     pub fn credential(
         &self,
         upstream: &str,
         credential: &str,
         quota: &fastgate_config::CredentialQuota,
+        key_id: u64,
     ) -> Arc<CredentialHealth> {
         let key: Key = (Arc::from(upstream), Arc::from(credential));
         let health = Arc::clone(
@@ -178,6 +181,18 @@ impl HealthRegistry {
                 .or_insert_with(|| Arc::new(CredentialHealth::new(upstream, credential))),
         );
         health.set_quota(quota);
+        if health.replace_key_id(key_id) {
+            health.start_over();
+            if health.stored_state() != CredentialState::Active {
+                self.set_state(
+                    &health,
+                    CredentialState::Active,
+                    "the key was replaced",
+                    None,
+                    "config",
+                );
+            }
+        }
         health
     }
 
@@ -339,6 +354,15 @@ impl HealthRegistry {
     }
 }
 
+/// Identifies a provider key within this process without keeping it: a
+/// replaced key gives another id.
+pub fn key_id(key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish().max(1)
+}
+
 /// A state as stored in the database.
 #[derive(Debug, Clone)]
 pub struct StoredState {
@@ -387,7 +411,7 @@ mod tests {
             requests_per_day: Some(3),
             tokens_per_day: None,
         };
-        let a = reg.credential("openai-main", "a", &quota);
+        let a = reg.credential("openai-main", "a", &quota, 1);
         let pool = Pool::with_health(Strategy::Weighted, vec![(1, Arc::clone(&a))]);
         for _ in 0..3 {
             assert_eq!(pool.pick_skipping(&reg.pick_context(), &[]), Some(0));
@@ -434,8 +458,8 @@ mod tests {
     fn stored_states_apply_and_missing_rows_mean_active() {
         let (reg, _rx) = HealthRegistry::new(HealthSettings::default());
         let none = fastgate_config::CredentialQuota::default();
-        let a = reg.credential("up", "a", &none);
-        let b = reg.credential("up", "b", &none);
+        let a = reg.credential("up", "a", &none, 1);
+        let b = reg.credential("up", "b", &none, 1);
         reg.set_state(&b, CredentialState::Banned, "by hand", None, "admin");
         reg.apply_stored_states(&[StoredState {
             upstream: "up".into(),
@@ -468,10 +492,21 @@ mod tests {
     fn health_outlives_a_reload() {
         let (reg, _rx) = HealthRegistry::new(HealthSettings::default());
         let none = fastgate_config::CredentialQuota::default();
-        let first = reg.credential("up", "a", &none);
+        let first = reg.credential("up", "a", &none, 7);
         reg.set_state(&first, CredentialState::Banned, "leaked", None, "admin");
-        let again = reg.credential("up", "a", &none);
+        let again = reg.credential("up", "a", &none, 7);
         assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(
+            again.stored_state(),
+            CredentialState::Banned,
+            "same key: state kept"
+        );
+        let replaced = reg.credential("up", "a", &none, 8);
+        assert_eq!(
+            replaced.stored_state(),
+            CredentialState::Active,
+            "a new key starts over"
+        );
         reg.retain(|_, c| c != "a");
         assert!(reg.find("up", "a").is_none());
     }
