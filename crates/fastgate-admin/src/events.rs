@@ -56,7 +56,7 @@ pub async fn record(state: &AppState, actor: &Actor, event: Event<'_>) {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
-    /// Object kind: upstream, credential, route, model, key, config, master_key.
+    /// Object kind: upstream, credential, route, rule, model, key, config, master_key.
     pub kind: Option<String>,
     pub name: Option<String>,
     pub action: Option<String>,

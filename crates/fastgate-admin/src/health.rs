@@ -177,21 +177,7 @@ pub async fn rule_events(
         .flatten();
     let data: Vec<Value> = rows
         .into_iter()
-        .map(|e| {
-            json!({
-                "id": e.id,
-                "at": DateTime::from_timestamp_millis(e.at_ms),
-                "rule": e.rule,
-                "upstream": e.upstream,
-                "credential": e.credential,
-                "status": e.status,
-                "excerpt": e.excerpt,
-                "action": e.action,
-                "state_before": e.state_before,
-                "state_after": e.state_after,
-                "instance": e.instance,
-            })
-        })
+        .map(crate::rules::rule_event_view)
         .collect();
     Ok(Json(
         json!({ "object": "list", "data": data, "next_before": next }),

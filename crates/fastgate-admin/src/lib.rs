@@ -12,6 +12,7 @@ mod models;
 pub mod redact;
 mod route_test;
 mod routes;
+mod rules;
 mod upstreams;
 mod validate;
 
@@ -29,6 +30,7 @@ pub use error::AdminError;
 pub use keys::{KeyInput, expiry_from};
 pub use live::restore_redacted;
 pub use logs::LogQuery;
+pub use rules::rule_event_view;
 
 /// The whole HTTP surface: admin API, health, metrics, and the proxy fallback.
 pub fn router(state: AppState) -> Router {
@@ -68,6 +70,12 @@ pub fn router(state: AppState) -> Router {
             "/upstreams/{name}/credentials/{cred}/state",
             post(health::set_state),
         )
+        .route("/rules", get(rules::list).post(rules::create))
+        .route(
+            "/rules/{name}",
+            get(rules::show).put(rules::replace).delete(rules::delete),
+        )
+        .route("/rules/{name}/toggle", post(rules::toggle))
         .route("/rule-events", get(health::rule_events))
         .route("/tasks", get(health::tasks))
         .route("/admin-events", get(events::list))

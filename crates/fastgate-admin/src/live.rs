@@ -24,7 +24,8 @@ impl From<LiveError> for AdminError {
     }
 }
 
-/// Redact a view (upstream, credential or route) for the trail and responses.
+/// Redact a view (upstream, credential or route; rules hold no secret) for the
+/// trail and responses.
 pub fn redacted(kind: &str, mut v: serde_json::Value) -> serde_json::Value {
     match kind {
         "upstream" => crate::redact::upstream(&mut v),

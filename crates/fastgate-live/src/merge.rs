@@ -10,7 +10,7 @@ fn clash(kind: &str, name: &str) -> LiveError {
     ))
 }
 
-/// `file` with the API objects appended (upstreams, routes, model groups; provider
+/// `file` with the API objects appended (upstreams, routes, model groups, rules; provider
 /// keys attached to their upstream, whichever its source). A name used by both
 /// sources is refused. A stored key whose upstream no longer exists is left out.
 pub fn merge(file: &Config, live: &LiveObjects) -> Result<Config, LiveError> {
@@ -32,6 +32,12 @@ pub fn merge(file: &Config, live: &LiveObjects) -> Result<Config, LiveError> {
             return Err(clash("model", &m.name));
         }
         merged.models.push(m.clone());
+    }
+    for r in &live.rules {
+        if file.rules.iter().any(|f| f.name == r.name) {
+            return Err(clash("rule", &r.name));
+        }
+        merged.rules.push(r.clone());
     }
     for c in &live.credentials {
         let Some(up) = merged.upstreams.iter_mut().find(|u| u.name == c.upstream) else {

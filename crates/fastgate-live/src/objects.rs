@@ -1,7 +1,7 @@
 //! The API-managed objects as the gateway holds them (provider keys decrypted),
 //! loading them from the store and writing a planned change back.
 
-use fastgate_config::{ModelGroupConfig, RouteConfig, Secret, UpstreamConfig};
+use fastgate_config::{ModelGroupConfig, RouteConfig, RuleConfig, Secret, UpstreamConfig};
 use fastgate_store::{SpecTable, Store, StoredCredential};
 use fastgate_upstream::MasterKey;
 
@@ -17,6 +17,8 @@ pub struct LiveObjects {
     pub credentials: Vec<LiveCredential>,
     pub routes: Vec<RouteConfig>,
     pub models: Vec<ModelGroupConfig>,
+    /// Credential health rules, tried after the file's.
+    pub rules: Vec<RuleConfig>,
     /// Stored objects that could not be used, one line each (e.g. a provider key
     /// sealed under another master key). They are left out and shown in listings.
     pub problems: Vec<String>,
@@ -83,6 +85,11 @@ pub async fn load(store: &Store, master: Option<&MasterKey>) -> Result<LiveObjec
     for s in store.list_specs(SpecTable::Routes).await? {
         if let Some(r) = parse_spec("route", &s.name, &s.spec, &mut live.problems) {
             live.routes.push(r);
+        }
+    }
+    for s in store.list_specs(SpecTable::Rules).await? {
+        if let Some(r) = parse_spec("rule", &s.name, &s.spec, &mut live.problems) {
+            live.rules.push(r);
         }
     }
     for s in store.list_model_groups().await? {
@@ -176,6 +183,14 @@ pub async fn store_change(
         }
         Write::DeleteRoute(name) => {
             store.delete_spec(SpecTable::Routes, name).await?;
+        }
+        Write::Rule(r) => {
+            store
+                .upsert_spec(SpecTable::Rules, &r.name, &spec_json(r)?)
+                .await?;
+        }
+        Write::DeleteRule(name) => {
+            store.delete_spec(SpecTable::Rules, name).await?;
         }
     }
     Ok(())

@@ -3,7 +3,7 @@
 //! the merged configuration, and validate it with `fastgate check`'s rules.
 //! Nothing is stored here: a refused plan changes nothing.
 
-use fastgate_config::{Config, RouteConfig, Secret, UpstreamConfig};
+use fastgate_config::{Config, RouteConfig, RuleConfig, Secret, UpstreamConfig};
 use serde_json::Value;
 
 use crate::objects::LiveCredential;
@@ -52,6 +52,17 @@ pub enum Change {
         name: String,
         active: Option<bool>,
     },
+    /// Create (`must_be_new`) or create-or-replace a credential health rule.
+    PutRule {
+        rule: RuleConfig,
+        must_be_new: bool,
+    },
+    DeleteRule(String),
+    /// Set a rule's `enabled` flag, or flip it when `enabled` is `None`.
+    ToggleRule {
+        name: String,
+        enabled: Option<bool>,
+    },
 }
 
 /// What to write to the store.
@@ -69,6 +80,8 @@ pub(crate) enum Write {
     },
     Route(RouteConfig),
     DeleteRoute(String),
+    Rule(RuleConfig),
+    DeleteRule(String),
 }
 
 /// A checked change: the objects and configuration after it, and what it
@@ -80,7 +93,7 @@ pub struct Planned {
     pub merged: Config,
     /// `create`, `update`, `delete` or `toggle`.
     pub action: &'static str,
-    /// `upstream`, `credential` or `route`.
+    /// `upstream`, `credential`, `route` or `rule`.
     pub kind: &'static str,
     /// The object's name (`upstream/name` for a credential).
     pub name: String,
@@ -90,7 +103,7 @@ pub struct Planned {
     pub(crate) write: Write,
 }
 
-fn file_owned(kind: &str, name: &str) -> LiveError {
+pub(crate) fn file_owned(kind: &str, name: &str) -> LiveError {
     LiveError::Conflict(format!(
         "{kind} '{name}' is defined in the configuration file and is read-only through the API: edit the file and reload"
     ))
@@ -116,13 +129,20 @@ pub fn plan(file: &Config, live: &LiveObjects, change: Change) -> Result<Planned
         Change::PutRoute { spec, must_be_new } => put_route(file, live, spec, must_be_new)?,
         Change::DeleteRoute(name) => delete_route(file, live, &name)?,
         Change::ToggleRoute { name, active } => toggle_route(file, live, &name, active)?,
+        Change::PutRule { rule, must_be_new } => {
+            crate::plan_rules::put_rule(file, live, rule, must_be_new)?
+        }
+        Change::DeleteRule(name) => crate::plan_rules::delete_rule(file, live, &name)?,
+        Change::ToggleRule { name, enabled } => {
+            crate::plan_rules::toggle_rule(file, live, &name, enabled)?
+        }
     };
     Ok(planned)
 }
 
 /// Merge and validate `next`; the error names the field, with the object's name
 /// in place of its position in the merged lists (`routes[my-route].upstream`).
-fn checked(file: &Config, next: &LiveObjects) -> Result<Config, LiveError> {
+pub(crate) fn checked(file: &Config, next: &LiveObjects) -> Result<Config, LiveError> {
     let merged = merge(file, next)?;
     if let Err(e) = fastgate_config::validate(&merged) {
         return Err(match LiveError::from(e) {
@@ -136,7 +156,8 @@ fn checked(file: &Config, next: &LiveObjects) -> Result<Config, LiveError> {
     Ok(merged)
 }
 
-/// `routes[3].x` -> `routes[<name of routes[3]>].x` (same for upstreams and models).
+/// `routes[3].x` -> `routes[<name of routes[3]>].x` (same for upstreams, models
+/// and rules).
 fn named_path(cfg: &Config, path: &str) -> String {
     let Some((section, rest)) = path.split_once('[') else {
         return path.to_owned();
@@ -151,6 +172,7 @@ fn named_path(cfg: &Config, path: &str) -> String {
         "upstreams" => cfg.upstreams.get(i).map(|u| u.name.as_str()),
         "routes" => cfg.routes.get(i).map(|r| r.name.as_str()),
         "models" => cfg.models.get(i).map(|m| m.name.as_str()),
+        "rules" => cfg.rules.get(i).map(|r| r.name.as_str()),
         _ => None,
     };
     match name {
@@ -261,7 +283,7 @@ fn put_upstream(
     })
 }
 
-/// Names of the routes and model groups (file and API) that use `upstream`.
+/// Names of the routes, model groups and rules (file and API) that use `upstream`.
 fn users_of(file: &Config, live: &LiveObjects, upstream: &str) -> Vec<String> {
     let routes = file
         .routes
@@ -275,7 +297,13 @@ fn users_of(file: &Config, live: &LiveObjects, upstream: &str) -> Vec<String> {
         .chain(&live.models)
         .filter(|m| m.deployments.iter().any(|d| d.upstream == upstream))
         .map(|m| format!("model '{}'", m.name));
-    routes.chain(models).collect()
+    let rules = file
+        .rules
+        .iter()
+        .chain(&live.rules)
+        .filter(|r| r.upstreams.iter().any(|u| u == upstream))
+        .map(|r| format!("rule '{}'", r.name));
+    routes.chain(models).chain(rules).collect()
 }
 
 fn delete_upstream(file: &Config, live: &LiveObjects, name: &str) -> Result<Planned, LiveError> {

@@ -1,8 +1,8 @@
-//! What the admin API and the CLI show of upstreams, provider keys and routes:
+//! What the admin API and the CLI show of upstreams, provider keys, routes and rules:
 //! the config file's shape plus `source`, provider keys replaced by `key_hint`.
 //! (Values of added headers and body fields are redacted by the caller.)
 
-use fastgate_config::{Config, RouteConfig, UpstreamConfig};
+use fastgate_config::{Config, RouteConfig, RuleConfig, UpstreamConfig};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -74,7 +74,16 @@ pub fn upstream_view(u: &UpstreamConfig, source: Source, credentials: &[Credenti
 
 /// A route in the file's shape plus its source.
 pub fn route_view(r: &RouteConfig, source: Source) -> Value {
-    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    with_source(serde_json::to_value(r).unwrap_or(Value::Null), source)
+}
+
+/// A credential health rule in the file's shape (`actions: [{disable: 10m}]`)
+/// plus its source.
+pub fn rule_view(r: &RuleConfig, source: Source) -> Value {
+    with_source(serde_json::to_value(r).unwrap_or(Value::Null), source)
+}
+
+fn with_source(mut v: Value, source: Source) -> Value {
     if let Some(obj) = v.as_object_mut() {
         obj.insert(
             "source".into(),

@@ -1,4 +1,4 @@
-//! The command line: `fastgate serve|check|keys|upstreams|credentials|routes|migrate|version`.
+//! The command line: `fastgate serve|check|keys|upstreams|credentials|routes|rules|migrate|version`.
 
 pub mod admin_client;
 pub mod check;
@@ -8,6 +8,7 @@ pub mod live;
 mod master_key;
 mod output;
 pub mod routes;
+pub mod rules;
 pub mod serve;
 pub mod upstreams;
 
@@ -47,6 +48,8 @@ pub enum Command {
     Credentials(credentials::CredentialsArgs),
     /// Manage and test routes.
     Routes(routes::RoutesArgs),
+    /// Manage credential health rules (on a running gateway with --admin-url, else in the database).
+    Rules(rules::RulesArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Print the version.
@@ -81,6 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Upstreams(args) => upstreams::run(cli.config.as_deref(), cli.json, args).await,
         Command::Credentials(args) => credentials::run(cli.config.as_deref(), cli.json, args).await,
         Command::Routes(args) => routes::run(cli.config.as_deref(), cli.json, args).await,
+        Command::Rules(args) => rules::run(cli.config.as_deref(), cli.json, args).await,
         Command::Migrate => {
             let cfg = load_config_or_exit(cli.config.as_deref(), cli.json);
             crate::data_dir::prepare(&cfg)?;
