@@ -367,7 +367,16 @@ async fn generated_admin_token_is_never_printed_and_state_is_private() {
 
     // Second start: the existing token is reused, still not printed.
     let gw = subprocess::Gateway::start(&cfg, tmp.path(), &[]);
-    assert!(gw.logs().contains("admin token: stored in"));
+    // The banner is printed once the listener runs, so it may trail readiness.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !gw.logs().contains("admin token: stored in") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        gw.logs().contains("admin token: stored in"),
+        "{}",
+        gw.logs()
+    );
     assert!(!gw.logs().contains(&token));
     assert_eq!(gw.stop(), Some(0));
 }
