@@ -59,12 +59,7 @@ pub async fn probe(
     body: Bytes,
 ) -> Result<Json<Value>, AdminError> {
     validate::name("name", &name, MAX_NAME)?;
-    let input: ProbeInput = if body.iter().all(u8::is_ascii_whitespace) {
-        ProbeInput::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| AdminError::BadRequest(format!("request body: {e}")))?
-    };
+    let input: ProbeInput = validate::optional_json(&body)?;
     let snap = state.inner().snapshot.load_full();
     let req = probe_request(&snap, &name, input)?;
     let prepared = match prepare(

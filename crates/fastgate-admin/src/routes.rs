@@ -167,12 +167,7 @@ pub async fn toggle(
     body: Bytes,
 ) -> Result<impl IntoResponse, AdminError> {
     validate::name("name", &name, MAX_NAME)?;
-    let input: ToggleInput = if body.iter().all(u8::is_ascii_whitespace) {
-        ToggleInput::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| AdminError::BadRequest(format!("request body: {e}")))?
-    };
+    let input: ToggleInput = validate::optional_json(&body)?;
     let change = Change::ToggleRoute {
         name: name.clone(),
         active: input.active,

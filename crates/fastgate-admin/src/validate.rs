@@ -123,3 +123,13 @@ mod tests {
         assert_eq!(find_nul(&serde_json::json!({ "a": ["b"] }), ""), None);
     }
 }
+
+/// An optional JSON body: empty (or only whitespace) gives the default.
+pub fn optional_json<T: Default + serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> Result<T, AdminError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| AdminError::BadRequest(format!("request body: {e}")))
+}

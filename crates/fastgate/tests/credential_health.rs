@@ -53,6 +53,15 @@ fn invalid_key_reply() -> MockReply {
     }
 }
 
+/// `GET /v1/models` through the gateway with the gateway key.
+async fn models(h: &Harness, key: &str) -> reqwest::Response {
+    send_models(&h.http, &h.url("/v1/models"), key).await
+}
+
+async fn send_models(http: &reqwest::Client, url: &str, key: &str) -> reqwest::Response {
+    http.get(url).bearer_auth(key).send().await.unwrap()
+}
+
 async fn credential(h: &Harness, name: &str) -> Value {
     let list: Value = h
         .admin_get("/admin/api/upstreams/mock/credentials")
@@ -213,13 +222,7 @@ rules:
     h.mock.fail_key(KEY_A, invalid_key_reply());
     let key = h.key().await;
     for _ in 0..4 {
-        let resp = h
-            .http
-            .get(h.url("/v1/models"))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap();
+        let resp = models(&h, &key).await;
         assert_eq!(resp.status(), 200);
     }
     assert_eq!(credential(&h, "a").await["health"]["state"], "disabled");
@@ -230,13 +233,7 @@ rules:
     .await;
     let before = h.mock.requests().len();
     for _ in 0..4 {
-        let resp = h
-            .http
-            .get(h.url("/v1/models"))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap();
+        let resp = models(&h, &key).await;
         assert_eq!(resp.status(), 200);
     }
     assert_eq!(
@@ -258,13 +255,7 @@ async fn rate_limited_keys_cool_down_then_no_credential() {
         KEY_A,
         MockReply::error(429).with_header("retry-after", "30"),
     );
-    let resp = h
-        .http
-        .get(h.url("/v1/models"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let resp = models(&h, &key).await;
     assert_eq!(resp.status(), 200, "saved by key b");
     let a = credential(&h, "a").await;
     assert_eq!(a["health"]["state"], "disabled", "{a}");
@@ -273,21 +264,9 @@ async fn rate_limited_keys_cool_down_then_no_credential() {
         KEY_B,
         MockReply::error(429).with_header("retry-after", "20"),
     );
-    let resp = h
-        .http
-        .get(h.url("/v1/models"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let resp = models(&h, &key).await;
     assert_eq!(resp.status(), 429, "the last key's refusal is relayed");
-    let resp = h
-        .http
-        .get(h.url("/v1/models"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let resp = models(&h, &key).await;
     assert_eq!(resp.status(), 503);
     let retry: u64 = resp.headers()["retry-after"]
         .to_str()
@@ -312,13 +291,7 @@ async fn failing_key_opens_its_circuit() {
     h.mock.fail_key(KEY_A, MockReply::error(500));
     let mut failed = 0;
     for _ in 0..20 {
-        let resp = h
-            .http
-            .get(h.url("/v1/models"))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap();
+        let resp = models(&h, &key).await;
         failed += usize::from(resp.status() == 500);
     }
     assert_eq!(
@@ -327,13 +300,7 @@ async fn failing_key_opens_its_circuit() {
     );
     let before = h.mock.requests().len();
     for _ in 0..6 {
-        let resp = h
-            .http
-            .get(h.url("/v1/models"))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap();
+        let resp = models(&h, &key).await;
         assert_eq!(resp.status(), 200);
     }
     assert_eq!(
@@ -371,22 +338,10 @@ routes:
     let h = Harness::start(Backend::Sqlite, yaml).await;
     let key = h.key().await;
     for i in 0..3 {
-        let resp = h
-            .http
-            .get(h.url("/v1/models"))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap();
+        let resp = models(&h, &key).await;
         assert_eq!(resp.status(), 200, "request {i}");
     }
-    let resp = h
-        .http
-        .get(h.url("/v1/models"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let resp = models(&h, &key).await;
     assert_eq!(resp.status(), 503);
     let retry: u64 = resp.headers()["retry-after"]
         .to_str()
@@ -445,13 +400,7 @@ async fn fleet_shares_states(backend: Backend) {
     // The peer's traffic avoids the banned key.
     let before = h.mock.requests().len();
     for _ in 0..4 {
-        let resp = h
-            .http
-            .get(peer.url("/v1/models"))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap();
+        let resp = send_models(&h.http, &peer.url("/v1/models"), &key).await;
         assert_eq!(resp.status(), 200);
     }
     assert_eq!(keys_used(&h.mock, before), (0, 4));
