@@ -95,6 +95,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
+/// An optional JSON body: empty (or only whitespace) gives the default.
+pub fn optional_json<T: Default + DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| AdminError::BadRequest(format!("request body: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,14 +130,4 @@ mod tests {
         assert_eq!(find_nul(&v, "").as_deref(), Some("deployments[0].model"));
         assert_eq!(find_nul(&serde_json::json!({ "a": ["b"] }), ""), None);
     }
-}
-
-/// An optional JSON body: empty (or only whitespace) gives the default.
-pub fn optional_json<T: Default + serde::de::DeserializeOwned>(
-    body: &[u8],
-) -> Result<T, AdminError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| AdminError::BadRequest(format!("request body: {e}")))
 }
