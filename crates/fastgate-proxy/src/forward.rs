@@ -224,6 +224,36 @@ fn refused_by_provider(status: http::StatusCode) -> bool {
     matches!(status.as_u16(), 401 | 402 | 403 | 429)
 }
 
+/// After a provider's refusal of the credential (401/402/403/429), should the
+/// request go at once to another one? Yes when a usable one is left that this
+/// request has not tried (the refused one is added to `tried`).
+fn switch_credential(
+    ctx: &RequestContext,
+    up: &UpstreamRuntime,
+    result: &Result<Response<UpstreamBody>, AttemptError>,
+    using: Option<&Attempting>,
+    tried: &mut Vec<usize>,
+) -> bool {
+    let (Ok(resp), Some(using)) = (result, using) else {
+        return false;
+    };
+    if !refused_by_provider(resp.status()) {
+        return false;
+    }
+    tried.push(using.index);
+    let cx = ctx.state.health().pick_context();
+    if !up.credential_pool.any_usable(&cx, tried) {
+        return false;
+    }
+    tracing::debug!(
+        status = resp.status().as_u16(),
+        credential = %using.health.credential(),
+        "provider refused the credential: trying another"
+    );
+    metrics::counter!(m::CREDENTIAL_SWITCHES, "upstream" => metrics::SharedString::from(up.name.clone())).increment(1);
+    true
+}
+
 pub async fn forward(
     ctx: &mut RequestContext,
     plan: ForwardPlan<'_>,
@@ -267,21 +297,8 @@ pub async fn forward(
             Some(using) => observe(ctx, up, using, result, latency, route.timeout.idle).await,
             None => result.map(|r| r.map(UpstreamBody::new)),
         };
-        if let (Ok(resp), Some(using)) = (&result, &using)
-            && switch_on_refusal
-            && refused_by_provider(resp.status())
-        {
-            tried.push(using.index);
-            let cx = ctx.state.health().pick_context();
-            if up.credential_pool.any_usable(&cx, &tried) {
-                tracing::debug!(
-                    status = resp.status().as_u16(),
-                    credential = %using.health.credential(),
-                    "provider refused the credential: trying another"
-                );
-                metrics::counter!(m::CREDENTIAL_SWITCHES, "upstream" => metrics::SharedString::from(up.name.clone())).increment(1);
-                continue;
-            }
+        if switch_on_refusal && switch_credential(ctx, up, &result, using.as_ref(), &mut tried) {
+            continue;
         }
         let delay = backoff(attempt);
         let can_retry =
