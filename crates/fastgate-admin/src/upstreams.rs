@@ -241,7 +241,7 @@ pub async fn add_credential(
     ))
 }
 
-/// `PUT …/credentials/{cred}`: `{key?, weight?}` (and `name`, which must match the path).
+/// `PUT …/credentials/{cred}`: `{key?, weight?, quota?}` (and `name`, which must match the path).
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialUpdate {
@@ -251,6 +251,8 @@ pub struct CredentialUpdate {
     key: Option<fastgate_config::Secret<String>>,
     #[serde(default)]
     weight: Option<u32>,
+    #[serde(default)]
+    quota: Option<fastgate_config::CredentialQuota>,
 }
 
 pub async fn replace_credential(
@@ -272,6 +274,7 @@ pub async fn replace_credential(
         name: name.clone(),
         key: input.key,
         weight: input.weight,
+        quota: input.quota,
     };
     let change = Change::PutCredential {
         upstream: upstream.clone(),

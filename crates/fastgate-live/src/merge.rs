@@ -50,7 +50,7 @@ pub fn merge(file: &Config, live: &LiveObjects) -> Result<Config, LiveError> {
             name: c.name.clone(),
             key: c.key.clone(),
             weight: c.weight,
-            quota: Default::default(),
+            quota: c.quota.clone(),
         });
     }
     Ok(merged)

@@ -35,6 +35,8 @@ pub struct LiveCredential {
     pub key: Secret<String>,
     pub key_hint: String,
     pub weight: u32,
+    /// Daily limits (stored as JSON beside the sealed key).
+    pub quota: fastgate_config::CredentialQuota,
 }
 
 impl LiveCredential {
@@ -110,13 +112,29 @@ pub async fn load(store: &Store, master: Option<&MasterKey>) -> Result<LiveObjec
             None => Err("no master key is configured".to_owned()),
         };
         match opened {
-            Ok(key) => live.credentials.push(LiveCredential {
-                upstream: c.upstream,
-                name: c.name,
-                key,
-                key_hint: c.key_hint,
-                weight: c.weight,
-            }),
+            Ok(key) => {
+                let quota = match c.quota.as_deref().map(serde_json::from_str) {
+                    None => Default::default(),
+                    Some(Ok(q)) => q,
+                    Some(Err(e)) => {
+                        let line = format!(
+                            "credential '{}/{}': stored quota unreadable ({e}); it has none",
+                            c.upstream, c.name
+                        );
+                        tracing::warn!("{line}");
+                        live.problems.push(line);
+                        Default::default()
+                    }
+                };
+                live.credentials.push(LiveCredential {
+                    upstream: c.upstream,
+                    name: c.name,
+                    key,
+                    key_hint: c.key_hint,
+                    weight: c.weight,
+                    quota,
+                });
+            }
             Err(reason) => {
                 let line = format!(
                     "credential '{}/{}' cannot be decrypted: {reason}",
@@ -140,6 +158,11 @@ fn sealed(master: Option<&MasterKey>, c: &LiveCredential) -> Result<StoredCreden
         sealed_key: master.seal(c.key.expose(), &c.context())?,
         key_hint: c.key_hint.clone(),
         weight: c.weight,
+        quota: if c.quota.is_set() {
+            Some(spec_json(&c.quota)?)
+        } else {
+            None
+        },
     })
 }
 

@@ -20,6 +20,9 @@ pub struct CredentialInput {
     pub key: Option<Secret<String>>,
     #[serde(default)]
     pub weight: Option<u32>,
+    /// Daily limits; kept as they were when not given.
+    #[serde(default)]
+    pub quota: Option<fastgate_config::CredentialQuota>,
 }
 
 /// One change to the API-managed objects.
@@ -229,6 +232,10 @@ fn credential_of(
         upstream: upstream.to_owned(),
         key_hint: fastgate_upstream::key_hint(key.expose()),
         weight: input.weight.or(existing.map(|c| c.weight)).unwrap_or(1),
+        quota: input
+            .quota
+            .or_else(|| existing.map(|c| c.quota.clone()))
+            .unwrap_or_default(),
         name: input.name,
         key,
     })

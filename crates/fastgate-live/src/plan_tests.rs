@@ -46,6 +46,7 @@ fn cred(name: &str, key: Option<&str>) -> CredentialInput {
         name: name.into(),
         key: key.map(|k| Secret::new(k.to_string())),
         weight: None,
+        quota: None,
     }
 }
 

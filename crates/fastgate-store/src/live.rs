@@ -26,6 +26,8 @@ pub struct StoredCredential {
     pub sealed_key: String,
     pub key_hint: String,
     pub weight: u32,
+    /// The daily quota as JSON (`{"requests_per_day": N, "tokens_per_day": N}`), if any.
+    pub quota: Option<String>,
 }
 
 /// The tables that hold one JSON spec per name.
@@ -122,16 +124,17 @@ impl Store {
 
     /// Every stored provider key (sealed), by upstream then name.
     pub async fn list_credentials(&self) -> Result<Vec<StoredCredential>, StoreError> {
-        let rows: Vec<(String, String, String, String, i64)> = with_pool!(self, pool, DB => {
+        type Row = (String, String, String, String, i64, Option<String>);
+        let rows: Vec<Row> = with_pool!(self, pool, DB => {
             sqlx::query_as(
-                "SELECT upstream, name, sealed_key, key_hint, weight FROM upstream_credentials \
+                "SELECT upstream, name, sealed_key, key_hint, weight, quota FROM upstream_credentials \
                  ORDER BY upstream, name",
             )
             .fetch_all(pool)
             .await?
         });
         rows.into_iter()
-            .map(|(upstream, name, sealed_key, key_hint, weight)| {
+            .map(|(upstream, name, sealed_key, key_hint, weight, quota)| {
                 let weight = u32::try_from(i64_to_u64("weight", weight)?)
                     .map_err(|_| StoreError::Corrupt(format!("weight {weight} out of range")))?;
                 Ok(StoredCredential {
@@ -140,6 +143,7 @@ impl Store {
                     sealed_key,
                     key_hint,
                     weight,
+                    quota,
                 })
             })
             .collect()
@@ -155,20 +159,20 @@ impl Store {
             sqlx::query(BUMP).execute(&mut *tx).await?;
             let n = sqlx::query(
                 "UPDATE upstream_credentials SET sealed_key = $3, key_hint = $4, weight = $5, \
-                 updated_at = $6 WHERE upstream = $1 AND name = $2",
+                 updated_at = $6, quota = $7 WHERE upstream = $1 AND name = $2",
             )
             .bind(&upstream).bind(&name).bind(&c.sealed_key).bind(storable(&c.key_hint))
-            .bind(weight).bind(now)
+            .bind(weight).bind(now).bind(c.quota.as_deref())
             .execute(&mut *tx).await?
             .rows_affected();
             if n == 0 {
                 sqlx::query(
                     "INSERT INTO upstream_credentials \
-                     (upstream, name, sealed_key, key_hint, weight, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                     (upstream, name, sealed_key, key_hint, weight, updated_at, quota) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(&upstream).bind(&name).bind(&c.sealed_key).bind(storable(&c.key_hint))
-                .bind(weight).bind(now)
+                .bind(weight).bind(now).bind(c.quota.as_deref())
                 .execute(&mut *tx).await?;
             }
             tx.commit().await?;

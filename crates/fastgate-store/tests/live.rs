@@ -17,6 +17,7 @@ fn cred(upstream: &str, name: &str, sealed: &str) -> StoredCredential {
         sealed_key: sealed.into(),
         key_hint: "…abcd".into(),
         weight: 2,
+        quota: None,
     }
 }
 

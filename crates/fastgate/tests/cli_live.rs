@@ -362,6 +362,7 @@ async fn store_foreign_credential(store: &Store) {
             sealed_key: other.seal("sk-foreign-0000", "api-up/foreign").unwrap(),
             key_hint: "…0000".into(),
             weight: 1,
+            quota: None,
         })
         .await
         .unwrap();

@@ -561,3 +561,59 @@ fn probes_with(mock: &MockUpstream, key: &str) -> usize {
         })
         .count()
 }
+
+/// A provider key added through the admin API carries its daily quota: stored
+/// (sealed key and quota), enforced, and shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_credentials_carry_a_daily_quota() {
+    let h = Harness::start(Backend::Sqlite, &upstream("")).await;
+    let resp = h
+        .admin(
+            reqwest::Method::POST,
+            "/admin/api/upstreams",
+            Some(json!({
+                "name": "api-up",
+                "kind": "openai",
+                "base_url": h.mock.url(),
+                "credentials": [
+                    { "name": "q", "key": "sk-api-quota-key-0123", "quota": { "requests_per_day": 2 } }
+                ]
+            })),
+        )
+        .await;
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    let key = h.key().await;
+    for i in 0..2 {
+        let resp = send_models(&h.http, &h.url("/proxy/api-up/v1/models"), &key).await;
+        assert_eq!(resp.status(), 200, "request {i}");
+    }
+    let resp = send_models(&h.http, &h.url("/proxy/api-up/v1/models"), &key).await;
+    assert_eq!(resp.status(), 503, "the quota of 2 is used up");
+    let list: Value = h
+        .admin_get("/admin/api/upstreams/api-up/credentials")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let q = &list["data"][0]["health"];
+    assert_eq!(q["state"], "exhausted", "{list}");
+    assert_eq!(q["quota"]["requests_per_day"], 2, "{list}");
+    // A zero quota is refused with its field path; the stored one is kept.
+    let resp = h
+        .admin(
+            reqwest::Method::PUT,
+            "/admin/api/upstreams/api-up/credentials/q",
+            Some(json!({ "quota": { "requests_per_day": 0 } })),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("requests_per_day"));
+    let list: Value = h
+        .admin_get("/admin/api/upstreams/api-up/credentials")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"][0]["health"]["quota"]["requests_per_day"], 2);
+    h.stop().await;
+}

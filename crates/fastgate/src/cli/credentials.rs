@@ -205,6 +205,7 @@ async fn in_db(db: &LiveDb, json: bool, cmd: CredentialsCommand) -> anyhow::Resu
                 name: a.name.clone(),
                 key: a.key()?.map(Secret::new),
                 weight: a.weight,
+                quota: None,
             };
             let planned = db
                 .apply(Change::PutCredential {
