@@ -26,6 +26,9 @@ pub struct CredentialView {
     pub weight: u32,
     pub key_hint: String,
     pub source: Source,
+    /// Daily limits, when set.
+    #[serde(skip_serializing_if = "fastgate_config::CredentialQuota::is_unset")]
+    pub quota: fastgate_config::CredentialQuota,
 }
 
 /// The provider keys of upstream `name`: the file's, then the API's.
@@ -41,6 +44,7 @@ pub fn credential_views(file: &Config, live: &LiveObjects, name: &str) -> Vec<Cr
             weight: c.weight,
             key_hint: fastgate_upstream::key_hint(c.key.expose()),
             source: Source::Config,
+            quota: c.quota.clone(),
         });
     let from_api = live
         .credentials
@@ -52,6 +56,7 @@ pub fn credential_views(file: &Config, live: &LiveObjects, name: &str) -> Vec<Cr
             weight: c.weight,
             key_hint: c.key_hint.clone(),
             source: Source::Api,
+            quota: c.quota.clone(),
         });
     from_file.chain(from_api).collect()
 }

@@ -184,9 +184,12 @@ async fn add_upstream_and_key(s: &Setup) {
         &key_file,
         "--weight",
         "2",
+        "--requests-per-day",
+        "500",
     ]);
     assert_eq!(v["key_hint"], "…1234");
     assert_eq!(v["weight"], 2);
+    assert_eq!(v["quota"]["requests_per_day"], 500, "{v}");
     assert_eq!(v["source"], "api");
 }
 

@@ -57,6 +57,12 @@ pub struct AddArgs {
     /// Share of the requests this key takes (default 1).
     #[arg(long)]
     pub weight: Option<u32>,
+    /// Daily request limit of this key (it is `exhausted` until the reset).
+    #[arg(long)]
+    pub requests_per_day: Option<u64>,
+    /// Daily token limit of this key (input plus output tokens).
+    #[arg(long)]
+    pub tokens_per_day: Option<u64>,
     /// Update the key when it exists (then the key may be left out to change
     /// only the weight) instead of refusing.
     #[arg(long)]
@@ -64,6 +70,16 @@ pub struct AddArgs {
 }
 
 impl AddArgs {
+    /// The quota flags, when any was given (otherwise an update keeps the stored one).
+    fn quota(&self) -> Option<fastgate_config::CredentialQuota> {
+        (self.requests_per_day.is_some() || self.tokens_per_day.is_some()).then(|| {
+            fastgate_config::CredentialQuota {
+                requests_per_day: self.requests_per_day,
+                tokens_per_day: self.tokens_per_day,
+            }
+        })
+    }
+
     /// The key from whichever source was given; none is allowed only with `--replace`.
     fn key(&self) -> anyhow::Result<Option<String>> {
         let key = if let Some(k) = &self.key {
@@ -161,6 +177,9 @@ async fn over_http(
             if let Some(w) = a.weight {
                 body["weight"] = w.into();
             }
+            if let Some(q) = a.quota() {
+                body["quota"] = serde_json::to_value(q)?;
+            }
             let after = if a.replace {
                 let path = [
                     "upstreams",
@@ -205,7 +224,7 @@ async fn in_db(db: &LiveDb, json: bool, cmd: CredentialsCommand) -> anyhow::Resu
                 name: a.name.clone(),
                 key: a.key()?.map(Secret::new),
                 weight: a.weight,
-                quota: None,
+                quota: a.quota(),
             };
             let planned = db
                 .apply(Change::PutCredential {
