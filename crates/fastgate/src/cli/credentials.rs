@@ -72,12 +72,11 @@ pub struct AddArgs {
 impl AddArgs {
     /// The quota flags, when any was given (otherwise an update keeps the stored one).
     fn quota(&self) -> Option<fastgate_config::CredentialQuota> {
-        (self.requests_per_day.is_some() || self.tokens_per_day.is_some()).then(|| {
-            fastgate_config::CredentialQuota {
-                requests_per_day: self.requests_per_day,
-                tokens_per_day: self.tokens_per_day,
-            }
-        })
+        let quota = fastgate_config::CredentialQuota {
+            requests_per_day: self.requests_per_day,
+            tokens_per_day: self.tokens_per_day,
+        };
+        quota.is_set().then_some(quota)
     }
 
     /// The key from whichever source was given; none is allowed only with `--replace`.
