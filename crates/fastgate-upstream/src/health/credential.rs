@@ -299,6 +299,12 @@ impl CredentialHealth {
         }
     }
 
+    /// Does the credential have a daily quota at all?
+    pub fn has_quota(&self) -> bool {
+        self.requests_limit.load(Ordering::Relaxed) != UNLIMITED
+            || self.tokens_limit.load(Ordering::Relaxed) != UNLIMITED
+    }
+
     /// Has the daily quota run out (after this request was counted)?
     pub fn quota_reached(&self, day: i64) -> Option<&'static str> {
         let (r, t) = self.quota_left_on(day);

@@ -264,6 +264,10 @@ impl HealthRegistry {
     /// A claimed request may have used up the daily quota: the credential is
     /// then exhausted until the next reset.
     pub fn check_quota(&self, health: &CredentialHealth) {
+        // Most credentials have no quota: no clock read, no day lookup for them.
+        if !health.has_quota() {
+            return;
+        }
         let day = self.quota_day();
         let Some(which) = health.quota_reached(day.number) else {
             return;
