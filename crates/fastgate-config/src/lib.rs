@@ -14,6 +14,7 @@ mod env;
 mod error;
 pub mod health;
 mod interpolate;
+pub mod limits;
 pub mod llm;
 mod load;
 mod model;
@@ -25,6 +26,9 @@ pub use alerts::{AlertConfig, AlertKind};
 pub use env::{ENV_PREFIX, ENV_SHORTCUTS, override_vars};
 pub use error::ConfigError;
 pub use health::{CircuitConfig, CredentialQuota, HealthConfig, ProbeConfig};
+pub use limits::{
+    FailureMode, LimitsConfig, QuotaFailureMode, RateLimitsConfig, RedisConfig, RedisFailurePolicy,
+};
 pub use llm::{DeploymentConfig, LlmConfig, ModelGroupConfig, ModelKind, PriceConfig};
 pub use load::{DEFAULT_DATA_DIR, check, check_str, load, load_str};
 pub use model::*;

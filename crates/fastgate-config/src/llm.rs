@@ -48,6 +48,16 @@ pub struct ModelGroupConfig {
     /// Price per 1M tokens, for cost accounting.
     #[serde(default)]
     pub price: Option<PriceConfig>,
+    /// Output cap assumed when a request sets no `max_tokens`, for reserving its
+    /// worst case against token limits and budgets (default `llm.default_max_tokens`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u32>,
+    /// Rate limits over every key's requests for this model name.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::limits::RateLimitsConfig::is_unset"
+    )]
+    pub limits: crate::limits::RateLimitsConfig,
 }
 
 /// One upstream serving a model group, under its own model name.

@@ -44,6 +44,10 @@ pub struct Config {
     pub rules: Vec<crate::rules::RuleConfig>,
     /// Alert channels named by rules' `alert` actions.
     pub alerts: Vec<crate::alerts::AlertConfig>,
+    /// How quota usage is kept (docs/limits.md).
+    pub limits: crate::limits::LimitsConfig,
+    /// Shared counters for a fleet; off without `redis.url`.
+    pub redis: crate::limits::RedisConfig,
 }
 
 /// An IANA time zone name (`UTC`, `Asia/Shanghai`), checked by validation.
@@ -385,6 +389,12 @@ pub struct RouteConfig {
     /// Require a gateway key (default true). `false` makes a public route.
     #[serde(default = "default_true")]
     pub auth: bool,
+    /// Rate limits over every key's requests through this route.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::limits::RateLimitsConfig::is_unset"
+    )]
+    pub limits: crate::limits::RateLimitsConfig,
 }
 
 impl RouteConfig {

@@ -343,6 +343,7 @@ fn passthrough_routes(cfg: &Config) -> Vec<fastgate_config::RouteConfig> {
             audit: RouteAuditConfig::default(),
             active: true,
             auth: true,
+            limits: Default::default(),
         })
         .collect()
 }

@@ -4,6 +4,7 @@
 mod alerts;
 mod health;
 mod http;
+mod limits;
 mod models;
 mod routes;
 mod rules;
@@ -65,6 +66,7 @@ pub fn validate_all(cfg: &Config) -> Vec<ConfigError> {
     health::check(cfg, &mut r);
     rules::check(cfg, &mut r);
     alerts::check(cfg, &mut r);
+    limits::check(cfg, &mut r);
     if cfg.llm.default_max_tokens == 0 {
         r.err("llm.default_max_tokens", "must be greater than 0");
     }

@@ -85,6 +85,8 @@ fn add_demo_model(cfg: &mut fastgate_config::Config) {
             }],
             fallbacks: Vec::new(),
             price: None,
+            max_output_tokens: None,
+            limits: Default::default(),
         });
     }
 }
