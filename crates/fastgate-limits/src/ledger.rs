@@ -55,6 +55,14 @@ impl UsageLedger {
         }
     }
 
+    /// What is pending for one key and period, left in place.
+    pub fn peek(&self, key_id: &str, period: &str) -> Totals {
+        self.pending
+            .get(&(Arc::from(key_id), period.to_string()))
+            .map(|t| *t)
+            .unwrap_or_default()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }

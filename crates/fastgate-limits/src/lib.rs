@@ -12,6 +12,7 @@
 
 pub mod backend;
 pub mod clock;
+pub mod front;
 pub mod ledger;
 #[doc(hidden)]
 pub mod legacy;
@@ -22,6 +23,9 @@ pub mod types;
 
 pub use backend::{AdmitResult, BackendError, LimitBackend};
 pub use clock::{Clock, FakeClock, SystemClock};
+pub use front::{
+    BACKEND_MODE_METRIC, Limiter as SharedLimiter, LimiterSettings, QuotaFallback, RateFallback,
+};
 pub use ledger::UsageLedger;
 pub use legacy::{ConcurrencyGuard, Decision, Limiter, RateInfo};
 pub use memory::MemoryBackend;
