@@ -171,11 +171,15 @@ impl Limiter {
     }
 
     /// Admit `req` against every limit in it (one Redis round trip at most).
-    pub async fn admit(&self, req: &AdmitRequest) -> Result<Admitted, AdmitError> {
-        let counted = req
-            .quota
-            .as_ref()
-            .map(|q| (Arc::clone(&q.key_id), q.period.id.clone()));
+    /// `count_as` is the key's quota period, under which the request and its
+    /// settled usage are recorded for the store whether or not the quota has
+    /// limits (`req.quota` carries it only when it has).
+    pub async fn admit(
+        &self,
+        req: &AdmitRequest,
+        count_as: Option<&QuotaCheck>,
+    ) -> Result<Admitted, AdmitError> {
+        let counted = count_as.map(|q| (Arc::clone(&q.key_id), q.period.id.clone()));
         let (result, outage) = if req.is_unlimited() {
             (Ok(Admitted::unlimited()), false)
         } else {
