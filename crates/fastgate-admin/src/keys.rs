@@ -64,8 +64,51 @@ impl KeyInput {
         if let Some(models) = &self.allowed_models {
             validate::names("allowed_models", models, MAX_LABEL)?;
         }
+        if let Some(limits) = &self.limits {
+            validate_limits(limits)?;
+        }
+        if let Some(quota) = &self.quota {
+            validate_quota(quota)?;
+        }
         Ok(())
     }
+}
+
+/// Every limit that is set can be enforced: at least 1 (docs/limits.md).
+fn validate_limits(l: &KeyLimits) -> Result<(), AdminError> {
+    let fields = [
+        ("requests_per_minute", l.requests_per_minute.map(u64::from)),
+        ("requests_per_day", l.requests_per_day.map(u64::from)),
+        ("tokens_per_minute", l.tokens_per_minute),
+        ("max_concurrent", l.max_concurrent.map(u64::from)),
+    ];
+    for (name, value) in fields {
+        if value == Some(0) {
+            return Err(AdminError::BadRequest(format!(
+                "limits.{name}: must be at least 1 (omit it for no limit)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn validate_quota(q: &KeyQuota) -> Result<(), AdminError> {
+    for (name, value) in [("requests", q.requests), ("tokens", q.tokens)] {
+        if value == Some(0) {
+            return Err(AdminError::BadRequest(format!(
+                "quota.{name}: must be at least 1 (omit it for no quota)"
+            )));
+        }
+    }
+    if let Some(cost) = q.cost
+        && !(cost.is_finite() && cost > 0.0 && cost < 1e9)
+    {
+        return Err(AdminError::BadRequest(
+            "quota.cost: must be a positive amount of USD below 1e9 (omit it for no budget)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 fn apply(rec: &mut ApiKeyRecord, input: KeyInput, now: DateTime<Utc>) -> Result<(), AdminError> {
@@ -120,7 +163,7 @@ fn created_body(rec: &ApiKeyRecord, secret: &str) -> serde_json::Value {
     v
 }
 
-async fn find_key(state: &AppState, id: &str) -> Result<ApiKeyRecord, AdminError> {
+pub(crate) async fn find_key(state: &AppState, id: &str) -> Result<ApiKeyRecord, AdminError> {
     validate_id(id)?;
     state
         .store()

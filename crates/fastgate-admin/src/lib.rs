@@ -4,6 +4,7 @@
 mod error;
 mod events;
 mod health;
+mod key_usage;
 mod keys;
 mod live;
 mod logs;
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
             get(keys::show).patch(keys::update).delete(keys::revoke),
         )
         .route("/keys/{id}/rotate", post(keys::rotate))
+        .route("/keys/{id}/usage", get(key_usage::show))
         .route("/routes", get(routes::list).post(routes::create))
         .route(
             "/routes/{name}",

@@ -56,6 +56,11 @@ impl KeyIndex {
         (Self { by_hash }, skipped)
     }
 
+    /// The ids of every indexed key.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.by_hash.values().map(|e| e.record.id.as_str())
+    }
+
     pub fn len(&self) -> usize {
         self.by_hash.len()
     }

@@ -4,7 +4,7 @@
 //! ledger that the store is fed from (every admitted request and its settled
 //! tokens and cost, under its key's quota period).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::ledger::UsageLedger;
 use crate::memory::MemoryBackend;
 use crate::period::Period;
-use crate::redis::RedisBackend;
+use crate::redis::{RedisBackend, RedisSettings};
 use crate::types::{
     AdmitError, AdmitRequest, Admitted, KeyUsageView, PeriodUsage, QuotaCheck, Reservation, Scope,
     ScopeKind, Settle, Totals, Usage,
@@ -90,7 +90,11 @@ pub struct Limiter {
     settings: ArcSwap<LimiterSettings>,
     /// The backend of a single instance; with Redis, the fallback.
     local: MemoryBackend,
-    redis: Option<RedisBackend>,
+    /// With a fleet: where to connect, and the connection once made.
+    fleet: Option<RedisSettings>,
+    redis: OnceLock<RedisBackend>,
+    /// Serialises connection attempts (recovery loop and start).
+    connecting: tokio::sync::Mutex<()>,
     mode: AtomicU8,
     ledgers: Arc<Ledgers>,
 }
@@ -107,22 +111,20 @@ impl Limiter {
         Self::build(clock, settings, None)
     }
 
-    /// A fleet: counters in Redis, memory as the fallback.
-    pub fn with_redis(
-        clock: Arc<dyn Clock>,
-        settings: LimiterSettings,
-        redis: RedisBackend,
-    ) -> Self {
+    /// A fleet: counters in Redis, memory as the fallback. Starts in fallback
+    /// mode; [`Limiter::connect`] (at start, then the recovery loop) moves it to
+    /// Redis once Redis answers.
+    pub fn fleet(clock: Arc<dyn Clock>, settings: LimiterSettings, redis: RedisSettings) -> Self {
         Self::build(clock, settings, Some(redis))
     }
 
     fn build(
         clock: Arc<dyn Clock>,
         settings: LimiterSettings,
-        redis: Option<RedisBackend>,
+        fleet: Option<RedisSettings>,
     ) -> Self {
-        let mode = if redis.is_some() {
-            MODE_REDIS
+        let mode = if fleet.is_some() {
+            MODE_FALLBACK
         } else {
             MODE_MEMORY
         };
@@ -130,7 +132,9 @@ impl Limiter {
             local: MemoryBackend::new(Arc::clone(&clock)),
             clock,
             settings: ArcSwap::from_pointee(settings),
-            redis,
+            fleet,
+            redis: OnceLock::new(),
+            connecting: tokio::sync::Mutex::new(()),
             mode: AtomicU8::new(mode),
             ledgers: Arc::new(Ledgers {
                 store: UsageLedger::new(),
@@ -139,6 +143,29 @@ impl Limiter {
         };
         limiter.publish_mode(mode);
         limiter
+    }
+
+    /// Connect to Redis (a fleet only) and switch to it, reconciling what was
+    /// counted meanwhile. Ok at once when already connected or not a fleet.
+    pub async fn connect(&self) -> Result<(), BackendError> {
+        let Some(settings) = &self.fleet else {
+            return Ok(());
+        };
+        let _one = self.connecting.lock().await;
+        if self.redis.get().is_none() {
+            let backend = RedisBackend::connect(settings.clone()).await?;
+            let _ = self.redis.set(backend);
+        }
+        if self.mode.load(Ordering::Acquire) == MODE_FALLBACK
+            && let Some(redis) = self.redis.get()
+        {
+            redis.ping().await?;
+            self.reconcile(redis).await?;
+            self.mode.store(MODE_REDIS, Ordering::Release);
+            self.publish_mode(MODE_REDIS);
+            tracing::info!("limits backend: redis");
+        }
+        Ok(())
     }
 
     pub fn configure(&self, settings: LimiterSettings) {
@@ -210,7 +237,7 @@ impl Limiter {
     /// The result, and whether it was decided without Redis during an outage.
     async fn admit_limited(&self, req: &AdmitRequest) -> (Result<Admitted, AdmitError>, bool) {
         let mode = self.mode.load(Ordering::Acquire);
-        match (&self.redis, mode) {
+        match (self.redis.get(), mode) {
             (Some(redis), MODE_REDIS) => match redis.admit(req).await {
                 Ok(result) => (result, false),
                 Err(e) => {
@@ -218,8 +245,8 @@ impl Limiter {
                     (self.admit_fallback(req).await, true)
                 }
             },
-            (Some(_), _) => (self.admit_fallback(req).await, true),
-            (None, _) => (self.local_admit(req).await, false),
+            (_, MODE_MEMORY) => (self.local_admit(req).await, false),
+            _ => (self.admit_fallback(req).await, true),
         }
     }
 
@@ -290,31 +317,24 @@ impl Limiter {
         }
     }
 
-    /// One step of the recovery loop (run every second by the server): in
-    /// fallback, ping Redis and, when it answers, reconcile and return to it;
-    /// in Redis mode, send settlements that could not be sent.
+    /// One step of the recovery loop (run every [`Limiter::TICK`] by the
+    /// server): in fallback, try Redis and return to it when it answers; in
+    /// Redis mode, send settlements that could not be sent.
     pub async fn tick(&self) {
-        let Some(redis) = &self.redis else { return };
-        match self.mode.load(Ordering::Acquire) {
-            MODE_FALLBACK => {
-                if redis.ping().await.is_err() {
-                    return;
-                }
-                if let Err(e) = self.reconcile(redis).await {
-                    tracing::warn!(error = %e, "limits backend: Redis answers but reconciling failed; staying in fallback");
-                    return;
-                }
-                self.mode.store(MODE_REDIS, Ordering::Release);
-                self.publish_mode(MODE_REDIS);
-                tracing::info!("limits backend: redis (Redis reachable again; counts reconciled)");
+        if self.fleet.is_none() {
+            return;
+        }
+        if self.mode.load(Ordering::Acquire) == MODE_FALLBACK {
+            if let Err(e) = self.connect().await {
+                tracing::debug!(error = %e, "limits backend: Redis still unreachable");
             }
-            _ => {
-                if redis.pending() > 0
-                    && let Err(e) = redis.replay_pending().await
-                {
-                    self.enter_fallback(&e);
-                }
-            }
+            return;
+        }
+        if let Some(redis) = self.redis.get()
+            && redis.pending() > 0
+            && let Err(e) = redis.replay_pending().await
+        {
+            self.enter_fallback(&e);
         }
     }
 
@@ -338,14 +358,14 @@ impl Limiter {
         key_scope: Option<&Scope>,
         quota: Option<&QuotaCheck>,
     ) -> Result<KeyUsageView, BackendError> {
-        match (&self.redis, self.mode.load(Ordering::Acquire)) {
+        match (self.redis.get(), self.mode.load(Ordering::Acquire)) {
             (Some(redis), MODE_REDIS) => redis.usage(key_scope, quota).await,
-            (Some(_), _) => {
+            (_, MODE_MEMORY) => self.local.usage(key_scope, quota).await,
+            _ => {
                 let mut view = self.local.usage(key_scope, quota).await?;
                 view.backend = "fallback";
                 Ok(view)
             }
-            (None, _) => self.local.usage(key_scope, quota).await,
         }
     }
 
@@ -367,7 +387,7 @@ impl Limiter {
     /// The store's totals after `flushed` was added (see [`LimitBackend::apply_totals`]).
     pub fn apply_totals(&self, totals: &[PeriodUsage], flushed: &[PeriodUsage]) {
         self.local.apply_totals(totals, flushed);
-        if let Some(redis) = &self.redis {
+        if let Some(redis) = self.redis.get() {
             redis.apply_totals(totals, flushed);
         }
     }

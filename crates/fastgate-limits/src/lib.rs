@@ -14,8 +14,6 @@ pub mod backend;
 pub mod clock;
 pub mod front;
 pub mod ledger;
-#[doc(hidden)]
-pub mod legacy;
 pub mod memory;
 pub mod period;
 pub mod redis;
@@ -23,11 +21,8 @@ pub mod types;
 
 pub use backend::{AdmitResult, BackendError, LimitBackend};
 pub use clock::{Clock, FakeClock, SystemClock};
-pub use front::{
-    BACKEND_MODE_METRIC, Limiter as SharedLimiter, LimiterSettings, QuotaFallback, RateFallback,
-};
+pub use front::{BACKEND_MODE_METRIC, Limiter, LimiterSettings, QuotaFallback, RateFallback};
 pub use ledger::UsageLedger;
-pub use legacy::{ConcurrencyGuard, Decision, Limiter, RateInfo};
 pub use memory::MemoryBackend;
 pub use period::Period;
 pub use redis::{RedisBackend, RedisSettings};

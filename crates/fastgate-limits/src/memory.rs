@@ -17,3 +17,9 @@ impl LimitBackend for MemoryBackend {
     }
     fn apply_totals(&self, _totals: &[PeriodUsage], _flushed: &[PeriodUsage]) {}
 }
+impl MemoryBackend {
+    pub fn new(_clock: std::sync::Arc<dyn crate::clock::Clock>) -> Self {
+        Self
+    }
+    pub fn retain(&self, _keep: impl Fn(crate::types::ScopeKind, &str) -> bool) {}
+}

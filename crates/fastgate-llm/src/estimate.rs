@@ -105,10 +105,24 @@ pub fn estimate_request_tokens(protocol: Protocol, body: &[u8]) -> u64 {
 
 /// [`estimate_request_tokens`] for a body already parsed.
 pub fn estimate_request_value(protocol: Protocol, v: &Value) -> u64 {
+    match v.as_object() {
+        Some(obj) => estimate_request_object(protocol, obj),
+        None => Acc::default().total(),
+    }
+}
+
+/// [`estimate_request_tokens`] for a body already parsed into its top-level object.
+pub fn estimate_request_object(protocol: Protocol, v: &serde_json::Map<String, Value>) -> u64 {
+    let field = |key: &str| -> &[Value] {
+        v.get(key)
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    };
     let mut acc = Acc::default();
     match protocol {
         Protocol::OpenAi => {
-            for m in array(v, "messages") {
+            for m in field("messages") {
                 acc.messages += 1;
                 acc.walk(m.get("content"));
                 acc.walk(m.get("tool_calls"));
@@ -118,7 +132,7 @@ pub fn estimate_request_value(protocol: Protocol, v: &Value) -> u64 {
         }
         Protocol::Anthropic => {
             acc.walk(v.get("system"));
-            for m in array(v, "messages") {
+            for m in field("messages") {
                 acc.messages += 1;
                 acc.walk(m.get("content"));
             }
@@ -126,7 +140,7 @@ pub fn estimate_request_value(protocol: Protocol, v: &Value) -> u64 {
         }
         Protocol::Gemini => {
             acc.walk(v.get("systemInstruction").or(v.get("system_instruction")));
-            for c in array(v, "contents") {
+            for c in field("contents") {
                 acc.messages += 1;
                 acc.walk(c.get("parts"));
             }
@@ -140,13 +154,6 @@ pub fn estimate_request_value(protocol: Protocol, v: &Value) -> u64 {
 /// `{"input_tokens": N}` from [`estimate_request_tokens`] (an estimate).
 pub fn anthropic_count_tokens(body: &[u8]) -> Value {
     serde_json::json!({ "input_tokens": estimate_request_tokens(Protocol::Anthropic, body) })
-}
-
-fn array<'v>(v: &'v Value, key: &str) -> &'v [Value] {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
 }
 
 #[derive(Default)]

@@ -126,7 +126,8 @@ pub use convert::openai_gemini::gemini_path;
 pub use error::LlmError;
 pub use errors::translate_error;
 pub use estimate::{
-    anthropic_count_tokens, estimate_request_tokens, estimate_request_value, estimate_text_tokens,
+    anthropic_count_tokens, estimate_request_object, estimate_request_tokens,
+    estimate_request_value, estimate_text_tokens,
 };
 pub use models::openai_model_list;
 pub use stream::stream_processor;

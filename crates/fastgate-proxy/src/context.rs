@@ -68,10 +68,14 @@ pub struct RequestContext {
     pub request_body: Option<String>,
     /// Time spent waiting on the upstream for response headers.
     pub upstream_wait: Duration,
-    /// The key's request-rate window, echoed as `x-ratelimit-*` headers.
-    pub rate_info: Option<fastgate_limits::RateInfo>,
-    /// Holds the key's concurrency slot until the request is finished.
-    pub concurrency: Option<fastgate_limits::ConcurrencyGuard>,
+    /// The tightest request and token windows, echoed as `x-ratelimit-*` headers.
+    pub windows: (
+        Option<fastgate_limits::Window>,
+        Option<fastgate_limits::Window>,
+    ),
+    /// Concurrency slots and the worst-case tokens and cost held for this
+    /// request; settled with the real usage when it finishes.
+    pub reservation: Option<fastgate_limits::Reservation>,
     /// The request body's share of the in-flight body budget, given back once
     /// the upstream has the request.
     pub body_permit: Option<crate::request_body::BodyPermit>,
@@ -134,8 +138,8 @@ impl RequestContext {
             request_headers: None,
             request_body: None,
             upstream_wait: Duration::ZERO,
-            rate_info: None,
-            concurrency: None,
+            windows: (None, None),
+            reservation: None,
             body_permit: None,
             conn_abort: None,
             _in_flight: InFlightGuard::new(),
@@ -158,8 +162,17 @@ impl RequestContext {
         h.insert("x-fastgate-request-id", self.gateway_id.clone());
     }
 
-    /// Close the request: metrics, key usage, and one audit record.
-    pub fn finish(self, outcome: Outcome) {
+    /// Close the request: limits settled, metrics, key usage, and one audit record.
+    pub fn finish(mut self, outcome: Outcome) {
+        if let Some(reservation) = self.reservation.take() {
+            let usage = outcome
+                .usage
+                .map_or_else(Default::default, |u| fastgate_limits::Usage {
+                    tokens: u.input.saturating_add(u.output),
+                    cost: u.cost.unwrap_or(0.0),
+                });
+            reservation.settle(usage);
+        }
         let elapsed = self.started.elapsed();
         let route_metrics = self
             .route_metrics

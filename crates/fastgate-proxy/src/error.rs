@@ -66,12 +66,12 @@ pub enum ProxyError {
         /// When the first credential returns by itself (`None`: only by hand).
         retry_after_secs: Option<u64>,
     },
-    #[error("rate limit exceeded: {limit} {window}; retry after {retry_after_secs}s")]
-    RateLimited {
-        window: &'static str,
-        limit: u32,
-        retry_after_secs: u64,
-    },
+    /// A rate limit, quota or budget refused the request.
+    #[error("{}", crate::admission::refusal_message(.0))]
+    Limited(Box<fastgate_limits::Refusal>),
+    /// The shared limits store is unreachable and the failure policy refuses.
+    #[error("limits unavailable: {0}")]
+    LimitsUnavailable(String),
     #[error("the model '{0}' does not exist or is not served here")]
     ModelNotFound(String),
     #[error("this API key is not allowed to use model '{0}'")]
@@ -118,8 +118,13 @@ impl ProxyError {
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UpstreamConnect { .. } | Self::UpstreamFailed { .. } => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            Self::NoCredential { .. } | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::NoCredential { .. } | Self::Overloaded { .. } | Self::LimitsUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Limited(r) if r.kind == fastgate_limits::LimitKind::Budget => {
+                StatusCode::PAYMENT_REQUIRED
+            }
+            Self::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -147,13 +152,23 @@ impl ProxyError {
             Self::UpstreamTimeout { .. } => "upstream_timeout",
             Self::UpstreamFailed { .. } => "upstream_error",
             Self::NoCredential { .. } => "no_credential",
-            Self::RateLimited { .. } => "rate_limit_exceeded",
+            Self::Limited(r) => match r.kind {
+                fastgate_limits::LimitKind::Budget => "budget_exceeded",
+                k if k.is_quota() => "quota_exceeded",
+                _ => "rate_limit_exceeded",
+            },
+            Self::LimitsUnavailable(_) => "limits_unavailable",
             Self::Overloaded { .. } => "overloaded",
             Self::Internal(_) => "internal_error",
         }
     }
 
     fn openai_type(&self) -> &'static str {
+        if let Self::Limited(r) = self
+            && r.kind.is_quota()
+        {
+            return "insufficient_quota";
+        }
         match self.status().as_u16() {
             401 => "authentication_error",
             403 => "permission_error",
@@ -170,6 +185,7 @@ impl ProxyError {
             403 => "permission_error",
             404 => "not_found_error",
             413 => "request_too_large",
+            402 => "billing_error",
             400 | 408 => "invalid_request_error",
             429 => "rate_limit_error",
             503 => "overloaded_error",
@@ -204,20 +220,16 @@ impl ProxyError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let Self::RateLimited {
-            limit,
-            retry_after_secs,
-            ..
-        } = self
-        {
+        if let Self::Limited(refusal) = self {
             let h = resp.headers_mut();
-            h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
-            h.insert("x-ratelimit-limit-requests", HeaderValue::from(*limit));
-            h.insert("x-ratelimit-remaining-requests", HeaderValue::from(0u32));
-            h.insert(
-                "x-ratelimit-reset-requests",
-                HeaderValue::from(*retry_after_secs),
-            );
+            if let Some(secs) = crate::admission::retry_after_secs(refusal) {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            crate::admission::refusal_headers(h, refusal);
+        }
+        if let Self::LimitsUnavailable(_) = self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(1u32));
         }
         if let Self::NoCredential {
             retry_after_secs: Some(secs),

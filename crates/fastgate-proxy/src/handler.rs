@@ -13,7 +13,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use chrono::Utc;
 use fastgate_auth::KeyCheck;
-use fastgate_limits::Decision;
+use fastgate_limits::Demand;
 use fastgate_routing::{BodyView, MatchOutcome, is_reserved_path, normalize_path};
 use http::{header, request::Parts};
 use serde::Deserialize;
@@ -77,9 +77,7 @@ pub async fn proxy_handler(State(state): State<AppState>, req: Request) -> Respo
             };
             head.headers = headers::response_headers(&head.headers);
             ctx.insert_id_headers(&mut head.headers);
-            if let Some(info) = ctx.rate_info {
-                headers::insert_rate_headers(&mut head.headers, &info);
-            }
+            crate::admission::insert_rate_headers(&mut head.headers, ctx.windows);
             let tracked = TrackedBody::new(incoming, ctx, outcome, idle, deadline, capture);
             Response::from_parts(head, Body::new(tracked))
         }
@@ -157,7 +155,7 @@ async fn admit(
     ) {
         MatchOutcome::Matched(m) => {
             let (index, upstream_path) = (m.index(), m.upstream_path(&ctx.path));
-            admit_route(state, ctx, &snapshot, index)?;
+            admit_route(ctx, &snapshot, index)?;
             let body = read_body(state, ctx, parts, body).await?;
             (index, upstream_path, body)
         }
@@ -176,15 +174,15 @@ async fn admit(
             parsed = Some(value);
             let Some((index, upstream_path)) = found else {
                 let endpoint = llm_endpoint(ctx, parts, &snapshot)?;
-                admit_llm(state, ctx, &snapshot)?;
+                admit_llm(ctx, &snapshot)?;
                 return Ok(Admission::Llm(endpoint, body, snapshot));
             };
-            admit_route(state, ctx, &snapshot, index)?;
+            admit_route(ctx, &snapshot, index)?;
             (index, upstream_path, body)
         }
         MatchOutcome::NotFound => {
             let endpoint = llm_endpoint(ctx, parts, &snapshot)?;
-            admit_llm(state, ctx, &snapshot)?;
+            admit_llm(ctx, &snapshot)?;
             let body = read_body(state, ctx, parts, body).await?;
             return Ok(Admission::Llm(endpoint, body, snapshot));
         }
@@ -193,6 +191,7 @@ async fn admit(
         .route(route_index)
         .ok_or_else(|| ProxyError::Internal("matched route has no runtime".into()))?;
     probe_model(ctx, parts, &body, parsed.as_ref())?;
+    crate::admission::admit(ctx, rt.limits.as_ref(), None, Demand::default()).await?;
     // The audit keeps what the client sent, not the route's added fields (they
     // may carry secrets).
     if ctx.audit.headers {
@@ -213,9 +212,8 @@ async fn admit(
     }))
 }
 
-/// A matched route: may this key use it, and is it within its limits?
+/// A matched route: may this key use it? (Its limits are checked after the body.)
 fn admit_route(
-    state: &AppState,
     ctx: &mut RequestContext,
     snapshot: &Snapshot,
     route_index: usize,
@@ -228,13 +226,12 @@ fn admit_route(
     ctx.upstream = Some(Arc::clone(&rt.upstream.name));
     ctx.audit = rt.audit;
     match &ctx.key {
-        None if rt.auth => return Err(ProxyError::MissingKey),
+        None if rt.auth => Err(ProxyError::MissingKey),
         Some(key) if !key.allows_route(&rt.name) => {
-            return Err(ProxyError::RouteForbidden(rt.name.to_string()));
+            Err(ProxyError::RouteForbidden(rt.name.to_string()))
         }
-        _ => {}
+        _ => Ok(()),
     }
-    admit_rate(state, ctx)
 }
 
 fn no_route(ctx: &RequestContext, parts: &Parts) -> ProxyError {
@@ -257,44 +254,14 @@ fn llm_endpoint(
         .ok_or_else(|| no_route(ctx, parts))
 }
 
-/// The LLM endpoints need a key, and the key must be within its limits.
-fn admit_llm(
-    state: &AppState,
-    ctx: &mut RequestContext,
-    snapshot: &Snapshot,
-) -> Result<(), ProxyError> {
+/// The LLM endpoints need a key (its limits are checked once the model is known).
+fn admit_llm(ctx: &mut RequestContext, snapshot: &Snapshot) -> Result<(), ProxyError> {
     if ctx.key.is_none() {
         return Err(ProxyError::MissingKey);
     }
     ctx.route = Some(Arc::clone(&snapshot.llm_route));
     ctx.route_metrics = Some(Arc::clone(&snapshot.llm_metrics));
-    admit_rate(state, ctx)
-}
-
-/// The key's rate limits and concurrency cap (per instance, in memory).
-fn admit_rate(state: &AppState, ctx: &mut RequestContext) -> Result<(), ProxyError> {
-    let Some(key) = &ctx.key else {
-        return Ok(());
-    };
-    match state.inner().limiter.admit(&key.id, &key.limits) {
-        Decision::Allowed { info, guard } => {
-            ctx.rate_info = info;
-            ctx.concurrency = guard;
-            Ok(())
-        }
-        Decision::Limited {
-            kind,
-            limit,
-            retry_after,
-        } => {
-            metrics::counter!(m::RATE_LIMITED, "limit" => kind.as_str()).increment(1);
-            Err(ProxyError::RateLimited {
-                window: kind.as_str(),
-                limit,
-                retry_after_secs: retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
-            })
-        }
-    }
+    Ok(())
 }
 
 fn authenticate(

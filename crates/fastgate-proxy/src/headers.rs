@@ -286,17 +286,6 @@ fn push_escaped(out: &mut String, s: &str) {
     }
 }
 
-/// `x-ratelimit-*` headers (OpenAI's names) for an admitted request.
-pub fn insert_rate_headers(h: &mut HeaderMap, info: &fastgate_limits::RateInfo) {
-    h.insert("x-ratelimit-limit-requests", HeaderValue::from(info.limit));
-    h.insert(
-        "x-ratelimit-remaining-requests",
-        HeaderValue::from(info.remaining),
-    );
-    let reset = info.reset.as_secs() + u64::from(info.reset.subsec_nanos() > 0);
-    h.insert("x-ratelimit-reset-requests", HeaderValue::from(reset));
-}
-
 /// The client's `x-request-id`, when it is short (1..=128 bytes) and plain (ASCII
 /// letters, digits, `-_.:`). It is echoed back, sent upstream and stored in the audit
 /// record's `client_request_id`, but it never identifies the record: that is

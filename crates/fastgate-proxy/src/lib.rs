@@ -1,6 +1,7 @@
 //! FastGate's request path: snapshot state, the proxy phases, forwarding and
 //! streaming. See DESIGN.md §1 for the phases.
 
+pub mod admission;
 pub mod body;
 pub mod client;
 pub mod context;

@@ -82,6 +82,8 @@ pub struct RouteRuntime {
     pub retry_on: crate::retry::RetryStatuses,
     pub audit: RouteAuditConfig,
     pub auth: bool,
+    /// The route's own rate limits (every key together); `None`: unlimited.
+    pub limits: Option<crate::admission::ScopeLimits>,
 }
 
 pub struct CredentialRuntime {
@@ -301,6 +303,7 @@ fn build_route(
         retry_on: crate::retry::RetryStatuses::from_list(&r.retry_on),
         audit,
         auth: r.auth,
+        limits: crate::admission::ScopeLimits::new(&r.name, &r.limits),
     })
 }
 

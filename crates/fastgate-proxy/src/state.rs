@@ -93,7 +93,8 @@ pub struct Inner {
     pub alerter: std::sync::OnceLock<fastgate_upstream::alerts::Alerter>,
     pub keys: ArcSwap<KeyIndex>,
     pub clients: ClientCache,
-    pub limiter: fastgate_limits::Limiter,
+    /// Rate limits, quotas and budgets (in memory or shared through Redis).
+    pub limiter: Arc<fastgate_limits::Limiter>,
     pub store: Store,
     pub audit: Option<AuditSender>,
     pub usage_tx: mpsc::Sender<Arc<ApiKeyRecord>>,
@@ -118,6 +119,8 @@ pub struct StateParts {
     pub config_path: Option<PathBuf>,
     pub master_key: Option<fastgate_upstream::MasterKey>,
     pub master_key_file: Option<PathBuf>,
+    /// Built by the server (it connects to Redis when a fleet shares one).
+    pub limiter: Arc<fastgate_limits::Limiter>,
 }
 
 impl AppState {
@@ -153,7 +156,7 @@ impl AppState {
                 alerter: std::sync::OnceLock::new(),
                 keys: ArcSwap::from_pointee(parts.keys),
                 clients,
-                limiter: fastgate_limits::Limiter::new(),
+                limiter: parts.limiter,
                 store: parts.store,
                 audit: parts.audit,
                 usage_tx: parts.usage_tx,
@@ -185,6 +188,7 @@ impl AppState {
         self.inner.snapshot.store(Arc::new(snapshot));
         self.inner.config.store(Arc::new(config));
         self.forget_unused_credentials();
+        self.forget_unused_limits();
         Ok(())
     }
 
@@ -205,6 +209,7 @@ impl AppState {
         self.inner.live.store(Arc::new(live));
         self.inner.snapshot.store(Arc::new(snapshot));
         self.forget_unused_credentials();
+        self.forget_unused_limits();
         Ok(())
     }
 
@@ -221,6 +226,9 @@ impl AppState {
         if let Some(alerter) = self.inner.alerter.get() {
             alerter.update(&merged.alerts);
         }
+        self.inner
+            .limiter
+            .configure(crate::admission::limiter_settings(merged));
         Ok(snapshot)
     }
 
@@ -237,6 +245,24 @@ impl AppState {
     /// Hand the alert sender to the state (once), so reloads update its channels.
     pub fn set_alerter(&self, alerter: fastgate_upstream::alerts::Alerter) {
         let _ = self.inner.alerter.set(alerter);
+    }
+
+    pub fn limiter(&self) -> &Arc<fastgate_limits::Limiter> {
+        &self.inner.limiter
+    }
+
+    /// Drop the limit counters of keys, routes and model groups that are gone.
+    fn forget_unused_limits(&self) {
+        let snapshot = self.inner.snapshot.load();
+        let keys = self.inner.keys.load();
+        let key_ids: std::collections::HashSet<&str> = keys.ids().collect();
+        self.inner.limiter.retain(|kind, id| match kind {
+            fastgate_limits::ScopeKind::Key => key_ids.contains(id),
+            fastgate_limits::ScopeKind::Route => {
+                snapshot.route_rt.iter().flatten().any(|r| &*r.name == id)
+            }
+            fastgate_limits::ScopeKind::Model => snapshot.models.by_name.contains_key(id),
+        });
     }
 
     pub fn health(&self) -> &Arc<fastgate_upstream::HealthRegistry> {
@@ -283,6 +309,7 @@ impl AppState {
     pub fn set_keys(&self, index: KeyIndex) {
         metrics::gauge!(crate::metrics::KEYS_LOADED).set(index.len() as f64);
         self.inner.keys.store(Arc::new(index));
+        self.forget_unused_limits();
     }
 
     pub fn send_audit(&self, record: AuditRecord) {

@@ -4,6 +4,7 @@
 pub mod admin_token;
 pub mod cli;
 pub mod data_dir;
+pub mod limits_sync;
 pub mod listener;
 pub mod scheduler;
 pub mod server;

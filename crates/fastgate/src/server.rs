@@ -59,6 +59,8 @@ pub async fn start_from(
     let (master_key, master_key_file) = load_master_key(&config)?;
     let (audit_tx, audit_handle) = start_audit(&config, &store).await?;
     let (usage_tx, usage_rx) = mpsc::channel(65_536);
+    let limiter = Arc::new(crate::limits_sync::build_limiter(&config));
+    crate::limits_sync::connect_at_start(&limiter).await;
     let state = AppState::new(StateParts {
         config: config.clone(),
         store: store.clone(),
@@ -69,6 +71,7 @@ pub async fn start_from(
         config_path,
         master_key: Some(master_key),
         master_key_file,
+        limiter,
     })?;
 
     if let Err(e) = fastgate_proxy::sync::reload_live(&state).await {
@@ -76,6 +79,9 @@ pub async fn start_from(
     }
     if let Err(e) = fastgate_upstream::health::load_states(state.health(), &store).await {
         tracing::warn!(error = %e, "stored credential states not applied");
+    }
+    if let Err(e) = crate::limits_sync::load_totals(&state).await {
+        tracing::warn!(error = %e, "stored quota usage not loaded; quotas count from zero until the next sync");
     }
 
     let listener = TcpListener::bind(config.server.listen)
@@ -97,6 +103,7 @@ pub async fn start_from(
             cancel.child_token(),
         ),
         crate::scheduler::spawn(state.clone(), instance.clone(), cancel.child_token()),
+        crate::limits_sync::spawn(state.clone(), cancel.child_token()),
         health_worker(&state, &config, &instance, &cancel),
     ];
     let accept = tokio::spawn(crate::listener::serve(
@@ -168,6 +175,10 @@ impl ServerHandle {
         let _ = self.accept.await;
         for task in self.background {
             let _ = task.await;
+        }
+        // Every request has settled by now: keep its usage.
+        if let Err(e) = crate::limits_sync::flush(&self.state).await {
+            tracing::warn!(error = %e, "limits: final usage not written to the database");
         }
         if let Some(audit) = self.audit {
             audit.shutdown().await;

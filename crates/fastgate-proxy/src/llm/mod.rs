@@ -5,6 +5,7 @@
 //! the request translated to each deployment's protocol.
 
 pub mod accounting;
+mod limits;
 pub mod mock;
 pub mod models;
 mod respond;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use axum::response::Response;
 use bytes::Bytes;
 use fastgate_config::UpstreamKind;
+use fastgate_limits::Demand;
 use fastgate_llm::{Protocol, RequestOptions, estimate_request_value, translate_request_value};
 use http::{Method, StatusCode, header, request::Parts};
 use http_body_util::Either;
@@ -118,10 +120,15 @@ pub(crate) async fn handle(
             ctx.audit.body_max_bytes,
         ));
     }
-    match endpoint {
-        Endpoint::Models => return respond::models(ctx, &snapshot),
-        Endpoint::Model => return respond::model(ctx, &snapshot),
-        _ => {}
+    if matches!(endpoint, Endpoint::Models | Endpoint::Model) {
+        // Listings count against the key's request limits, with no model's.
+        if let Err(e) = crate::admission::admit(&mut ctx, None, None, Demand::default()).await {
+            return error_response(ctx, e);
+        }
+        return match endpoint {
+            Endpoint::Models => respond::models(ctx, &snapshot),
+            _ => respond::model(ctx, &snapshot),
+        };
     }
     let dispatched = dispatch(&mut ctx, parts, endpoint, &body, &snapshot).await;
     ctx.body_permit = None;
@@ -178,6 +185,20 @@ async fn dispatch(
     if candidates.is_empty() {
         return Err(ProxyError::ModelNotFound(model));
     }
+    let group = snapshot.models.by_name.get(&model);
+    let group_limits = group.and_then(|g| g.limits.as_ref());
+    let demand = if crate::admission::needs_demand(ctx, &[group_limits]) {
+        limits::worst_case(
+            endpoint,
+            &request,
+            group.and_then(|g| g.max_output_tokens),
+            &candidates,
+            snapshot.default_max_tokens,
+        )
+    } else {
+        Demand::default()
+    };
+    crate::admission::admit(ctx, None, group_limits, demand).await?;
     if endpoint == Endpoint::CountTokens && candidates[0].protocol() != Protocol::Anthropic {
         let tokens = estimate_request_value(Protocol::Anthropic, &Value::Object(request));
         return Ok(Dispatched::Local(

@@ -49,6 +49,10 @@ pub struct ModelGroupRuntime {
     pub kind: ModelKind,
     pub deployments: Vec<Arc<DeploymentRuntime>>,
     pub fallbacks: Vec<String>,
+    /// The group's own rate limits (every key together); `None`: unlimited.
+    pub limits: Option<crate::admission::ScopeLimits>,
+    /// Output cap assumed for a request without `max_tokens`.
+    pub max_output_tokens: Option<u32>,
 }
 
 /// All model groups, by public name, in config order for listings.
@@ -166,6 +170,8 @@ impl ModelTable {
                     kind: g.kind,
                     deployments,
                     fallbacks: g.fallbacks.clone(),
+                    limits: crate::admission::ScopeLimits::new(&g.name, &g.limits),
+                    max_output_tokens: g.max_output_tokens,
                 }),
             );
         }

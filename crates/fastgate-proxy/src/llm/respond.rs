@@ -32,9 +32,7 @@ fn client_headers(ctx: &RequestContext, content_type: HeaderValue) -> HeaderMap 
     let mut h = HeaderMap::with_capacity(6);
     h.insert(header::CONTENT_TYPE, content_type);
     ctx.insert_id_headers(&mut h);
-    if let Some(info) = ctx.rate_info {
-        headers::insert_rate_headers(&mut h, &info);
-    }
+    crate::admission::insert_rate_headers(&mut h, ctx.windows);
     h
 }
 
