@@ -422,12 +422,13 @@ impl Settle for Counted {
                 0.0
             },
         };
-        self.ledgers.store.record(&self.key_id, &self.period, delta);
-        if self.outage {
-            self.ledgers
-                .outage
-                .record(&self.key_id, &self.period, delta);
+        let this = *self;
+        // The backend counts first: a flush between the two must never find in
+        // the ledger what the memory backend has not counted yet.
+        this.inner.settle(usage);
+        this.ledgers.store.record(&this.key_id, &this.period, delta);
+        if this.outage {
+            this.ledgers.outage.record(&this.key_id, &this.period, delta);
         }
-        self.inner.settle(usage);
     }
 }
