@@ -19,7 +19,13 @@ impl LimitBackend for RedisBackend {
 }
 
 #[derive(Clone)]
-pub struct RedisSettings;
+pub struct RedisSettings {
+    pub url: String,
+    pub key_prefix: String,
+    pub connect_timeout: std::time::Duration,
+    pub command_timeout: std::time::Duration,
+    pub lease: std::time::Duration,
+}
 impl RedisBackend {
     pub async fn connect(_s: RedisSettings) -> Result<Self, BackendError> {
         Err(BackendError("not written yet".into()))
