@@ -104,8 +104,7 @@ fn validate_quota(q: &KeyQuota) -> Result<(), AdminError> {
         && !(cost.is_finite() && cost > 0.0 && cost < 1e9)
     {
         return Err(AdminError::BadRequest(
-            "quota.cost: must be a positive amount of USD below 1e9 (omit it for no budget)"
-                .into(),
+            "quota.cost: must be a positive amount of USD below 1e9 (omit it for no budget)".into(),
         ));
     }
     Ok(())

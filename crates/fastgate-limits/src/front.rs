@@ -4,8 +4,8 @@
 //! ledger that the store is fed from (every admitted request and its settled
 //! tokens and cost, under its key's quota period).
 
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -19,8 +19,8 @@ use crate::memory::MemoryBackend;
 use crate::period::Period;
 use crate::redis::{RedisBackend, RedisSettings};
 use crate::types::{
-    AdmitError, AdmitRequest, Admitted, KeyUsageView, PeriodUsage, QuotaCheck, Reservation, Scope,
-    ScopeKind, Settle, Totals, Usage,
+    AdmitError, AdmitRequest, Admitted, KeyUsageView, PeriodUsage, QuotaCheck, Refusal,
+    Reservation, Scope, ScopeKind, Settle, Totals, Usage,
 };
 
 /// Gauge: 1 for the backend mode in force (`memory`, `redis`, `fallback`).
@@ -97,6 +97,8 @@ pub struct Limiter {
     connecting: tokio::sync::Mutex<()>,
     mode: AtomicU8,
     ledgers: Arc<Ledgers>,
+    /// Redis's recent refusals, for [`Limiter::precheck`].
+    refusals: crate::refusals::RefusalCache,
 }
 
 impl Default for Limiter {
@@ -140,6 +142,7 @@ impl Limiter {
                 store: UsageLedger::new(),
                 outage: UsageLedger::new(),
             }),
+            refusals: crate::refusals::RefusalCache::default(),
         };
         limiter.publish_mode(mode);
         limiter
@@ -197,6 +200,18 @@ impl Limiter {
         }
     }
 
+    /// An early refusal, before the request's body is read, for a request that
+    /// cannot pass: in memory an exact look at the counters (nothing counted);
+    /// with Redis a refusal Redis gave a request of the same scope that still
+    /// holds (no round trip). `Ok` does not admit: [`Limiter::admit`] decides.
+    pub fn precheck(&self, scopes: &[Scope], quota: Option<&QuotaCheck>) -> Result<(), Refusal> {
+        match self.mode.load(Ordering::Acquire) {
+            MODE_MEMORY => self.local.peek_now(scopes, quota),
+            MODE_REDIS => self.refusals.check(scopes, quota, self.clock.now_ms()),
+            _ => Ok(()),
+        }
+    }
+
     /// Admit `req` against every limit in it (one Redis round trip at most).
     /// `count_as` is the key's quota period, under which the request and its
     /// settled usage are recorded for the store whether or not the quota has
@@ -212,6 +227,9 @@ impl Limiter {
         } else {
             self.admit_limited(req).await
         };
+        if let (Err(AdmitError::Limited(refusal)), false) = (&result, outage) {
+            self.refusals.remember(req, refusal, self.clock.now_ms());
+        }
         let mut admitted = result?;
         if let Some((key_id, period)) = counted {
             let one = Totals {
@@ -428,7 +446,9 @@ impl Settle for Counted {
         this.inner.settle(usage);
         this.ledgers.store.record(&this.key_id, &this.period, delta);
         if this.outage {
-            this.ledgers.outage.record(&this.key_id, &this.period, delta);
+            this.ledgers
+                .outage
+                .record(&this.key_id, &this.period, delta);
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod memory;
 pub mod period;
 pub mod redis;
+mod refusals;
 pub mod types;
 
 pub use backend::{AdmitResult, BackendError, LimitBackend};

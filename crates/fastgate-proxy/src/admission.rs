@@ -75,6 +75,40 @@ pub fn needs_demand(ctx: &RequestContext, others: &[Option<&ScopeLimits>]) -> bo
         .any(|s| s.limits.tokens_per_minute.is_some())
 }
 
+/// Before the body is read: refuse a request that cannot pass its key's or
+/// its route's request limits (counts nothing; [`admit`] decides later).
+pub fn precheck(ctx: &RequestContext, route: Option<&ScopeLimits>) -> Result<(), ProxyError> {
+    let key = ctx.key.as_deref();
+    let key_limited = key.is_some_and(|k| {
+        !Limits::from(&k.limits).is_unlimited()
+            || k.quota.requests.is_some()
+            || k.quota.tokens.is_some()
+            || k.quota.cost.is_some()
+    });
+    if !key_limited && route.is_none() {
+        return Ok(());
+    }
+    let limiter = ctx.state.limiter();
+    let mut scopes = Vec::with_capacity(2);
+    let mut quota = None;
+    if let Some(k) = key {
+        let id: Arc<str> = Arc::from(k.id.as_str());
+        let check = limiter.quota_check(&id, &k.quota);
+        quota = (!check.is_unlimited()).then_some(check);
+        scopes.push(Scope {
+            kind: ScopeKind::Key,
+            id,
+            limits: Limits::from(&k.limits),
+        });
+    }
+    scopes.extend(route.map(|r| scope(ScopeKind::Route, r)));
+    limiter.precheck(&scopes, quota.as_ref()).map_err(|refusal| {
+        metrics::counter!(m::RATE_LIMITED, "limit" => refusal.kind.as_str(), "scope" => refusal.scope.as_str())
+            .increment(1);
+        ProxyError::Limited(Box::new(refusal))
+    })
+}
+
 /// Check and count the request against every limit that applies to it; on
 /// admission the reservation and windows go into `ctx` (settled at finish).
 pub async fn admit(

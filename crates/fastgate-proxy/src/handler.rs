@@ -156,6 +156,8 @@ async fn admit(
         MatchOutcome::Matched(m) => {
             let (index, upstream_path) = (m.index(), m.upstream_path(&ctx.path));
             admit_route(ctx, &snapshot, index)?;
+            let limits = snapshot.route(index).and_then(|rt| rt.limits.as_ref());
+            crate::admission::precheck(ctx, limits)?;
             let body = read_body(state, ctx, parts, body).await?;
             (index, upstream_path, body)
         }
@@ -183,6 +185,7 @@ async fn admit(
         MatchOutcome::NotFound => {
             let endpoint = llm_endpoint(ctx, parts, &snapshot)?;
             admit_llm(ctx, &snapshot)?;
+            crate::admission::precheck(ctx, None)?;
             let body = read_body(state, ctx, parts, body).await?;
             return Ok(Admission::Llm(endpoint, body, snapshot));
         }

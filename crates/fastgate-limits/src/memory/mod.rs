@@ -22,7 +22,7 @@ use dashmap::DashMap;
 use crate::backend::{AdmitResult, BackendError, LimitBackend};
 use crate::clock::{Clock, SystemClock};
 use crate::types::{
-    AdmitError, AdmitRequest, Admitted, KeyUsageView, LimitKind, PeriodUsage, QuotaCheck,
+    AdmitError, AdmitRequest, Admitted, KeyUsageView, LimitKind, PeriodUsage, QuotaCheck, Refusal,
     Reservation, ReservedView, Scope, ScopeKind, Totals, UsedView, WindowView,
 };
 use crate::usd_to_nanos_ceil;
@@ -128,6 +128,29 @@ impl MemoryBackend {
             tokens: counted.windows.tokens,
             reservation,
         })
+    }
+
+    /// Would a request with no token demand be refused now? Counts nothing and
+    /// locks one state at a time: an early answer that saves reading the body
+    /// of a request that cannot pass (the admission itself decides).
+    pub fn peek_now(&self, scopes: &[Scope], quota: Option<&QuotaCheck>) -> Result<(), Refusal> {
+        let now = self.clock.now_ms();
+        for scope in scopes.iter().filter(|s| !s.limits.is_unlimited()) {
+            let key = (scope.kind, Arc::clone(&scope.id));
+            let Some(state) = self.scopes.get(&key).map(|s| Arc::clone(s.value())) else {
+                continue;
+            };
+            admit::check_scope(scope, &lock(&state), 0, now)?;
+        }
+        if let Some(q) = quota.filter(|q| !q.is_unlimited())
+            && let Some(state) = self.quotas.get(&*q.key_id).map(|s| Arc::clone(s.value()))
+        {
+            let st = lock(&state);
+            if st.is_on(&q.period.id) {
+                admit::check_quota(q, &st, &crate::types::Demand::default(), 0, now)?;
+            }
+        }
+        Ok(())
     }
 
     /// Locks every state (in the order given), checks everything, then counts.
