@@ -7,7 +7,7 @@ use std::path::Path;
 use chrono::Utc;
 use clap::{Args, Subcommand};
 use fastgate_admin::KeyInput;
-use fastgate_auth::{ApiKeyRecord, generate_key, new_key_record};
+use fastgate_auth::{ApiKeyRecord, QuotaPeriod, generate_key, new_key_record};
 use fastgate_store::Store;
 
 use super::load_config_or_exit;
@@ -26,6 +26,18 @@ pub enum KeysCommand {
     Revoke { id: String },
     /// Give a key a new secret; the old one stops working.
     Rotate { id: String },
+    /// A key's usage in its quota period and earlier ones. With `--admin-url`
+    /// it asks the running gateway (live windows and reservations included);
+    /// without, it reads what the database holds (written every
+    /// `limits.flush_interval`).
+    Usage(UsageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    pub id: String,
+    #[command(flatten)]
+    pub admin: super::admin_client::AdminArgs,
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +84,25 @@ pub struct KeyFields {
     /// Maximum concurrent requests.
     #[arg(long)]
     pub max_concurrent: Option<u32>,
+    /// Tokens per minute (prompt estimate plus output cap reserved at admission).
+    #[arg(long)]
+    pub tpm: Option<u64>,
+    /// Quota: requests per period.
+    #[arg(long)]
+    pub quota_requests: Option<u64>,
+    /// Quota: tokens per period.
+    #[arg(long)]
+    pub quota_tokens: Option<u64>,
+    /// Budget: USD per period.
+    #[arg(long)]
+    pub budget: Option<f64>,
+    /// Quota period: never, daily or monthly (in the config's `timezone`).
+    #[arg(long, value_parser = parse_period)]
+    pub quota_period: Option<QuotaPeriod>,
+}
+
+fn parse_period(s: &str) -> Result<QuotaPeriod, String> {
+    QuotaPeriod::parse(s).ok_or_else(|| format!("'{s}' is not never, daily or monthly"))
 }
 
 impl KeyFields {
@@ -83,11 +114,23 @@ impl KeyFields {
         active: Option<bool>,
     ) -> KeyInput {
         let mut limits = rec.limits.clone();
-        let limits_changed =
-            self.rpm.is_some() || self.rpd.is_some() || self.max_concurrent.is_some();
+        let limits_changed = self.rpm.is_some()
+            || self.rpd.is_some()
+            || self.max_concurrent.is_some()
+            || self.tpm.is_some();
         limits.requests_per_minute = self.rpm.or(limits.requests_per_minute);
         limits.requests_per_day = self.rpd.or(limits.requests_per_day);
         limits.max_concurrent = self.max_concurrent.or(limits.max_concurrent);
+        limits.tokens_per_minute = self.tpm.or(limits.tokens_per_minute);
+        let mut quota = rec.quota.clone();
+        let quota_changed = self.quota_requests.is_some()
+            || self.quota_tokens.is_some()
+            || self.budget.is_some()
+            || self.quota_period.is_some();
+        quota.requests = self.quota_requests.or(quota.requests);
+        quota.tokens = self.quota_tokens.or(quota.tokens);
+        quota.cost = self.budget.or(quota.cost);
+        quota.period = self.quota_period.unwrap_or(quota.period);
         KeyInput {
             name,
             source: self.source,
@@ -95,6 +138,7 @@ impl KeyFields {
             allowed_routes: self.routes,
             allowed_models: self.models,
             limits: limits_changed.then_some(limits),
+            quota: quota_changed.then_some(quota),
             is_active: active,
             ..KeyInput::default()
         }
@@ -102,6 +146,12 @@ impl KeyFields {
 }
 
 pub async fn run(path: Option<&Path>, json: bool, cmd: KeysCommand) -> anyhow::Result<()> {
+    if let KeysCommand::Usage(args) = &cmd
+        && let Some(client) = super::admin_client::AdminClient::from_args(&args.admin)?
+    {
+        let usage = client.get(&["keys", &args.id, "usage"]).await?;
+        return print_usage(&usage, json);
+    }
     let cfg = load_config_or_exit(path, json);
     crate::data_dir::prepare(&cfg)?;
     let store = Store::connect(&cfg.database_url(), 2).await?;
@@ -182,6 +232,87 @@ async fn dispatch(store: &Store, json: bool, cmd: KeysCommand) -> anyhow::Result
             store.update_key(&rec).await?;
             print_secret(&rec, &generated.secret, json);
         }
+        KeysCommand::Usage(a) => {
+            let rec = find(store, &a.id).await?;
+            let history = store.key_usage_history(&rec.id, 24).await?;
+            let rows: Vec<serde_json::Value> = history
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "period": r.period, "requests": r.requests, "tokens": r.tokens,
+                        "cost": fastgate_limits::nanos_to_usd(r.cost_nanos),
+                    })
+                })
+                .collect();
+            let usage = serde_json::json!({
+                "key_id": rec.id, "name": rec.name, "backend": "database",
+                "limits": rec.limits, "quota": rec.quota, "history": rows,
+            });
+            print_usage(&usage, json)?;
+        }
+    }
+    Ok(())
+}
+
+/// A key's usage as the API (or the database) gives it: JSON, or a summary.
+fn print_usage(u: &serde_json::Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(u)?);
+        return Ok(());
+    }
+    let s = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    println!("key:      {} ({})", s(&u["key_id"]), s(&u["name"]));
+    println!("backend:  {}", s(&u["backend"]));
+    let q = &u["quota"];
+    println!(
+        "quota:    requests {}  tokens {}  cost {}  period {}",
+        s(&q["requests"]),
+        s(&q["tokens"]),
+        s(&q["cost"]),
+        s(&q["period"])
+    );
+    if !u["period"].is_null() {
+        let (used, held) = (&u["used"], &u["reserved"]);
+        println!(
+            "period:   {} (ends {})",
+            s(&u["period"]["id"]),
+            s(&u["period"]["ends_at"])
+        );
+        println!(
+            "used:     requests {}  tokens {}  cost {}",
+            s(&used["requests"]),
+            s(&used["tokens"]),
+            s(&used["cost"])
+        );
+        println!(
+            "in flight: {} requests holding {} tokens, cost {}",
+            s(&held["in_flight"]),
+            s(&held["tokens"]),
+            s(&held["cost"])
+        );
+    }
+    for w in u["windows"].as_array().into_iter().flatten() {
+        println!(
+            "window:   {} {}/{} (resets in {}s)",
+            s(&w["limit_kind"]),
+            s(&w["used"]),
+            s(&w["limit"]),
+            s(&w["resets_in_secs"])
+        );
+    }
+    println!("{:<14} {:>10} {:>12} {:>12}", "period", "requests", "tokens", "cost");
+    for r in u["history"].as_array().into_iter().flatten() {
+        println!(
+            "{:<14} {:>10} {:>12} {:>12}",
+            s(&r["period"]),
+            s(&r["requests"]),
+            s(&r["tokens"]),
+            s(&r["cost"])
+        );
     }
     Ok(())
 }
