@@ -30,6 +30,10 @@ fn rpm(n: u32) -> Limits {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(fastgate_redis_tests),
+    ignore = "set FASTGATE_TEST_REDIS_URL to run against Redis"
+)]
 async fn two_instances_admit_exactly_the_limit_of_a_window() {
     let Some(url) = redis_url("two_instances_admit_exactly_the_limit_of_a_window") else {
         return;
@@ -94,6 +98,10 @@ async fn tokens_used(b: &RedisBackend, s: &fastgate_limits::Scope) -> u64 {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(fastgate_redis_tests),
+    ignore = "set FASTGATE_TEST_REDIS_URL to run against Redis"
+)]
 async fn tokens_per_minute_hold_the_worst_case_until_settled() {
     let Some(url) = redis_url("tokens_per_minute_hold_the_worst_case_until_settled") else {
         return;
@@ -155,6 +163,10 @@ async fn tokens_per_minute_hold_the_worst_case_until_settled() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(fastgate_redis_tests),
+    ignore = "set FASTGATE_TEST_REDIS_URL to run against Redis"
+)]
 async fn a_refusal_anywhere_counts_nothing_anywhere() {
     let Some(url) = redis_url("a_refusal_anywhere_counts_nothing_anywhere") else {
         return;
@@ -294,6 +306,10 @@ async fn a_refusal_anywhere_counts_nothing_anywhere() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(fastgate_redis_tests),
+    ignore = "set FASTGATE_TEST_REDIS_URL to run against Redis"
+)]
 async fn fifty_requests_race_for_a_budget_of_five() {
     let Some(url) = redis_url("fifty_requests_race_for_a_budget_of_five") else {
         return;
@@ -354,6 +370,10 @@ async fn fifty_requests_race_for_a_budget_of_five() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(fastgate_redis_tests),
+    ignore = "set FASTGATE_TEST_REDIS_URL to run against Redis"
+)]
 async fn holds_of_a_request_never_settled_come_back_after_the_lease() {
     let Some(url) = redis_url("holds_of_a_request_never_settled_come_back_after_the_lease") else {
         return;
@@ -419,6 +439,10 @@ async fn holds_of_a_request_never_settled_come_back_after_the_lease() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(fastgate_redis_tests),
+    ignore = "set FASTGATE_TEST_REDIS_URL to run against Redis"
+)]
 async fn lost_quota_counters_are_seeded_from_the_store_totals() {
     let Some(url) = redis_url("lost_quota_counters_are_seeded_from_the_store_totals") else {
         return;

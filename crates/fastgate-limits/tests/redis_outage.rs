@@ -20,6 +20,10 @@ async fn view(b: &RedisBackend, key: &Scope, check: &QuotaCheck) -> KeyUsageView
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(fastgate_redis_tests),
+    ignore = "set FASTGATE_TEST_REDIS_URL to run against Redis"
+)]
 async fn an_outage_fails_fast_queues_settlements_and_recovers() {
     let Some(url) = redis_url("an_outage_fails_fast_queues_settlements_and_recovers") else {
         return;
@@ -114,6 +118,10 @@ async fn an_outage_fails_fast_queues_settlements_and_recovers() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(fastgate_redis_tests),
+    ignore = "set FASTGATE_TEST_REDIS_URL to run against Redis"
+)]
 async fn a_connection_that_went_silent_is_replaced() {
     let Some(url) = redis_url("a_connection_that_went_silent_is_replaced") else {
         return;
@@ -157,6 +165,10 @@ async fn a_connection_that_went_silent_is_replaced() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(fastgate_redis_tests),
+    ignore = "set FASTGATE_TEST_REDIS_URL to run against Redis"
+)]
 async fn connecting_to_nothing_fails_within_the_connect_timeout() {
     let Some(url) = redis_url("connecting_to_nothing_fails_within_the_connect_timeout") else {
         return;
@@ -196,6 +208,10 @@ async fn connecting_to_nothing_fails_within_the_connect_timeout() {
 }
 
 #[test]
+#[cfg_attr(
+    not(fastgate_redis_tests),
+    ignore = "set FASTGATE_TEST_REDIS_URL to run against Redis"
+)]
 fn settling_without_a_runtime_queues_the_settlement() {
     let Some(url) = redis_url("settling_without_a_runtime_queues_the_settlement") else {
         return;

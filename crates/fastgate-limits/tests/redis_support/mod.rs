@@ -26,6 +26,10 @@ use tokio::task::JoinHandle;
 pub fn redis_url(test: &str) -> Option<String> {
     match std::env::var("FASTGATE_TEST_REDIS_URL") {
         Ok(url) if !url.is_empty() => Some(url),
+        // Built to run (the cfg is set at build time): a missing URL now is an error.
+        _ if cfg!(fastgate_redis_tests) => {
+            panic!("{test}: built with FASTGATE_TEST_REDIS_URL, but it is unset now")
+        }
         _ => {
             println!("skipping {test}: FASTGATE_TEST_REDIS_URL is not set");
             None

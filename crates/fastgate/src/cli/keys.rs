@@ -304,7 +304,10 @@ fn print_usage(u: &serde_json::Value, json: bool) -> anyhow::Result<()> {
             s(&w["resets_in_secs"])
         );
     }
-    println!("{:<14} {:>10} {:>12} {:>12}", "period", "requests", "tokens", "cost");
+    println!(
+        "{:<14} {:>10} {:>12} {:>12}",
+        "period", "requests", "tokens", "cost"
+    );
     for r in u["history"].as_array().into_iter().flatten() {
         println!(
             "{:<14} {:>10} {:>12} {:>12}",
