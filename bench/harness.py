@@ -38,6 +38,8 @@ CHAT_PATH = "/v1/chat/completions"
 # Per-key limits set on the bench key: checked on every request, never reached.
 LIMITS = {"requests_per_minute": 100_000_000, "requests_per_day": 4_000_000_000,
           "tokens_per_minute": 100_000_000_000, "max_concurrent": 1_000_000}
+# And a monthly request quota, so the quota path (and its usage ledger) runs too.
+QUOTA = {"requests": 1_000_000_000_000, "period": "monthly"}
 
 # Latency differences to nginx smaller than this (µs) are reported as a tie.
 TIE_US = 20
@@ -522,6 +524,14 @@ class Bench:
                                     admin_token=self.admin_token, mock_port=self.mock_port,
                                     cred=self.cred, chat=CHAT_PATH,
                                     bodies="true" if audit_bodies else "false")
+        if self.args.redis:
+            # Limits shared through Redis (a fleet's setup), under this run's own prefix.
+            text = text.replace("metrics: { enabled: true }\n",
+                                "metrics: { enabled: true }\n"
+                                f"redis: {{ url: \"{self.args.redis}\", "
+                                f"key_prefix: \"fgbench:{os.path.basename(self.work)}:\" }}\n", 1)
+            if "redis:" not in text:
+                raise SystemExit("bench config changed: cannot add the redis section")
         path = os.path.join(self.work, f"{name}{'-audit' if audit_bodies else ''}.yaml")
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
@@ -572,7 +582,7 @@ class Bench:
         """Gives the bench key per-key limits far above the load, so the limiter runs
         on every request without ever refusing one. Returns the stored limits, or
         None when this FastGate has no per-key limits."""
-        body = json.dumps({"limits": LIMITS}).encode()
+        body = json.dumps({"limits": LIMITS, "quota": QUOTA}).encode()
         req = urllib.request.Request(url + "/admin/api/keys/bench", data=body, method="PATCH",
                                      headers={"Authorization": f"Bearer {self.admin_token}",
                                               "Content-Type": "application/json"})
@@ -1380,6 +1390,8 @@ def main():
     p.add_argument("--quick", action="store_true", help="short smoke run")
     p.add_argument("--health-load", action="store_true",
                    help="configure ten credentials and five credential-health rules on the benchmarked upstream")
+    p.add_argument("--redis", metavar="URL", default="",
+                   help="share the bench key's limits through this Redis (e.g. redis://127.0.0.1:6379)")
     p.add_argument("--scenarios", default="", help="comma list among a32,a128,b,c,d,e,f (default all)")
     p.add_argument("--targets", default="direct,nginx,fastgate-1t,fastgate",
                    help="comma list among direct,nginx,fastgate-1t,fastgate")
