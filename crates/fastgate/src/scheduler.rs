@@ -10,7 +10,7 @@
 //!   rule-disabled credentials of upstreams with a `probe` get a cheap request;
 //!   healthy ones return early, failing ones stay out.
 //! * `retention` (hourly): audit rows and rule events older than
-//!   `audit.retention_days`.
+//!   `audit.retention_days`; quota usage of periods untouched for 400 days.
 
 mod probes;
 
@@ -171,9 +171,19 @@ async fn reset_quotas(state: &AppState) -> Result<String, String> {
 }
 
 async fn retention(state: &AppState) -> Result<String, String> {
+    // Quota usage of past daily and monthly periods: kept 400 days (a year of
+    // history for the usage API), whatever the audit retention.
+    let usage_before = Utc::now() - chrono::Duration::days(USAGE_HISTORY_DAYS);
+    let usage = state
+        .store()
+        .prune_key_period_usage(usage_before.timestamp_millis())
+        .await
+        .map_err(|e| e.to_string())?;
     let days = state.inner().config.load().audit.retention_days;
     if days == 0 {
-        return Ok("retention off (audit.retention_days: 0)".into());
+        return Ok(format!(
+            "audit retention off (audit.retention_days: 0); deleted {usage} old quota usage row(s)"
+        ));
     }
     let before = Utc::now() - chrono::Duration::days(i64::from(days));
     let audit = state
@@ -187,6 +197,9 @@ async fn retention(state: &AppState) -> Result<String, String> {
         .await
         .map_err(|e| e.to_string())?;
     Ok(format!(
-        "deleted {audit} audit row(s) and {events} rule event(s)"
+        "deleted {audit} audit row(s), {events} rule event(s) and {usage} old quota usage row(s)"
     ))
 }
+
+/// How long stored quota usage of past periods is kept.
+const USAGE_HISTORY_DAYS: i64 = 400;
