@@ -325,6 +325,17 @@ impl Limiter {
         }
     }
 
+    /// Set the mode gauge again (once the metrics recorder is installed).
+    pub fn publish_metrics(&self) {
+        self.publish_mode(self.mode.load(Ordering::Acquire));
+    }
+
+    /// Forget remembered refusals: limits may have changed (a key or route
+    /// update), and a raised limit must take effect at once.
+    pub fn forget_refusals(&self) {
+        self.refusals.clear();
+    }
+
     fn publish_mode(&self, mode: u8) {
         for m in [MODE_MEMORY, MODE_REDIS, MODE_FALLBACK] {
             metrics::gauge!(BACKEND_MODE_METRIC, "mode" => mode_name(m)).set(if m == mode {
@@ -348,9 +359,11 @@ impl Limiter {
             }
             return;
         }
+        // Settlements that could not be sent, and usage of requests admitted
+        // during an outage that settled after it.
         if let Some(redis) = self.redis.get()
-            && redis.pending() > 0
-            && let Err(e) = redis.replay_pending().await
+            && (redis.pending() > 0 || !self.ledgers.outage.is_empty())
+            && let Err(e) = self.reconcile(redis).await
         {
             self.enter_fallback(&e);
         }

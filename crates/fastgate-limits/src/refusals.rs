@@ -52,6 +52,12 @@ impl RefusalCache {
         self.until.insert((scope, id), (until, refusal.clone()));
     }
 
+    pub fn clear(&self) {
+        if !self.until.is_empty() {
+            self.until.clear();
+        }
+    }
+
     pub fn check(
         &self,
         scopes: &[Scope],

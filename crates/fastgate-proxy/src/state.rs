@@ -256,6 +256,8 @@ impl AppState {
         let snapshot = self.inner.snapshot.load();
         let keys = self.inner.keys.load();
         let key_ids: std::collections::HashSet<&str> = keys.ids().collect();
+        // A changed limit takes effect at once, not when a remembered refusal ends.
+        self.inner.limiter.forget_refusals();
         self.inner.limiter.retain(|kind, id| match kind {
             fastgate_limits::ScopeKind::Key => key_ids.contains(id),
             fastgate_limits::ScopeKind::Route => {

@@ -73,6 +73,8 @@ pub async fn start_from(
         master_key_file,
         limiter,
     })?;
+    // The recorder exists now (AppState installs it): show the limits mode.
+    state.limiter().publish_metrics();
 
     if let Err(e) = fastgate_proxy::sync::reload_live(&state).await {
         tracing::warn!(error = %e, "stored upstreams, routes and model groups not applied");

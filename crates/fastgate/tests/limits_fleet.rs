@@ -462,7 +462,10 @@ async fn an_instance_started_without_redis_joins_when_it_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: fastgate_limits_backend is set before the metrics recorder exists (server.rs builds and connects the limiter before AppState::new installs it), so /metrics lacks it until the mode changes"]
+#[cfg_attr(
+    not(all(fastgate_pg_tests, fastgate_redis_tests)),
+    ignore = "set FASTGATE_TEST_PG_URL and FASTGATE_TEST_REDIS_URL to run the fleet tests"
+)]
 async fn the_backend_gauge_shows_the_mode_from_the_start() {
     let _serial = SERIAL.lock().await;
     let redis = RedisKeys::new("gauge");
