@@ -162,6 +162,9 @@ async fn health(State(state): State<AppState>) -> Response {
         "database": if db { "ok" } else { "unreachable" },
         "backend": state.store().backend(),
         "audit_queue_depth": state.audit_queue_depth(),
+        // `fallback`: Redis unreachable, the failure policy in force (requests are
+        // still served, so readiness does not depend on it).
+        "limits": state.limiter().mode(),
         "version": env!("CARGO_PKG_VERSION"),
     });
     (status, Json(body)).into_response()

@@ -31,9 +31,10 @@ impl QuotaPeriod {
     }
 }
 
-/// Rate limits of one key; `None` means unlimited.
+/// Rate limits of one key; `None` means unlimited. A misspelt field is refused
+/// rather than ignored (it would leave the key unlimited).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct KeyLimits {
     pub requests_per_minute: Option<u32>,
     pub requests_per_day: Option<u32>,
@@ -41,9 +42,10 @@ pub struct KeyLimits {
     pub max_concurrent: Option<u32>,
 }
 
-/// Quotas of one key over `period`; `None` means unlimited.
+/// Quotas of one key over `period`; `None` means unlimited. Misspelt fields
+/// are refused.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct KeyQuota {
     pub requests: Option<u64>,
     pub tokens: Option<u64>,

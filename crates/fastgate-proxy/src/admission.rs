@@ -247,10 +247,10 @@ pub fn retry_after_secs(r: &Refusal) -> Option<u64> {
 
 /// The `x-ratelimit-*` headers of a refusal: the refused window, none left.
 pub fn refusal_headers(h: &mut HeaderMap, r: &Refusal) {
-    let window = Window {
+    let window = HeaderWindow {
         limit: r.limit.max(0.0).round() as u64,
         remaining: 0,
-        reset: r.retry_after.unwrap_or_default(),
+        reset: r.retry_after,
     };
     match r.kind {
         LimitKind::RequestsPerMinute
@@ -264,15 +264,26 @@ pub fn refusal_headers(h: &mut HeaderMap, r: &Refusal) {
 
 /// The `x-ratelimit-*` headers of an admitted request, as OpenAI sends them.
 pub fn insert_rate_headers(h: &mut HeaderMap, windows: (Option<Window>, Option<Window>)) {
-    if let Some(w) = windows.0 {
-        insert_window(h, "requests", &w);
-    }
-    if let Some(w) = windows.1 {
-        insert_window(h, "tokens", &w);
+    for (unit, w) in [("requests", windows.0), ("tokens", windows.1)] {
+        if let Some(w) = w {
+            let w = HeaderWindow {
+                limit: w.limit,
+                remaining: w.remaining,
+                reset: Some(w.reset),
+            };
+            insert_window(h, unit, &w);
+        }
     }
 }
 
-fn insert_window(h: &mut HeaderMap, unit: &'static str, w: &Window) {
+/// What the three headers of one window say.
+struct HeaderWindow {
+    limit: u64,
+    remaining: u64,
+    reset: Option<Duration>,
+}
+
+fn insert_window(h: &mut HeaderMap, unit: &'static str, w: &HeaderWindow) {
     let (limit, remaining, reset) = match unit {
         "tokens" => (
             "x-ratelimit-limit-tokens",
@@ -287,7 +298,10 @@ fn insert_window(h: &mut HeaderMap, unit: &'static str, w: &Window) {
     };
     h.insert(limit, HeaderValue::from(w.limit));
     h.insert(remaining, HeaderValue::from(w.remaining));
-    if let Ok(v) = HeaderValue::from_str(&openai_duration(w.reset)) {
+    // A refusal that waiting cannot cure carries no reset.
+    if let Some(d) = w.reset
+        && let Ok(v) = HeaderValue::from_str(&openai_duration(d))
+    {
         h.insert(reset, v);
     }
 }

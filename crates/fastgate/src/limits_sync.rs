@@ -43,7 +43,8 @@ pub async fn connect_at_start(limiter: &Limiter) {
         return;
     }
     match limiter.connect().await {
-        Ok(()) => tracing::info!("limits backend: redis"),
+        // `connect` logs the switch itself.
+        Ok(()) => {}
         Err(e) => tracing::error!(
             error = %e,
             "limits backend: fallback (Redis unreachable at start); the failure policy applies until it answers"

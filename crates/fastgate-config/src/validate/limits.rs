@@ -8,7 +8,16 @@ use crate::model::Config;
 
 pub(super) fn check(cfg: &Config, r: &mut Report) {
     for (i, route) in cfg.routes.iter().enumerate() {
-        rate_limits(&format!("routes[{i}].limits"), &route.limits, r);
+        let path = format!("routes[{i}].limits");
+        rate_limits(&path, &route.limits, r);
+        if route.limits.tokens_per_minute.is_some() {
+            // A route forwards any HTTP API: it reads no token usage, so a
+            // token limit on it could never be enforced.
+            r.err(
+                format!("{path}.tokens_per_minute"),
+                "routes count requests, not tokens: put token limits on the model group (models[].limits) or the key",
+            );
+        }
     }
     for (i, group) in cfg.models.iter().enumerate() {
         rate_limits(&format!("models[{i}].limits"), &group.limits, r);
@@ -90,6 +99,13 @@ mod tests {
             "{base}routes: [{{name: r, match: {{path: /r}}, upstream: u, limits: {{requests_per_minute: 0}}}}]"
         ));
         assert!(e.contains("routes[0].limits.requests_per_minute"), "{e}");
+        let e = err(&format!(
+            "{base}routes: [{{name: r, match: {{path: /r}}, upstream: u, limits: {{tokens_per_minute: 10}}}}]"
+        ));
+        assert!(
+            e.contains("routes[0].limits.tokens_per_minute") && e.contains("model group"),
+            "{e}"
+        );
         let e = err(&format!(
             "{base}models: [{{name: m, deployments: [{{upstream: u, model: x}}], limits: {{tokens_per_minute: 0}}}}]"
         ));

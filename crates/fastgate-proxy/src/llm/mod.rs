@@ -221,7 +221,10 @@ async fn dispatch(
             upstream_protocol,
             this_request,
             dep,
-            snapshot.default_max_tokens,
+            // The requested group's cap, which the reservation assumed.
+            group
+                .and_then(|g| g.max_output_tokens)
+                .unwrap_or(snapshot.default_max_tokens),
         ) {
             Ok(req) => req,
             Err(e) if !is_last => {
