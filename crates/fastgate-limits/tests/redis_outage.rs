@@ -89,11 +89,13 @@ async fn an_outage_fails_fast_queues_settlements_and_recovers() {
             b.pending() == 4
         })
         .await;
+        // The timed-out admission may still have run on Redis (a command the
+        // cut proxy had already forwarded): both outcomes are legitimate, and
+        // its queued release must set either right.
         let v = view(&direct, &key, &check).await;
-        assert_eq!(
-            (v.reserved.in_flight, v.reserved.tokens, v.used.tokens),
-            (3, 300, 0)
-        );
+        let ran = v.reserved.in_flight.checked_sub(3).expect("three held");
+        assert!(ran <= 1, "{v:?}");
+        assert_eq!((v.reserved.tokens, v.used.tokens), (300 + 100 * ran, 0));
         assert!(b.replay_pending().await.is_err(), "replayed through a cut");
         assert_eq!(b.pending(), 4, "a failed replay keeps everything");
 
@@ -105,7 +107,7 @@ async fn an_outage_fails_fast_queues_settlements_and_recovers() {
         assert_eq!(b.replay_pending().await.unwrap(), 4);
         assert_eq!(b.pending(), 0);
         let v = view(&direct, &key, &check).await;
-        assert_eq!(v.used.requests, 3, "the cut admission never reached Redis");
+        assert_eq!(v.used.requests, 3 + ran, "requests count from admission");
         assert_eq!((v.used.tokens, v.reserved.tokens), (120, 0));
         assert!((v.used.cost - 0.012).abs() < 1e-9);
         assert_eq!((v.reserved.in_flight, v.reserved.cost), (0, 0.0));

@@ -244,3 +244,122 @@ both_backends!(
     keys_created_by_cli_work_on_running_server,
     keys_created_by_cli_work_on_running_server
 );
+
+/// `keys usage --json` through the running gateway's admin API.
+fn usage_via_api(h: &Harness, name: &str) -> Value {
+    let url = h.url("");
+    let out = fastgate(&[
+        "keys",
+        "usage",
+        name,
+        "--admin-url",
+        &url,
+        "--admin-token",
+        common::ADMIN_TOKEN,
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn key_quotas_set_by_cli_are_enforced_and_shown(backend: Backend) {
+    let h = Harness::start(backend, DEFAULT_ROUTES).await;
+    let cfg = write(
+        h.dir.path(),
+        "cli.yaml",
+        &format!(
+            "database: {{ url: \"{}\" }}\ndata_dir: \"{}\"\n",
+            h.database_url,
+            h.dir.path().display()
+        ),
+    );
+    let out = fastgate(&[
+        "keys",
+        "create",
+        "--config",
+        &cfg,
+        "--name",
+        "metered",
+        "--quota-requests",
+        "3",
+        "--budget",
+        "2.5",
+        "--quota-period",
+        "daily",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = v["key"].as_str().unwrap().to_string();
+    // The first admitted request (the key became known) counts as one.
+    wait_status(&h, &key, 200).await;
+    for _ in 0..2 {
+        wait_status(&h, &key, 200).await;
+    }
+    let refused = h
+        .http
+        .get(h.url("/v1/models"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "quota_exceeded");
+
+    let live = usage_via_api(&h, "metered");
+    assert_eq!(live["quota"]["requests"], 3);
+    assert_eq!(live["quota"]["cost"], 2.5);
+    assert_eq!(live["period"]["kind"], "daily");
+    assert_eq!(live["used"]["requests"], 3);
+    assert_eq!(live["remaining"]["requests"], 0);
+
+    // Without --admin-url: what the database holds, once the gateway flushed it.
+    let start = Instant::now();
+    loop {
+        let out = fastgate(&["keys", "usage", "--config", &cfg, "--json", "metered"]);
+        assert!(out.status.success());
+        let stored: Value = serde_json::from_slice(&out.stdout).unwrap();
+        if stored["history"][0]["requests"] == 3 {
+            assert!(
+                stored["history"][0]["period"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with('d')
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "stored usage: {stored}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Raising the quota from the CLI lets the key through again within a second.
+    let out = fastgate(&[
+        "keys",
+        "update",
+        "--config",
+        &cfg,
+        "metered",
+        "--quota-requests",
+        "5",
+    ]);
+    assert!(out.status.success());
+    let took = wait_status(&h, &key, 200).await;
+    assert!(took < Duration::from_secs(1), "admitted after {took:?}");
+    h.stop().await;
+}
+both_backends!(
+    key_quotas_set_by_cli_are_enforced_and_shown,
+    key_quotas_set_by_cli_are_enforced_and_shown
+);
