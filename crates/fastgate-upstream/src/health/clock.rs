@@ -1,50 +1,12 @@
 //! Time for credential health: a clock that tests can move, and the daily quota
 //! day (its label and when it ends) in the configured time zone.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-
 use chrono::{Datelike, Duration, LocalResult, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
-/// Milliseconds since the Unix epoch.
-pub trait Clock: Send + Sync + 'static {
-    fn now_ms(&self) -> i64;
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        Utc::now().timestamp_millis()
-    }
-}
-
-/// A clock that only moves when told to (tests).
-#[derive(Debug, Default, Clone)]
-pub struct FakeClock(Arc<AtomicI64>);
-
-impl FakeClock {
-    pub fn at(ms: i64) -> Self {
-        Self(Arc::new(AtomicI64::new(ms)))
-    }
-
-    pub fn advance(&self, by: std::time::Duration) {
-        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
-        self.0.fetch_add(ms, Ordering::SeqCst);
-    }
-
-    pub fn set(&self, ms: i64) {
-        self.0.store(ms, Ordering::SeqCst);
-    }
-}
-
-impl Clock for FakeClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+// One clock for every time-driven part of the gateway (limits and health), so a
+// test's fake clock moves both.
+pub use fastgate_limits::clock::{Clock, FakeClock, SystemClock};
 
 /// When daily quotas reset: an hour of the day in a time zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
