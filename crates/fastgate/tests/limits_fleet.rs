@@ -243,6 +243,16 @@ async fn check_fallback_policy(h: &Harness, keys: &OutageKeys) {
     let slowest = rate.iter().chain([&q]).map(|o| o.took).max().unwrap();
     assert!(slowest < Duration::from_secs(1), "answered in {slowest:?}");
     assert_eq!(backend_of(&h.base, &keys.quota.0).await, "fallback");
+    // Still ready (requests are served under the policy), and it says why.
+    let health = reqwest::Client::new()
+        .get(format!("{}/health", h.base))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let health: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(health["limits"], "fallback", "{health}");
 }
 
 /// Back on Redis: the settlements of the requests held across the cut were

@@ -230,5 +230,17 @@ async fn refusals_and_the_backend_mode_are_in_the_metrics() {
         Some(1.0),
         "{text}"
     );
+    // /health says which backend the limits run in.
+    let health: Value = h
+        .http
+        .get(h.url("/health"))
+        .timeout(SOON)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["limits"], "memory", "{health}");
     h.stop().await;
 }
