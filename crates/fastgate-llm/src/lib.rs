@@ -12,7 +12,27 @@
 //! | OpenAI → Anthropic | yes | yes | yes | yes |
 //! | Anthropic → OpenAI | yes | yes | yes | yes |
 //! | OpenAI → Gemini | yes (text, images, tools) | yes | yes | yes |
-//! | Anthropic → Gemini, Gemini → other | `LlmError::Unsupported` | — | — | yes |
+//! | Gemini → OpenAI, Gemini → Anthropic | yes, via the OpenAI representation ([`translate_gemini_request`]) | yes | yes, SSE or JSON array ([`gemini_stream_processor`]) | yes |
+//! | Anthropic → Gemini | `LlmError::Unsupported` | — | — | yes |
+//!
+//! ## Gemini client → OpenAI / Anthropic upstream
+//!
+//! The Gemini request becomes an OpenAI chat request (then, for Anthropic, goes through the
+//! OpenAI → Anthropic converter above): `systemInstruction` → `system` message; `user` /
+//! `model` contents → `user` / `assistant` messages; `text`; `inlineData` → `image_url`
+//! (images) or `file` parts (`data:` URLs); `fileData` → the same with its URI;
+//! `functionCall` → `tool_calls` (the part's `id`, else `call_N`); `functionResponse` → a
+//! `tool` message answering the earliest unanswered call of that name; `functionDeclarations`
+//! → function tools (upper-case schema `type`s lowered); `functionCallingConfig`
+//! AUTO/NONE/ANY(one allowed name) → `tool_choice` auto/none/required(named);
+//! `generationConfig` `temperature`, `topP`, `maxOutputTokens`, `stopSequences`,
+//! `candidateCount`, penalties, `seed`, `responseMimeType`(+`responseJsonSchema`) →
+//! `temperature`, `top_p`, `max_tokens`, `stop`, `n`, …, `response_format`. Thought parts
+//! sent back by the client are dropped. Responses: text / `reasoning_content` (a
+//! `thought: true` part) / `tool_calls` → parts; finish stop/tool_calls → `STOP`, length →
+//! `MAX_TOKENS`, content_filter → `SAFETY`; usage → `usageMetadata`. Streams: one chunk per
+//! text delta, a function call whole once its arguments end, the last chunk (empty parts)
+//! with `finishReason` and `usageMetadata`.
 //!
 //! ## OpenAI client ↔ Anthropic upstream
 //!
@@ -130,7 +150,7 @@ pub use estimate::{
     estimate_request_value, estimate_text_tokens,
 };
 pub use models::openai_model_list;
-pub use stream::stream_processor;
+pub use stream::{GeminiFraming, gemini_stream_processor, stream_processor};
 pub use usage::{Price, Usage, cost, usage_from_response};
 
 use convert::{from_slice, to_vec};
@@ -231,8 +251,46 @@ pub fn translate_request_value(
                 client_wants_usage: wants,
             })
         }
+        (Gemini, _) => translate_gemini_request(to, body, false, opts),
         _ => Err(unsupported(from, to)),
     }
+}
+
+/// A Gemini client's request (`generateContent` body; `stream` from the client's path:
+/// `:streamGenerateContent`) for an upstream of protocol `to`. Gemini upstreams get the body
+/// unchanged (model in the path); OpenAI and Anthropic upstreams a translation composed
+/// through the OpenAI representation (Gemini → OpenAI, then OpenAI → Anthropic).
+pub fn translate_gemini_request(
+    to: Protocol,
+    body: serde_json::Value,
+    stream: bool,
+    opts: &RequestOptions,
+) -> Result<TranslatedRequest, LlmError> {
+    if to == Protocol::Gemini {
+        return Ok(TranslatedRequest {
+            body: to_vec(&body)?,
+            stream,
+            path: gemini_path(opts.upstream_model, stream),
+            client_wants_usage: true,
+        });
+    }
+    let req: wire::gemini::GenerateRequest = from_value(body)?;
+    let chat = convert::gemini_openai::request(req, opts.upstream_model, stream)?;
+    if to == Protocol::OpenAi {
+        return Ok(TranslatedRequest {
+            body: to_vec(&chat)?,
+            stream,
+            path: "/v1/chat/completions".into(),
+            client_wants_usage: true,
+        });
+    }
+    let out = convert::openai_anthropic::request(chat, opts)?;
+    Ok(TranslatedRequest {
+        stream: out.stream.unwrap_or(false),
+        body: to_vec(&out)?,
+        path: "/v1/messages".into(),
+        client_wants_usage: true,
+    })
 }
 
 fn from_value<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, LlmError> {
@@ -287,6 +345,16 @@ pub fn translate_response(
         (Gemini, OpenAi) => {
             let (out, u) = convert::openai_gemini::response(from_slice(body)?, client_model);
             Ok((to_vec(&out)?, u))
+        }
+        (OpenAi, Gemini) => {
+            let chat: wire::openai::ChatCompletion = from_slice(body)?;
+            let out = convert::gemini_openai::response(chat, usage, client_model);
+            Ok((to_vec(&out)?, usage))
+        }
+        (Anthropic, Gemini) => {
+            let (chat, u) = convert::openai_anthropic::response(from_slice(body)?, client_model);
+            let out = convert::gemini_openai::response(chat, Some(u), client_model);
+            Ok((to_vec(&out)?, Some(u)))
         }
         (u, c) => Err(unsupported(c, u)),
     }

@@ -375,8 +375,28 @@ fn unsupported_pairs() {
     let body = fixture("anthropic/request_basic.json");
     let err = translate_request(Protocol::Anthropic, Protocol::Gemini, &body, &OPTS).unwrap_err();
     assert!(matches!(err, LlmError::Unsupported(_)));
-    let err = translate_request(Protocol::Gemini, Protocol::OpenAi, b"{}", &OPTS).unwrap_err();
-    assert!(matches!(err, LlmError::Unsupported(_)));
+    // Gemini clients are translated now; a body without `contents` is refused.
+    assert!(translate_request(Protocol::Gemini, Protocol::OpenAi, b"{}", &OPTS).is_err());
+}
+
+#[test]
+fn gemini_client_to_openai_and_anthropic() {
+    let body = br#"{"systemInstruction":{"parts":[{"text":"terse"}]},
+        "contents":[{"role":"user","parts":[{"text":"hi"}]}],
+        "generationConfig":{"maxOutputTokens":12,"temperature":1.6}}"#;
+    let tr = translate_request(Protocol::Gemini, Protocol::OpenAi, body, &OPTS).unwrap();
+    assert_eq!(tr.path, "/v1/chat/completions");
+    let v: Value = serde_json::from_slice(&tr.body).unwrap();
+    assert_eq!(v["model"], "up-model");
+    assert_eq!(v["messages"][0], json!({"role":"system","content":"terse"}));
+    assert_eq!(v["max_tokens"], 12);
+    let tr = translate_request(Protocol::Gemini, Protocol::Anthropic, body, &OPTS).unwrap();
+    assert_eq!(tr.path, "/v1/messages");
+    let v: Value = serde_json::from_slice(&tr.body).unwrap();
+    assert_eq!(v["system"], "terse");
+    assert_eq!(v["max_tokens"], 12);
+    assert_eq!(v["temperature"], 1.0, "clamped for Anthropic");
+    assert_eq!(v["messages"][0]["role"], "user");
 }
 
 #[test]

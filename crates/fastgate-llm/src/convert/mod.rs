@@ -2,6 +2,7 @@
 //! same-protocol rewrite. Shared helpers live here.
 
 pub(crate) mod anthropic_openai;
+pub(crate) mod gemini_openai;
 pub(crate) mod openai_anthropic;
 pub(crate) mod openai_gemini;
 pub(crate) mod same;

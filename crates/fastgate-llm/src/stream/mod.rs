@@ -11,6 +11,7 @@ mod decode_anthropic;
 mod decode_gemini;
 mod decode_openai;
 mod encode_anthropic;
+mod encode_gemini;
 mod encode_openai;
 pub(crate) mod merge;
 mod passthrough;
@@ -67,6 +68,36 @@ pub(crate) trait Decode: Send {
 /// Client side: neutral events -> SSE bytes.
 pub(crate) trait Encode: Send {
     fn encode(&mut self, ev: &Ev, out: &mut BytesMut);
+    /// Write the terminal error event for a failure outside the upstream's events (framing
+    /// that is not plain SSE needs its own); false: the caller writes the standard one.
+    fn encode_error(&mut self, _message: &str, _out: &mut BytesMut) -> bool {
+        false
+    }
+}
+
+pub use encode_gemini::GeminiFraming;
+
+/// The processor for a Gemini client's stream, framed as `framing`. A Gemini upstream's SSE
+/// is forwarded unchanged to an `alt=sse` client and re-framed as a JSON array otherwise;
+/// other upstreams are translated.
+pub fn gemini_stream_processor(
+    upstream: Protocol,
+    framing: GeminiFraming,
+    opts: StreamOptions,
+) -> Box<dyn StreamProcessor> {
+    if upstream == Protocol::Gemini && framing == GeminiFraming::Sse {
+        return Box::new(passthrough::Passthrough::new(upstream, opts));
+    }
+    let encoder = Box::new(encode_gemini::GeminiEncoder::new(
+        &opts.client_model,
+        framing,
+    ));
+    Box::new(translate::Translator::new(
+        decoder(upstream),
+        encoder,
+        Protocol::Gemini,
+        opts,
+    ))
 }
 
 pub(crate) fn decoder(p: Protocol) -> Box<dyn Decode> {
@@ -85,6 +116,9 @@ pub fn stream_processor(
 ) -> Box<dyn StreamProcessor> {
     if upstream == client {
         return Box::new(passthrough::Passthrough::new(upstream, opts));
+    }
+    if client == Protocol::Gemini {
+        return gemini_stream_processor(upstream, GeminiFraming::Sse, opts);
     }
     let encoder: Box<dyn Encode> = match client {
         Protocol::OpenAi => Box::new(encode_openai::OpenAiEncoder::new(

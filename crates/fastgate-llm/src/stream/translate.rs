@@ -126,7 +126,9 @@ impl StreamProcessor for Translator {
         if !self.terminated {
             self.terminated = true;
             self.obs.errored = true;
-            out.extend_from_slice(&errors::stream_event(self.client, Kind::Server, message));
+            if !self.encoder.encode_error(message, &mut out) {
+                out.extend_from_slice(&errors::stream_event(self.client, Kind::Server, message));
+            }
         }
         out.freeze()
     }
