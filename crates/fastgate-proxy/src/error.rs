@@ -2,7 +2,8 @@
 //!
 //! The body is JSON in the protocol the client speaks: OpenAI's
 //! `{"error":{"message","type","param","code"}}` by default, Anthropic's
-//! `{"type":"error","error":{"type","message"}}` for Anthropic-style requests.
+//! `{"type":"error","error":{"type","message"}}` for Anthropic-style requests, Google's
+//! `{"error":{"code","message","status"}}` for Gemini-style requests.
 
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -13,13 +14,25 @@ use http::{HeaderValue, StatusCode, header};
 pub enum ClientProtocol {
     OpenAi,
     Anthropic,
+    Gemini,
 }
 
 impl ClientProtocol {
-    /// Anthropic clients call `/v1/messages…` or send `anthropic-version`.
-    pub fn detect(path: &str, headers: &http::HeaderMap) -> Self {
+    /// Anthropic clients call `/v1/messages…` or send `anthropic-version`; Gemini clients
+    /// call `/v1beta/…` or `…/models/{model}:{method}`, or send their key the Google way
+    /// (`x-goog-api-key`, `?key=`).
+    pub fn detect(path: &str, headers: &http::HeaderMap, query: Option<&str>) -> Self {
+        let gemini_path = path.starts_with("/v1beta/")
+            || path == "/v1beta"
+            || path
+                .rsplit_once('/')
+                .is_some_and(|(dir, last)| dir.ends_with("/models") && last.contains(':'));
+        let google_key = headers.contains_key("x-goog-api-key")
+            || query.is_some_and(|q| q.split('&').any(|p| p.starts_with("key=")));
         if path.starts_with("/v1/messages") || headers.contains_key("anthropic-version") {
             Self::Anthropic
+        } else if gemini_path || google_key {
+            Self::Gemini
         } else {
             Self::OpenAi
         }
@@ -194,6 +207,21 @@ impl ProxyError {
         }
     }
 
+    /// Google's canonical status name (Gemini clients).
+    fn google_status(&self) -> &'static str {
+        match self.status().as_u16() {
+            401 => "UNAUTHENTICATED",
+            403 => "PERMISSION_DENIED",
+            404 => "NOT_FOUND",
+            // A spent budget (402) is a resource exhausted too, as Google reports quotas.
+            402 | 429 => "RESOURCE_EXHAUSTED",
+            503 => "UNAVAILABLE",
+            504 => "DEADLINE_EXCEEDED",
+            s if s >= 500 => "INTERNAL",
+            _ => "INVALID_ARGUMENT",
+        }
+    }
+
     /// The JSON body in the client's protocol.
     pub fn body(&self, protocol: ClientProtocol) -> Bytes {
         let message = self.to_string();
@@ -209,6 +237,13 @@ impl ProxyError {
             ClientProtocol::Anthropic => serde_json::json!({
                 "type": "error",
                 "error": { "type": self.anthropic_type(), "message": message }
+            }),
+            ClientProtocol::Gemini => serde_json::json!({
+                "error": {
+                    "code": self.status().as_u16(),
+                    "message": message,
+                    "status": self.google_status(),
+                }
             }),
         };
         Bytes::from(value.to_string())
@@ -284,12 +319,40 @@ mod tests {
     fn detect_protocol() {
         let h = http::HeaderMap::new();
         assert_eq!(
-            ClientProtocol::detect("/v1/messages", &h),
+            ClientProtocol::detect("/v1/messages", &h, None),
             ClientProtocol::Anthropic
         );
         assert_eq!(
-            ClientProtocol::detect("/v1/chat/completions", &h),
+            ClientProtocol::detect("/v1/chat/completions", &h, None),
             ClientProtocol::OpenAi
         );
+        assert_eq!(
+            ClientProtocol::detect("/v1/models/g:generateContent", &h, None),
+            ClientProtocol::Gemini
+        );
+        assert_eq!(
+            ClientProtocol::detect("/v1beta/models", &h, None),
+            ClientProtocol::Gemini
+        );
+        assert_eq!(
+            ClientProtocol::detect("/v1/models", &h, Some("a=1&key=fg_x")),
+            ClientProtocol::Gemini
+        );
+        assert_eq!(
+            ClientProtocol::detect("/v1/models", &h, Some("monkey=1")),
+            ClientProtocol::OpenAi
+        );
+    }
+
+    #[test]
+    fn google_shape() {
+        let v: serde_json::Value =
+            serde_json::from_slice(&ProxyError::UnknownKey.body(ClientProtocol::Gemini)).unwrap();
+        assert_eq!(v["error"]["code"], 401);
+        assert_eq!(v["error"]["status"], "UNAUTHENTICATED");
+        let e = ProxyError::ModelNotFound("m".into());
+        let v: serde_json::Value = serde_json::from_slice(&e.body(ClientProtocol::Gemini)).unwrap();
+        assert_eq!(v["error"]["status"], "NOT_FOUND");
+        assert!(v["error"]["message"].as_str().unwrap().contains("'m'"));
     }
 }

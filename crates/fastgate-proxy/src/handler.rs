@@ -46,7 +46,7 @@ pub async fn proxy_handler(State(state): State<AppState>, req: Request) -> Respo
     );
     ctx.set_client_request_id(headers::request_id(&parts.headers));
     ctx.query = parts.uri.query().and_then(strip_key_param);
-    ctx.protocol = ClientProtocol::detect(parts.uri.path(), &parts.headers);
+    ctx.protocol = ClientProtocol::detect(parts.uri.path(), &parts.headers, parts.uri.query());
     let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0);
     ctx.conn_abort = parts.extensions.get::<ConnAbort>().cloned();
     ctx.client_ip = state.client_ip(peer, &parts.headers);

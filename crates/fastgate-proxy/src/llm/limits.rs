@@ -13,6 +13,12 @@ use super::models::DeploymentRuntime;
 
 /// The output cap the client set, by the field its protocol uses.
 fn requested_cap(endpoint: Endpoint, request: &Map<String, Value>) -> Option<u64> {
+    if matches!(endpoint, Endpoint::GeminiGenerate | Endpoint::GeminiStream) {
+        return request
+            .get("generationConfig")
+            .and_then(|g| g.get("maxOutputTokens"))
+            .and_then(Value::as_u64);
+    }
     let fields: &[&str] = match endpoint {
         Endpoint::Responses => &["max_output_tokens"],
         Endpoint::Messages => &["max_tokens"],
@@ -32,7 +38,7 @@ pub fn worst_case(
 ) -> Demand {
     let prompt = estimate_request_object(endpoint.client_protocol(), request);
     let output = match endpoint {
-        Endpoint::Embeddings | Endpoint::CountTokens => 0,
+        Endpoint::Embeddings | Endpoint::CountTokens | Endpoint::GeminiCountTokens => 0,
         _ => requested_cap(endpoint, request)
             .unwrap_or_else(|| u64::from(group_cap.unwrap_or(default_cap))),
     };
@@ -71,5 +77,21 @@ mod tests {
         assert_eq!(with_cap.cost, 0.0);
         let emb = worst_case(Endpoint::Embeddings, &req, None, &[], 4096);
         assert_eq!(emb.tokens, prompt);
+    }
+
+    #[test]
+    fn gemini_cap_is_generation_config_max_output_tokens() {
+        let req: Map<String, Value> = serde_json::from_str(
+            r#"{"contents":[{"parts":[{"text":"hello there"}]}],"generationConfig":{"maxOutputTokens":70}}"#,
+        )
+        .unwrap();
+        let capped = worst_case(Endpoint::GeminiGenerate, &req, Some(50), &[], 4096);
+        let mut no_cap = req.clone();
+        no_cap.remove("generationConfig");
+        let group = worst_case(Endpoint::GeminiStream, &no_cap, Some(50), &[], 4096);
+        assert_eq!(capped.tokens - 70, group.tokens - 50);
+        assert!(group.tokens > 50, "the prompt is counted");
+        let count = worst_case(Endpoint::GeminiCountTokens, &req, Some(50), &[], 4096);
+        assert_eq!(count.tokens, capped.tokens - 70);
     }
 }

@@ -1,10 +1,13 @@
 //! The built-in LLM endpoints: OpenAI `/v1/chat/completions`, `/v1/completions`,
 //! `/v1/embeddings`, `/v1/responses`, `/v1/models`; Anthropic `/v1/messages` and
-//! `/v1/messages/count_tokens`. The request's `model` picks a model group; its
+//! `/v1/messages/count_tokens`; Gemini `/v1beta/models/{model}:generateContent`,
+//! `:streamGenerateContent`, `:countTokens` (also under `/v1/`) and `GET /v1beta/models`.
+//! The request's `model` (Gemini: the path's `{model}`) picks a model group; its
 //! deployments (then its fallbacks) are tried in order until one answers, with
 //! the request translated to each deployment's protocol.
 
 pub mod accounting;
+mod gemini;
 mod limits;
 pub mod mock;
 pub mod models;
@@ -16,7 +19,10 @@ use axum::response::Response;
 use bytes::Bytes;
 use fastgate_config::UpstreamKind;
 use fastgate_limits::Demand;
-use fastgate_llm::{Protocol, RequestOptions, estimate_request_value, translate_request_value};
+use fastgate_llm::{
+    Protocol, RequestOptions, estimate_request_value, translate_gemini_request,
+    translate_request_value,
+};
 use http::{Method, StatusCode, header, request::Parts};
 use http_body_util::Either;
 use serde_json::{Map, Value};
@@ -43,10 +49,21 @@ pub enum Endpoint {
     Model,
     Messages,
     CountTokens,
+    /// Gemini `…/models/{model}:generateContent`.
+    GeminiGenerate,
+    /// Gemini `…/models/{model}:streamGenerateContent` (`?alt=sse` or a JSON array).
+    GeminiStream,
+    /// Gemini `…/models/{model}:countTokens`.
+    GeminiCountTokens,
+    /// Gemini `GET /v1beta/models` (and `GET /v1/models` with a Google-style key).
+    GeminiModels,
 }
 
 impl Endpoint {
     pub fn recognise(method: &Method, path: &str) -> Option<Self> {
+        if let Some(ep) = gemini::recognise(method, path) {
+            return Some(ep);
+        }
         let ep = match path {
             "/v1/chat/completions" => Self::Chat,
             "/v1/completions" => Self::Completions,
@@ -66,6 +83,10 @@ impl Endpoint {
     pub fn client_protocol(self) -> Protocol {
         match self {
             Self::Messages | Self::CountTokens => Protocol::Anthropic,
+            Self::GeminiGenerate
+            | Self::GeminiStream
+            | Self::GeminiCountTokens
+            | Self::GeminiModels => Protocol::Gemini,
             _ => Protocol::OpenAi,
         }
     }
@@ -93,6 +114,8 @@ pub(crate) struct Sent {
     pub client_model: String,
     pub client_wants_usage: bool,
     pub forced_usage: bool,
+    /// Gemini clients' stream framing (`?alt=sse` or a JSON array).
+    pub gemini_framing: fastgate_llm::GeminiFraming,
     pub accounting: LlmAccounting,
 }
 
@@ -103,11 +126,19 @@ pub(crate) async fn handle(
     body: Bytes,
     snapshot: Arc<Snapshot>,
 ) -> Response {
+    // `GET /v1/models` with a key sent the Google way is a Gemini SDK listing models.
+    let endpoint =
+        if endpoint == Endpoint::Models && gemini::wants_list(&parts.headers, parts.uri.query()) {
+            Endpoint::GeminiModels
+        } else {
+            endpoint
+        };
     // Model lookups are shared by both protocols: keep the detected error shape.
     if !matches!(endpoint, Endpoint::Models | Endpoint::Model) {
         ctx.protocol = match endpoint.client_protocol() {
             Protocol::Anthropic => ClientProtocol::Anthropic,
-            _ => ClientProtocol::OpenAi,
+            Protocol::Gemini => ClientProtocol::Gemini,
+            Protocol::OpenAi => ClientProtocol::OpenAi,
         };
     }
     ctx.audit = snapshot.llm_audit;
@@ -120,13 +151,20 @@ pub(crate) async fn handle(
             ctx.audit.body_max_bytes,
         ));
     }
-    if matches!(endpoint, Endpoint::Models | Endpoint::Model) {
+    if matches!(
+        endpoint,
+        Endpoint::Models | Endpoint::Model | Endpoint::GeminiModels
+    ) {
         // Listings count against the key's request limits, with no model's.
         if let Err(e) = crate::admission::admit(&mut ctx, None, None, Demand::default()).await {
             return error_response(ctx, e);
         }
         return match endpoint {
             Endpoint::Models => respond::models(ctx, &snapshot),
+            Endpoint::GeminiModels => {
+                let list = gemini::model_list(&ctx, &snapshot);
+                respond::local_json(ctx, &list)
+            }
             _ => respond::model(ctx, &snapshot),
         };
     }
@@ -149,17 +187,25 @@ enum Dispatched {
 /// `stream`, and check the key may use the model.
 fn read_request(
     ctx: &mut RequestContext,
+    endpoint: Endpoint,
     body: &[u8],
 ) -> Result<(String, Map<String, Value>), ProxyError> {
     let v: Map<String, Value> =
         serde_json::from_slice(body).map_err(|e| ProxyError::BadJson(e.to_string()))?;
-    let model = v
-        .get("model")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ProxyError::BadRequest("the request must name a `model`".into()))?
-        .to_string();
+    let model = if endpoint.client_protocol() == Protocol::Gemini {
+        // Gemini names the model in the path; the stream in the method.
+        ctx.stream_requested = endpoint == Endpoint::GeminiStream;
+        gemini::path_model(&ctx.path)
+            .ok_or_else(|| ProxyError::BadRequest("the path must name a model".into()))?
+            .to_string()
+    } else {
+        ctx.stream_requested = v.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        v.get("model")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ProxyError::BadRequest("the request must name a `model`".into()))?
+            .to_string()
+    };
     ctx.model = Some(model.clone());
-    ctx.stream_requested = v.get("stream").and_then(Value::as_bool).unwrap_or(false);
     if let Some(key) = &ctx.key
         && !key.allows_model(&model)
     {
@@ -176,7 +222,7 @@ async fn dispatch(
     snapshot: &Snapshot,
 ) -> Result<Dispatched, ProxyError> {
     let client_protocol = endpoint.client_protocol();
-    let (model, request) = read_request(ctx, body)?;
+    let (model, request) = read_request(ctx, endpoint, body)?;
     // Fallback groups this key may not use are never tried.
     let key = ctx.key.clone();
     let candidates = snapshot.models.candidates(&model, |group| {
@@ -204,6 +250,9 @@ async fn dispatch(
         return Ok(Dispatched::Local(
             serde_json::json!({ "input_tokens": tokens }),
         ));
+    }
+    if endpoint == Endpoint::GeminiCountTokens && candidates[0].protocol() != Protocol::Gemini {
+        return Ok(Dispatched::Local(gemini::count_tokens(request)));
     }
     let mut request = Some(request);
     let mut last_err = None;
@@ -253,6 +302,7 @@ async fn dispatch(
                     client_model: model,
                     client_wants_usage: req.client_wants_usage,
                     forced_usage: req.forced_usage,
+                    gemini_framing: gemini::framing(parts.uri.query()),
                     accounting: LlmAccounting {
                         price,
                         request: body.clone(),
@@ -304,6 +354,23 @@ fn build_request(
             let forced = upstream == Protocol::OpenAi && t.stream;
             (t.body, t.path, t.client_wants_usage, forced)
         }
+        Endpoint::GeminiGenerate | Endpoint::GeminiStream => {
+            let opts = RequestOptions {
+                upstream_model: &dep.model,
+                default_max_tokens,
+                force_openai_stream_usage: true,
+            };
+            let stream = endpoint == Endpoint::GeminiStream;
+            let t = translate_gemini_request(upstream, Value::Object(body), stream, &opts)
+                .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+            (t.body, t.path, true, upstream == Protocol::OpenAi && stream)
+        }
+        Endpoint::GeminiCountTokens => (
+            serde_json::to_vec(&body).map_err(|e| ProxyError::Internal(e.to_string()))?,
+            gemini::count_tokens_path(&dep.model),
+            true,
+            false,
+        ),
         Endpoint::CountTokens => (
             rewrite_model(body, &dep.model)?,
             "/v1/messages/count_tokens".to_string(),

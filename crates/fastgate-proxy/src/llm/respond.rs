@@ -6,8 +6,8 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use fastgate_llm::{
-    StreamOptions, openai_model_list, stream_processor, translate_error, translate_response,
-    usage_from_response,
+    GeminiFraming, Protocol, StreamOptions, gemini_stream_processor, openai_model_list,
+    stream_processor, translate_error, translate_response, usage_from_response,
 };
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
@@ -118,16 +118,24 @@ pub(super) async fn relay(ctx: RequestContext, sent: Sent) -> Response {
 fn relay_stream(ctx: RequestContext, sent: Sent) -> Response {
     let (head, body) = sent.resp.into_parts();
     let dep = &sent.deployment;
-    let processor = stream_processor(
-        sent.upstream_protocol,
-        sent.client_protocol,
-        StreamOptions {
-            client_model: sent.client_model.clone(),
-            strip_usage_chunk: sent.forced_usage && !sent.client_wants_usage,
-            collect_merge: ctx.audit.bodies,
-            max_event_bytes: MAX_EVENT_BYTES,
-        },
-    );
+    let opts = StreamOptions {
+        client_model: sent.client_model.clone(),
+        strip_usage_chunk: sent.forced_usage && !sent.client_wants_usage,
+        collect_merge: ctx.audit.bodies,
+        max_event_bytes: MAX_EVENT_BYTES,
+    };
+    let gemini = sent.client_protocol == Protocol::Gemini;
+    let processor = if gemini {
+        gemini_stream_processor(sent.upstream_protocol, sent.gemini_framing, opts)
+    } else {
+        stream_processor(sent.upstream_protocol, sent.client_protocol, opts)
+    };
+    // Without `?alt=sse` a Gemini client gets one JSON array, as Google sends it.
+    let content_type = if gemini && sent.gemini_framing == GeminiFraming::JsonArray {
+        HeaderValue::from_static("application/json")
+    } else {
+        HeaderValue::from_static("text/event-stream")
+    };
     let outcome = Outcome {
         status: head.status.as_u16(),
         ttfb: Some(ctx.started.elapsed()),
@@ -138,7 +146,7 @@ fn relay_stream(ctx: RequestContext, sent: Sent) -> Response {
             .then(|| headers::redacted_json(&head.headers)),
         ..Outcome::default()
     };
-    let mut resp_headers = client_headers(&ctx, HeaderValue::from_static("text/event-stream"));
+    let mut resp_headers = client_headers(&ctx, content_type);
     resp_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     let deadline = tokio::time::Instant::from_std(ctx.started + dep.timeout.total);
     let tracked = TrackedBody::new(body, ctx, outcome, dep.timeout.idle, deadline, None).with_llm(
@@ -197,12 +205,14 @@ async fn relay_whole(ctx: RequestContext, sent: Sent) -> Response {
         );
     }
     let translated = match sent.endpoint {
-        Endpoint::Chat | Endpoint::Messages => translate_response(
-            sent.upstream_protocol,
-            sent.client_protocol,
-            &bytes,
-            &sent.client_model,
-        ),
+        Endpoint::Chat | Endpoint::Messages | Endpoint::GeminiGenerate | Endpoint::GeminiStream => {
+            translate_response(
+                sent.upstream_protocol,
+                sent.client_protocol,
+                &bytes,
+                &sent.client_model,
+            )
+        }
         _ => Ok((
             bytes.to_vec(),
             usage_from_response(sent.upstream_protocol, &bytes),

@@ -1,0 +1,140 @@
+//! Gemini as a client protocol: which paths are Gemini's (`/v1beta/models/{model}:{method}`,
+//! also under `/v1/`), the model named by the path, the stream framing the client asked
+//! for, and the answers made locally (the model list, token estimates).
+
+use fastgate_config::ModelKind;
+use fastgate_llm::{GeminiFraming, Protocol, estimate_request_value};
+use http::{HeaderMap, Method};
+use serde_json::{Map, Value, json};
+
+use super::Endpoint;
+use crate::context::RequestContext;
+use crate::snapshot::Snapshot;
+
+/// The Gemini endpoint of `path`, if it is one: `POST …/models/{model}:generateContent`,
+/// `:streamGenerateContent`, `:countTokens` under `/v1beta` or `/v1`, and `GET /v1beta/models`
+/// (`GET /v1/models` is OpenAI's unless the key is sent the Google way: see [`wants_list`]).
+pub fn recognise(method: &Method, path: &str) -> Option<Endpoint> {
+    if path == "/v1beta/models" {
+        return (method == Method::GET).then_some(Endpoint::GeminiModels);
+    }
+    let (_, action) = model_and_action(path)?;
+    let ep = match action {
+        "generateContent" => Endpoint::GeminiGenerate,
+        "streamGenerateContent" => Endpoint::GeminiStream,
+        "countTokens" => Endpoint::GeminiCountTokens,
+        _ => return None,
+    };
+    (method == Method::POST).then_some(ep)
+}
+
+/// (`{model}`, `{method}`) of `/v1beta/models/{model}:{method}` or `/v1/models/…`.
+fn model_and_action(path: &str) -> Option<(&str, &str)> {
+    let rest = path
+        .strip_prefix("/v1beta/models/")
+        .or_else(|| path.strip_prefix("/v1/models/"))?;
+    let (model, action) = rest.rsplit_once(':')?;
+    (!model.is_empty() && !model.contains('/')).then_some((model, action))
+}
+
+/// The model group named by a Gemini path.
+pub fn path_model(path: &str) -> Option<&str> {
+    model_and_action(path).map(|(m, _)| m)
+}
+
+/// `GET /v1/models` answers in Gemini's shape when the key came the Google way.
+pub fn wants_list(headers: &HeaderMap, query: Option<&str>) -> bool {
+    headers.contains_key("x-goog-api-key")
+        || query.is_some_and(|q| q.split('&').any(|p| p.starts_with("key=")))
+}
+
+/// `?alt=sse` asks for SSE; without it Google streams one JSON array.
+pub fn framing(query: Option<&str>) -> GeminiFraming {
+    if query.is_some_and(|q| q.split('&').any(|p| p == "alt=sse")) {
+        GeminiFraming::Sse
+    } else {
+        GeminiFraming::JsonArray
+    }
+}
+
+/// The model groups this key may use, in Gemini's list shape.
+pub fn model_list(ctx: &RequestContext, snapshot: &Snapshot) -> Value {
+    let models: Vec<Value> = snapshot
+        .models
+        .order
+        .iter()
+        .filter(|name| ctx.key.as_ref().is_none_or(|k| k.allows_model(name)))
+        .filter_map(|name| snapshot.models.by_name.get(name.as_str()))
+        .map(|g| {
+            let methods: &[&str] = match g.kind {
+                ModelKind::Embedding => &["embedContent"],
+                ModelKind::Chat => &["generateContent", "streamGenerateContent", "countTokens"],
+            };
+            json!({
+                "name": format!("models/{}", g.name),
+                "displayName": g.name,
+                "supportedGenerationMethods": methods,
+            })
+        })
+        .collect();
+    json!({ "models": models })
+}
+
+/// A local `countTokens` answer (the upstream is not Gemini's, so it cannot count).
+/// `generateContentRequest` wraps the request when the client sends a whole one.
+pub fn count_tokens(request: Map<String, Value>) -> Value {
+    let total = match request.get("generateContentRequest") {
+        Some(inner) => estimate_request_value(Protocol::Gemini, inner),
+        None => estimate_request_value(Protocol::Gemini, &Value::Object(request)),
+    };
+    json!({ "totalTokens": total })
+}
+
+/// The upstream path of a passed-through `countTokens`.
+pub fn count_tokens_path(model: &str) -> String {
+    let model = model.strip_prefix("models/").unwrap_or(model);
+    format!("/v1beta/models/{model}:countTokens")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        let post = Method::POST;
+        assert_eq!(
+            recognise(&post, "/v1beta/models/g-1:generateContent"),
+            Some(Endpoint::GeminiGenerate)
+        );
+        assert_eq!(
+            recognise(&post, "/v1/models/g-1:streamGenerateContent"),
+            Some(Endpoint::GeminiStream)
+        );
+        assert_eq!(
+            recognise(&post, "/v1/models/g:countTokens"),
+            Some(Endpoint::GeminiCountTokens)
+        );
+        assert_eq!(recognise(&post, "/v1/models/g:embedContent"), None);
+        assert_eq!(
+            recognise(&Method::GET, "/v1/models/g:generateContent"),
+            None
+        );
+        assert_eq!(
+            recognise(&Method::GET, "/v1beta/models"),
+            Some(Endpoint::GeminiModels)
+        );
+        assert_eq!(
+            path_model("/v1beta/models/gem:generateContent"),
+            Some("gem")
+        );
+        assert_eq!(path_model("/v1beta/models/:generateContent"), None);
+        assert_eq!(framing(Some("alt=sse")), GeminiFraming::Sse);
+        assert_eq!(framing(Some("salt=sse")), GeminiFraming::JsonArray);
+        assert_eq!(framing(None), GeminiFraming::JsonArray);
+        assert_eq!(
+            count_tokens_path("models/x"),
+            "/v1beta/models/x:countTokens"
+        );
+    }
+}
