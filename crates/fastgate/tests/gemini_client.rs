@@ -393,6 +393,31 @@ async fn model_list_follows_allowed_models() {
         .unwrap();
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["object"], "list");
+    // One model, in Gemini's shape; 403 / 404 in Google's error shape.
+    let get = |path: String| {
+        h.http
+            .get(h.url(&path))
+            .header("x-goog-api-key", &limited)
+            .send()
+    };
+    let resp = get("/v1beta/models/gem".into()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["name"], "models/gem");
+    let resp = get("/v1/models/gpt".into()).await.unwrap();
+    assert_eq!(resp.json::<Value>().await.unwrap()["name"], "models/gpt");
+    let resp = get("/v1beta/models/claude".into()).await.unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["status"],
+        "PERMISSION_DENIED"
+    );
+    let resp = get("/v1beta/models/nope".into()).await.unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["status"],
+        "NOT_FOUND"
+    );
     // A model the key may not use.
     let resp = post_goog(
         &h,

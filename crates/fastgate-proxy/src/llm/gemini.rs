@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::Endpoint;
 use crate::context::RequestContext;
+use crate::error::ProxyError;
 use crate::snapshot::Snapshot;
 
 /// The Gemini endpoint of `path`, if it is one: `POST …/models/{model}:generateContent`,
@@ -17,6 +18,12 @@ use crate::snapshot::Snapshot;
 pub fn recognise(method: &Method, path: &str) -> Option<Endpoint> {
     if path == "/v1beta/models" {
         return (method == Method::GET).then_some(Endpoint::GeminiModels);
+    }
+    if let Some(name) = path.strip_prefix("/v1beta/models/")
+        && !name.is_empty()
+        && !name.contains([':', '/'])
+    {
+        return (method == Method::GET).then_some(Endpoint::GeminiModel);
     }
     let (_, action) = model_and_action(path)?;
     let ep = match action {
@@ -42,7 +49,7 @@ pub fn path_model(path: &str) -> Option<&str> {
     model_and_action(path).map(|(m, _)| m)
 }
 
-/// `GET /v1/models` answers in Gemini's shape when the key came the Google way.
+/// `GET /v1/models[/{model}]` answers in Gemini's shape when the key came the Google way.
 pub fn wants_list(headers: &HeaderMap, query: Option<&str>) -> bool {
     headers.contains_key("x-goog-api-key")
         || query.is_some_and(|q| q.split('&').any(|p| p.starts_with("key=")))
@@ -65,19 +72,41 @@ pub fn model_list(ctx: &RequestContext, snapshot: &Snapshot) -> Value {
         .iter()
         .filter(|name| ctx.key.as_ref().is_none_or(|k| k.allows_model(name)))
         .filter_map(|name| snapshot.models.by_name.get(name.as_str()))
-        .map(|g| {
-            let methods: &[&str] = match g.kind {
-                ModelKind::Embedding => &["embedContent"],
-                ModelKind::Chat => &["generateContent", "streamGenerateContent", "countTokens"],
-            };
-            json!({
-                "name": format!("models/{}", g.name),
-                "displayName": g.name,
-                "supportedGenerationMethods": methods,
-            })
-        })
+        .map(|g| model_json(&g.name, g.kind))
         .collect();
     json!({ "models": models })
+}
+
+fn model_json(name: &str, kind: ModelKind) -> Value {
+    let methods: &[&str] = match kind {
+        ModelKind::Embedding => &["embedContent"],
+        ModelKind::Chat => &["generateContent", "streamGenerateContent", "countTokens"],
+    };
+    json!({
+        "name": format!("models/{name}"),
+        "displayName": name,
+        "supportedGenerationMethods": methods,
+    })
+}
+
+/// `GET …/models/{model}` in Gemini's shape: 404 when no such group, 403 when the key may
+/// not use it.
+pub fn model(ctx: &mut RequestContext, snapshot: &Snapshot) -> Result<Value, ProxyError> {
+    let name = ctx
+        .path
+        .rsplit_once("/models/")
+        .map(|(_, n)| n.to_string())
+        .unwrap_or_default();
+    ctx.model = Some(name.clone());
+    let Some(group) = snapshot.models.by_name.get(&name) else {
+        return Err(ProxyError::ModelNotFound(name));
+    };
+    if let Some(key) = &ctx.key
+        && !key.allows_model(&name)
+    {
+        return Err(ProxyError::ModelForbidden(name));
+    }
+    Ok(model_json(&name, group.kind))
 }
 
 /// A local `countTokens` answer (the upstream is not Gemini's, so it cannot count).
@@ -124,6 +153,11 @@ mod tests {
             recognise(&Method::GET, "/v1beta/models"),
             Some(Endpoint::GeminiModels)
         );
+        assert_eq!(
+            recognise(&Method::GET, "/v1beta/models/gem"),
+            Some(Endpoint::GeminiModel)
+        );
+        assert_eq!(recognise(&post, "/v1beta/models/gem"), None);
         assert_eq!(
             path_model("/v1beta/models/gem:generateContent"),
             Some("gem")

@@ -57,6 +57,8 @@ pub enum Endpoint {
     GeminiCountTokens,
     /// Gemini `GET /v1beta/models` (and `GET /v1/models` with a Google-style key).
     GeminiModels,
+    /// Gemini `GET /v1beta/models/{model}` (and `GET /v1/models/{model}` likewise).
+    GeminiModel,
 }
 
 impl Endpoint {
@@ -86,7 +88,8 @@ impl Endpoint {
             Self::GeminiGenerate
             | Self::GeminiStream
             | Self::GeminiCountTokens
-            | Self::GeminiModels => Protocol::Gemini,
+            | Self::GeminiModels
+            | Self::GeminiModel => Protocol::Gemini,
             _ => Protocol::OpenAi,
         }
     }
@@ -126,13 +129,13 @@ pub(crate) async fn handle(
     body: Bytes,
     snapshot: Arc<Snapshot>,
 ) -> Response {
-    // `GET /v1/models` with a key sent the Google way is a Gemini SDK listing models.
-    let endpoint =
-        if endpoint == Endpoint::Models && gemini::wants_list(&parts.headers, parts.uri.query()) {
-            Endpoint::GeminiModels
-        } else {
-            endpoint
-        };
+    // `GET /v1/models[/{model}]` with a key sent the Google way is a Gemini SDK.
+    let google_key = gemini::wants_list(&parts.headers, parts.uri.query());
+    let endpoint = match endpoint {
+        Endpoint::Models if google_key => Endpoint::GeminiModels,
+        Endpoint::Model if google_key => Endpoint::GeminiModel,
+        other => other,
+    };
     // Model lookups are shared by both protocols: keep the detected error shape.
     if !matches!(endpoint, Endpoint::Models | Endpoint::Model) {
         ctx.protocol = match endpoint.client_protocol() {
@@ -153,7 +156,7 @@ pub(crate) async fn handle(
     }
     if matches!(
         endpoint,
-        Endpoint::Models | Endpoint::Model | Endpoint::GeminiModels
+        Endpoint::Models | Endpoint::Model | Endpoint::GeminiModels | Endpoint::GeminiModel
     ) {
         // Listings count against the key's request limits, with no model's.
         if let Err(e) = crate::admission::admit(&mut ctx, None, None, Demand::default()).await {
@@ -165,6 +168,10 @@ pub(crate) async fn handle(
                 let list = gemini::model_list(&ctx, &snapshot);
                 respond::local_json(ctx, &list)
             }
+            Endpoint::GeminiModel => match gemini::model(&mut ctx, &snapshot) {
+                Ok(v) => respond::local_json(ctx, &v),
+                Err(e) => error_response(ctx, e),
+            },
             _ => respond::model(ctx, &snapshot),
         };
     }
@@ -364,6 +371,12 @@ fn build_request(
             let t = translate_gemini_request(upstream, Value::Object(body), stream, &opts)
                 .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
             (t.body, t.path, true, upstream == Protocol::OpenAi && stream)
+        }
+        Endpoint::GeminiCountTokens if upstream != Protocol::Gemini => {
+            // Only reached for a fallback: the first deployment decides local estimates.
+            return Err(ProxyError::BadRequest(
+                "countTokens is only passed to Gemini upstreams".into(),
+            ));
         }
         Endpoint::GeminiCountTokens => (
             serde_json::to_vec(&body).map_err(|e| ProxyError::Internal(e.to_string()))?,
