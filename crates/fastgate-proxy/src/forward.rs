@@ -60,21 +60,34 @@ pub struct ForwardPlan<'a> {
 }
 
 const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
+const AZURE_API_KEY: HeaderName = HeaderName::from_static("api-key");
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The upstream URL: base URL's scheme, authority and path, then `path` and `query`.
+/// The upstream URL: base URL's scheme, authority and path, then `path` and `query`;
+/// for an `azure` upstream, its `api-version` when the request carries none.
 pub fn target_uri(
     up: &UpstreamRuntime,
     path: &str,
     query: Option<&str>,
 ) -> Result<Uri, ProxyError> {
-    let mut pq =
-        String::with_capacity(up.base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1));
+    let query = query.filter(|q| !q.is_empty());
+    let api_version = missing_api_version(up, path, query);
+    let mut pq = String::with_capacity(
+        up.base_path.len()
+            + path.len()
+            + query.map_or(0, |q| q.len() + 1)
+            + api_version.map_or(0, |v| v.len() + 13),
+    );
     pq.push_str(&up.base_path);
     pq.push_str(path);
     if let Some(q) = query {
         pq.push('?');
         pq.push_str(q);
+    }
+    if let Some(v) = api_version {
+        pq.push(if pq.contains('?') { '&' } else { '?' });
+        pq.push_str("api-version=");
+        pq.push_str(v);
     }
     Uri::builder()
         .scheme(up.scheme.clone())
@@ -82,6 +95,35 @@ pub fn target_uri(
         .path_and_query(pq)
         .build()
         .map_err(|e| ProxyError::Internal(format!("cannot build upstream URI: {e}")))
+}
+
+/// The `api-version` an `azure` request must get: none when the client's query
+/// (or a query in the path) already names one, and none for Azure's v1 API
+/// (`/openai/v1/…`), which refuses dated versions.
+fn missing_api_version<'a>(
+    up: &'a UpstreamRuntime,
+    path: &str,
+    query: Option<&str>,
+) -> Option<&'a str> {
+    let version = up.api_version.as_deref()?;
+    let (bare, path_query) = match path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path, None),
+    };
+    let full = format!("{}{bare}", up.base_path);
+    if full == "/openai/v1" || full.starts_with("/openai/v1/") {
+        return None;
+    }
+    let named = query
+        .into_iter()
+        .chain(path_query)
+        .flat_map(|q| q.split('&'))
+        .any(|pair| {
+            pair.split('=')
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case("api-version"))
+        });
+    (!named).then_some(version)
 }
 
 /// The headers every attempt sends, but for the credential: `client` (already
@@ -96,6 +138,10 @@ pub fn outbound_headers(
     request_id: HeaderValue,
 ) -> HeaderMap {
     let mut headers = client;
+    if up.kind == UpstreamKind::Azure {
+        // Azure's own key header: whatever a client put there is never forwarded.
+        headers.remove(&AZURE_API_KEY);
+    }
     for (name, value) in up.headers.iter().chain(add_headers.iter()) {
         headers.insert(name.clone(), value.clone());
     }
