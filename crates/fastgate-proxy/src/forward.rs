@@ -99,7 +99,7 @@ pub fn target_uri(
 
 /// The `api-version` an `azure` request must get: none when the client's query
 /// (or a query in the path) already names one, and none for Azure's v1 API
-/// (`/openai/v1/…`), which refuses dated versions.
+/// (`/openai/v1/…`), which takes only `v1`/`preview` there (and needs none).
 fn missing_api_version<'a>(
     up: &'a UpstreamRuntime,
     path: &str,
@@ -110,8 +110,13 @@ fn missing_api_version<'a>(
         Some((p, q)) => (p, Some(q)),
         None => (path, None),
     };
-    let full = format!("{}{bare}", up.base_path);
-    if full == "/openai/v1" || full.starts_with("/openai/v1/") {
+    let is_v1 = |p: &str| p == "/openai/v1" || p.starts_with("/openai/v1/");
+    let v1 = if up.base_path.is_empty() {
+        is_v1(bare)
+    } else {
+        is_v1(&format!("{}{bare}", up.base_path))
+    };
+    if v1 {
         return None;
     }
     let named = query
@@ -128,7 +133,8 @@ fn missing_api_version<'a>(
 
 /// The headers every attempt sends, but for the credential: `client` (already
 /// filtered by [`crate::headers::upstream_headers`]), then the upstream's `headers`
-/// and the route's `add_headers` (configuration wins over the client),
+/// and the route's `add_headers` (configuration wins over the client; an `azure`
+/// upstream never gets the client's own `api-key`),
 /// `anthropic-version` when an Anthropic upstream gets none, and `x-request-id`.
 /// The proxy and the dry run (`crate::dry_run`) both build them here.
 pub fn outbound_headers(
@@ -375,5 +381,88 @@ pub async fn forward(
         metrics::counter!(m::UPSTREAM_RETRIES, "upstream" => metrics::SharedString::from(up.name.clone())).increment(1);
         tokio::time::sleep(delay).await;
         attempt += 1;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::client::ClientCache;
+    use crate::snapshot::Snapshot;
+
+    const YAML: &str = r#"
+upstreams:
+  - { name: az, kind: azure, base_url: "https://res.example", api_version: "2024-10-21",
+      credentials: [ { name: k1, key: "azk" } ] }
+  - { name: apim, kind: azure, base_url: "https://apim.example/aoai/", api_version: "2025-04-01-preview" }
+  - { name: oai, kind: openai, base_url: "https://api.example" }
+"#;
+
+    fn snapshot() -> Snapshot {
+        let cfg = fastgate_config::load_str(YAML, &|_| None).unwrap();
+        Snapshot::build(&cfg, &ClientCache::default()).unwrap()
+    }
+
+    fn uri(s: &Snapshot, up: usize, path: &str, query: Option<&str>) -> String {
+        target_uri(&s.upstreams[up], path, query)
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn azure_gets_its_api_version_once() {
+        let s = snapshot();
+        let chat = "/openai/deployments/d/chat/completions";
+        assert_eq!(
+            uri(&s, 0, chat, None),
+            format!("https://res.example{chat}?api-version=2024-10-21")
+        );
+        assert_eq!(
+            uri(&s, 0, chat, Some("")),
+            format!("https://res.example{chat}?api-version=2024-10-21")
+        );
+        assert_eq!(
+            uri(&s, 0, chat, Some("x=1")),
+            format!("https://res.example{chat}?x=1&api-version=2024-10-21")
+        );
+        assert_eq!(
+            uri(&s, 0, chat, Some("x=1&api-version=2023-05-15")),
+            format!("https://res.example{chat}?x=1&api-version=2023-05-15")
+        );
+        assert_eq!(
+            uri(&s, 0, "/openai/models?api-version=2024-02-01", None),
+            "https://res.example/openai/models?api-version=2024-02-01"
+        );
+        assert_eq!(
+            uri(&s, 0, "/openai/v1/responses", None),
+            "https://res.example/openai/v1/responses"
+        );
+        assert_eq!(
+            uri(&s, 1, chat, None),
+            format!("https://apim.example/aoai{chat}?api-version=2025-04-01-preview")
+        );
+        assert_eq!(
+            uri(&s, 2, "/v1/chat/completions", None),
+            "https://api.example/v1/chat/completions"
+        );
+    }
+
+    #[test]
+    fn azure_drops_the_clients_api_key() {
+        let s = snapshot();
+        let mut client = HeaderMap::new();
+        client.insert("api-key", HeaderValue::from_static("client-key"));
+        client.insert("x-keep", HeaderValue::from_static("1"));
+        let rid = HeaderValue::from_static("rid");
+        let h = outbound_headers(client.clone(), &s.upstreams[0], &[], rid.clone());
+        assert!(h.get("api-key").is_none());
+        assert_eq!(h.get("x-keep").unwrap(), "1");
+        let mut h = h;
+        insert_credential(&mut h, &s.upstreams[0].credentials[0]);
+        assert_eq!(h.get("api-key").unwrap(), "azk");
+        // Other kinds are left as they were.
+        let h = outbound_headers(client, &s.upstreams[2], &[], rid);
+        assert_eq!(h.get("api-key").unwrap(), "client-key");
     }
 }
