@@ -359,6 +359,19 @@ async fn responses_refused_on_azure() {
     let v: Value = resp.json().await.unwrap();
     let msg = v["error"]["message"].as_str().unwrap();
     assert!(msg.contains("not served by Azure OpenAI"), "{msg}");
+
+    // Anthropic token counting is estimated locally, as for any OpenAI-protocol upstream.
+    let resp = h
+        .http
+        .post(h.url("/v1/messages/count_tokens"))
+        .header("x-api-key", &key)
+        .json(&json!({ "model": "gpt", "messages": [{ "role": "user", "content": "count these words" }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert!(v["input_tokens"].as_u64().unwrap() > 0, "{v}");
     assert_eq!(h.mock.request_count(), 0, "nothing sent upstream");
 }
 
