@@ -233,6 +233,9 @@ pub enum UpstreamKind {
     Http,
     /// Google Gemini API: `x-goog-api-key: <key>`.
     Gemini,
+    /// Azure OpenAI: `api-key: <key>`; OpenAI's protocol at
+    /// `/openai/deployments/{deployment}/…?api-version={api_version}`.
+    Azure,
     /// Built in: answers OpenAI-style, deterministically, without any network
     /// (demos, tests, load tests). `base_url` is not needed.
     Mock,
@@ -253,6 +256,10 @@ pub struct UpstreamConfig {
     /// Required for every kind but `mock`.
     #[serde(default)]
     pub base_url: String,
+    /// The `api-version` query sent to an `azure` upstream (e.g. `2024-10-21`);
+    /// required for that kind, refused on the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
     /// Header name that carries the credential, overriding the kind's default.
     #[serde(default)]
     pub auth_header: Option<String>,

@@ -12,7 +12,10 @@
 //! | 5xx    | server_error                        | api_error              | INTERNAL             |
 //!
 //! The message is kept verbatim (an unparsable upstream body becomes the message, cut to
-//! [`MAX_MESSAGE`] bytes).
+//! [`MAX_MESSAGE`] bytes). An OpenAI-shaped body with `code: "content_filter"` (Azure
+//! OpenAI refusing a prompt) is an invalid request whose message starts with "the
+//! provider's content filter refused the request"; an OpenAI client gets such a body
+//! unchanged (its `code` included).
 
 use bytes::Bytes;
 use serde_json::json;
@@ -123,6 +126,12 @@ pub(crate) fn parse(upstream: Protocol, status: u16, body: &[u8]) -> (Kind, Stri
         Protocol::OpenAi => serde_json::from_slice::<oa::ErrorBody>(body).ok().map(|b| {
             let name = b.error.kind.unwrap_or_default();
             let code = b.error.code.as_ref().and_then(|c| c.as_str()).unwrap_or("");
+            if code == "content_filter" {
+                return (
+                    Kind::InvalidRequest,
+                    content_filter_message(&b.error.message, body),
+                );
+            }
             let kind = match Kind::from_name(&name, status) {
                 Kind::InvalidRequest if code == "invalid_api_key" => Kind::Authentication,
                 Kind::InvalidRequest if code == "model_not_found" => Kind::NotFound,
@@ -138,6 +147,42 @@ pub(crate) fn parse(upstream: Protocol, status: u16, body: &[u8]) -> (Kind, Stri
             .map(|b| (Kind::from_name(&b.error.status, status), b.error.message)),
     };
     parsed.unwrap_or_else(|| (Kind::from_status(status), raw_message(status, body)))
+}
+
+/// Azure OpenAI's content filter refused the prompt (`error.code: content_filter`,
+/// a 400): the message says so in words any client shows, names the categories
+/// `innererror.content_filter_result` marks as filtered, then keeps the
+/// provider's own text.
+fn content_filter_message(provider: &str, body: &[u8]) -> String {
+    let filtered: Vec<String> = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/error/innererror/content_filter_result")?
+                .as_object()
+                .map(|cats| {
+                    cats.iter()
+                        .filter(|(_, c)| c.get("filtered").and_then(|f| f.as_bool()) == Some(true))
+                        .map(
+                            |(name, c)| match c.get("severity").and_then(|s| s.as_str()) {
+                                Some(sev) => format!("{name} ({sev})"),
+                                None => name.clone(),
+                            },
+                        )
+                        .collect()
+                })
+        })
+        .unwrap_or_default();
+    let mut msg = String::from("the provider's content filter refused the request");
+    if !filtered.is_empty() {
+        msg.push_str(" (filtered: ");
+        msg.push_str(&filtered.join(", "));
+        msg.push(')');
+    }
+    if !provider.trim().is_empty() {
+        msg.push_str(": ");
+        msg.push_str(provider.trim());
+    }
+    msg
 }
 
 fn raw_message(status: u16, body: &[u8]) -> String {

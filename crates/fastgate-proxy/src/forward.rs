@@ -60,21 +60,34 @@ pub struct ForwardPlan<'a> {
 }
 
 const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
+const AZURE_API_KEY: HeaderName = HeaderName::from_static("api-key");
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The upstream URL: base URL's scheme, authority and path, then `path` and `query`.
+/// The upstream URL: base URL's scheme, authority and path, then `path` and `query`;
+/// for an `azure` upstream, its `api-version` when the request carries none.
 pub fn target_uri(
     up: &UpstreamRuntime,
     path: &str,
     query: Option<&str>,
 ) -> Result<Uri, ProxyError> {
-    let mut pq =
-        String::with_capacity(up.base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1));
+    let query = query.filter(|q| !q.is_empty());
+    let api_version = missing_api_version(up, path, query);
+    let mut pq = String::with_capacity(
+        up.base_path.len()
+            + path.len()
+            + query.map_or(0, |q| q.len() + 1)
+            + api_version.map_or(0, |v| v.len() + 13),
+    );
     pq.push_str(&up.base_path);
     pq.push_str(path);
     if let Some(q) = query {
         pq.push('?');
         pq.push_str(q);
+    }
+    if let Some(v) = api_version {
+        pq.push(if pq.contains('?') { '&' } else { '?' });
+        pq.push_str("api-version=");
+        pq.push_str(v);
     }
     Uri::builder()
         .scheme(up.scheme.clone())
@@ -84,9 +97,44 @@ pub fn target_uri(
         .map_err(|e| ProxyError::Internal(format!("cannot build upstream URI: {e}")))
 }
 
+/// The `api-version` an `azure` request must get: none when the client's query
+/// (or a query in the path) already names one, and none for Azure's v1 API
+/// (`/openai/v1/…`), which takes only `v1`/`preview` there (and needs none).
+fn missing_api_version<'a>(
+    up: &'a UpstreamRuntime,
+    path: &str,
+    query: Option<&str>,
+) -> Option<&'a str> {
+    let version = up.api_version.as_deref()?;
+    let (bare, path_query) = match path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path, None),
+    };
+    let is_v1 = |p: &str| p == "/openai/v1" || p.starts_with("/openai/v1/");
+    let v1 = if up.base_path.is_empty() {
+        is_v1(bare)
+    } else {
+        is_v1(&format!("{}{bare}", up.base_path))
+    };
+    if v1 {
+        return None;
+    }
+    let named = query
+        .into_iter()
+        .chain(path_query)
+        .flat_map(|q| q.split('&'))
+        .any(|pair| {
+            pair.split('=')
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case("api-version"))
+        });
+    (!named).then_some(version)
+}
+
 /// The headers every attempt sends, but for the credential: `client` (already
 /// filtered by [`crate::headers::upstream_headers`]), then the upstream's `headers`
-/// and the route's `add_headers` (configuration wins over the client),
+/// and the route's `add_headers` (configuration wins over the client; an `azure`
+/// upstream never gets the client's own `api-key`),
 /// `anthropic-version` when an Anthropic upstream gets none, and `x-request-id`.
 /// The proxy and the dry run (`crate::dry_run`) both build them here.
 pub fn outbound_headers(
@@ -96,6 +144,10 @@ pub fn outbound_headers(
     request_id: HeaderValue,
 ) -> HeaderMap {
     let mut headers = client;
+    if up.kind == UpstreamKind::Azure {
+        // Azure's own key header: whatever a client put there is never forwarded.
+        headers.remove(&AZURE_API_KEY);
+    }
     for (name, value) in up.headers.iter().chain(add_headers.iter()) {
         headers.insert(name.clone(), value.clone());
     }
@@ -329,5 +381,88 @@ pub async fn forward(
         metrics::counter!(m::UPSTREAM_RETRIES, "upstream" => metrics::SharedString::from(up.name.clone())).increment(1);
         tokio::time::sleep(delay).await;
         attempt += 1;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::client::ClientCache;
+    use crate::snapshot::Snapshot;
+
+    const YAML: &str = r#"
+upstreams:
+  - { name: az, kind: azure, base_url: "https://res.example", api_version: "2024-10-21",
+      credentials: [ { name: k1, key: "azk" } ] }
+  - { name: apim, kind: azure, base_url: "https://apim.example/aoai/", api_version: "2025-04-01-preview" }
+  - { name: oai, kind: openai, base_url: "https://api.example" }
+"#;
+
+    fn snapshot() -> Snapshot {
+        let cfg = fastgate_config::load_str(YAML, &|_| None).unwrap();
+        Snapshot::build(&cfg, &ClientCache::default()).unwrap()
+    }
+
+    fn uri(s: &Snapshot, up: usize, path: &str, query: Option<&str>) -> String {
+        target_uri(&s.upstreams[up], path, query)
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn azure_gets_its_api_version_once() {
+        let s = snapshot();
+        let chat = "/openai/deployments/d/chat/completions";
+        assert_eq!(
+            uri(&s, 0, chat, None),
+            format!("https://res.example{chat}?api-version=2024-10-21")
+        );
+        assert_eq!(
+            uri(&s, 0, chat, Some("")),
+            format!("https://res.example{chat}?api-version=2024-10-21")
+        );
+        assert_eq!(
+            uri(&s, 0, chat, Some("x=1")),
+            format!("https://res.example{chat}?x=1&api-version=2024-10-21")
+        );
+        assert_eq!(
+            uri(&s, 0, chat, Some("x=1&api-version=2023-05-15")),
+            format!("https://res.example{chat}?x=1&api-version=2023-05-15")
+        );
+        assert_eq!(
+            uri(&s, 0, "/openai/models?api-version=2024-02-01", None),
+            "https://res.example/openai/models?api-version=2024-02-01"
+        );
+        assert_eq!(
+            uri(&s, 0, "/openai/v1/responses", None),
+            "https://res.example/openai/v1/responses"
+        );
+        assert_eq!(
+            uri(&s, 1, chat, None),
+            format!("https://apim.example/aoai{chat}?api-version=2025-04-01-preview")
+        );
+        assert_eq!(
+            uri(&s, 2, "/v1/chat/completions", None),
+            "https://api.example/v1/chat/completions"
+        );
+    }
+
+    #[test]
+    fn azure_drops_the_clients_api_key() {
+        let s = snapshot();
+        let mut client = HeaderMap::new();
+        client.insert("api-key", HeaderValue::from_static("client-key"));
+        client.insert("x-keep", HeaderValue::from_static("1"));
+        let rid = HeaderValue::from_static("rid");
+        let h = outbound_headers(client.clone(), &s.upstreams[0], &[], rid.clone());
+        assert!(h.get("api-key").is_none());
+        assert_eq!(h.get("x-keep").unwrap(), "1");
+        let mut h = h;
+        insert_credential(&mut h, &s.upstreams[0].credentials[0]);
+        assert_eq!(h.get("api-key").unwrap(), "azk");
+        // Other kinds are left as they were.
+        let h = outbound_headers(client, &s.upstreams[2], &[], rid);
+        assert_eq!(h.get("api-key").unwrap(), "client-key");
     }
 }

@@ -100,6 +100,9 @@ pub struct UpstreamRuntime {
     pub authority: Authority,
     /// Path prefix of base_url without trailing slash ("" for none).
     pub base_path: String,
+    /// `azure`: the `api-version` query every request carries (added by
+    /// `forward::target_uri` when the request has none).
+    pub api_version: Option<Arc<str>>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// One per configured credential, in order; `credential_pool` picks among them.
     pub credentials: Vec<CredentialRuntime>,
@@ -187,6 +190,8 @@ fn build_upstream(
     let default_header = match u.kind {
         UpstreamKind::Anthropic => "x-api-key",
         UpstreamKind::Gemini => "x-goog-api-key",
+        // Microsoft Entra tokens go in `authorization` (`auth_header`, `auth_scheme: Bearer`).
+        UpstreamKind::Azure => "api-key",
         UpstreamKind::Openai | UpstreamKind::Http | UpstreamKind::Mock => "authorization",
     };
     let header_name_str = u.auth_header.as_deref().unwrap_or(default_header);
@@ -230,6 +235,7 @@ fn build_upstream(
         scheme,
         authority,
         base_path,
+        api_version: azure_api_version(&path, u)?,
         headers: header_pairs(&format!("{path}.headers"), &u.headers)?,
         credentials,
         credential_pool: fastgate_upstream::Pool::with_health(u.strategy.into(), members),
@@ -237,6 +243,23 @@ fn build_upstream(
         probe: u.probe.clone(),
         pool: u.pool.clone(),
     })
+}
+
+/// An `azure` upstream's `api-version`, checked again here because it is put
+/// into every URL as is (validation already refused other shapes).
+fn azure_api_version(path: &str, u: &UpstreamConfig) -> Result<Option<Arc<str>>, SnapshotError> {
+    if u.kind != UpstreamKind::Azure {
+        return Ok(None);
+    }
+    match u.api_version.as_deref() {
+        Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') => {
+            Ok(Some(Arc::from(v)))
+        }
+        _ => Err(invalid(
+            format!("{path}.api_version"),
+            "kind azure needs an api_version like `2024-10-21`",
+        )),
+    }
 }
 
 /// A route's audit options, all off when the audit log is disabled (nothing is

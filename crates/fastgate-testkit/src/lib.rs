@@ -36,6 +36,16 @@
 //!   `{"model","created_at","message":{"role","content"},"done":false}` and a final
 //!   `"done":true` line (`application/x-ndjson`), Ollama-like.
 //!
+//! # Azure OpenAI paths
+//! A request under `/openai/` is checked as Azure would: a deployment path
+//! `/openai/deployments/{deployment}/{chat/completions|completions|embeddings}` and an
+//! `api-version` query (none on `/openai/v1/…`), and exactly one credential: `api-key`
+//! or `authorization: Bearer` (both: 400, none: 401, bad path: 404). Answers carry
+//! Azure's annotations (a first stream chunk with `choices: []` and
+//! `prompt_filter_results`). `x-mock-content-filter: prompt` answers Azure's content
+//! filter 400; `x-mock-content-filter: completion` ends with `finish_reason:
+//! "content_filter"`.
+//!
 //! Every response carries `x-mock-request-index` (0-based position in
 //! [`MockUpstream::requests`]).
 //!
@@ -48,6 +58,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod anthropic;
+mod azure;
 mod gemini;
 mod openai;
 mod server;
@@ -89,6 +100,22 @@ impl RecordedRequest {
     /// The path without the query string.
     pub fn path_only(&self) -> &str {
         self.path.split('?').next().unwrap_or_default()
+    }
+
+    /// The value of query parameter `name` (as sent, not decoded), if present.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        let (_, query) = self.path.split_once('?')?;
+        query
+            .split('&')
+            .filter_map(|p| p.split_once('=').or(Some((p, ""))))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The Azure deployment of an `/openai/deployments/{deployment}/…` path
+    /// (percent-decoded).
+    pub fn azure_deployment(&self) -> Option<String> {
+        azure::deployment(self.path_only())
     }
 }
 

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::openai::{self, ChatRequest};
 use crate::{MockReply, RecordedRequest, Shared, lock};
-use crate::{anthropic, gemini};
+use crate::{anthropic, azure, gemini};
 
 type Body = BoxBody<Bytes, io::Error>;
 
@@ -274,6 +274,14 @@ impl Ctx {
         if let Some(ms) = header_num(h, "x-mock-delay-ms") {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
+        let azure = match azure::check(&self.req) {
+            Ok(azure) => azure,
+            Err((status, body)) => return Ok(self.with_index(json_response(status, &body))),
+        };
+        let filter = azure.then(|| azure::filter_mode(h)).flatten();
+        if filter == Some("prompt") {
+            return Ok(self.with_index(json_response(400, &azure::content_filter_error())));
+        }
         let anthropic_path = self.req.path_only().ends_with("/v1/messages");
         if let Some(status) = header_num(h, "x-mock-status") {
             let status = u16::try_from(status).unwrap_or(500);
@@ -329,19 +337,35 @@ impl Ctx {
             let seq = self.shared.ids.fetch_add(1, Ordering::SeqCst);
             let id = format!("chatcmpl-mock{seq:020}");
             if chat.stream {
-                let events = openai::chat_sse_events(&id, &chat, chunks);
-                return Ok(self.stream(events, chunks + 1, "text/event-stream"));
+                let mut events = openai::chat_sse_events(&id, &chat, chunks);
+                let mut hold_at = chunks + 1;
+                if azure {
+                    if filter == Some("completion") {
+                        azure::filter_finish(&mut events);
+                    }
+                    events.insert(0, azure::prompt_filter_chunk());
+                    hold_at += 1;
+                }
+                return Ok(self.stream(events, hold_at, "text/event-stream"));
             }
             if h.contains_key("x-mock-reset-after") {
                 return self.reset();
             }
-            let v = openai::chat_completion(&id, &chat, chunks);
+            let mut v = openai::chat_completion(&id, &chat, chunks);
+            if azure {
+                azure::annotate_completion(&mut v, filter == Some("completion"));
+            }
             return Ok(self.with_index(json_response(200, &v)));
         }
         if h.contains_key("x-mock-reset-after") {
             return self.reset();
         }
-        let resp = if post && path.ends_with("/embeddings") {
+        let resp = if post && azure && path.ends_with("/completions") {
+            let chat = ChatRequest::parse(&self.req.body);
+            let seq = self.shared.ids.fetch_add(1, Ordering::SeqCst);
+            let id = format!("cmpl-mock{seq:020}");
+            json_response(200, &azure::text_completion(&id, &chat.model, chunks))
+        } else if post && path.ends_with("/embeddings") {
             json_response(200, &openai::embeddings(&self.req.body))
         } else if method == Method::GET.as_str() && path.ends_with("/models") {
             json_response(200, &openai::models())

@@ -35,7 +35,7 @@ pub(super) fn check(models: &[ModelGroupConfig], upstreams: &[UpstreamConfig], r
                 Some(u) if !u.kind.is_llm() => {
                     r.err(
                         format!("{dpath}.upstream"),
-                        format!("upstream `{}` is of kind http; model deployments need openai, anthropic, gemini or mock", u.name),
+                        format!("upstream `{}` is of kind http; model deployments need openai, azure, anthropic, gemini or mock", u.name),
                     );
                     None
                 }
@@ -91,6 +91,8 @@ fn check_model_name(path: &str, name: &str, r: &mut Report) -> bool {
 /// A deployment's `model`, the name sent upstream. Gemini puts it into the URL path
 /// (`/v1beta/models/{model}:generateContent`, a leading `models/` is accepted), so
 /// there it must be one plain path segment: letters, digits and `-._~:@+`, no `..`.
+/// Azure puts it (the deployment name) into the path percent-encoded, so only `.`
+/// and `..` are refused beyond the common rules.
 /// The other kinds send it only inside the JSON body, where `/` is common
 /// (`openai/gpt-4o`, `meta-llama/Llama-3-8B`); there whitespace, control characters,
 /// `?`, `#` and `%` are still refused, so that no name can ever change a URL.
@@ -114,6 +116,16 @@ fn deployment_model(path: &str, model: &str, kind: Option<UpstreamKind>, r: &mut
                  are refused in model names",
                 describe(c)
             ),
+        );
+        return;
+    }
+    // Azure takes the deployment name in the path, percent-encoded; a dot-only
+    // segment would still be read as a relative path step.
+    if kind == Some(UpstreamKind::Azure) && model.bytes().all(|b| b == b'.') {
+        r.err(
+            path,
+            "an Azure deployment name goes into the URL path \
+             (/openai/deployments/{deployment}/…): `.` and `..` are refused",
         );
         return;
     }

@@ -20,6 +20,7 @@ pub(super) fn check(upstreams: &[UpstreamConfig], r: &mut Report) {
         if up.kind != UpstreamKind::Mock || !up.base_url.is_empty() {
             base_url(&format!("{path}.base_url"), &up.base_url, r);
         }
+        azure(&path, up, r);
         if let Some(t) = &up.timeout {
             super::routes::timeouts(&format!("{path}.timeout"), t, r);
         }
@@ -81,6 +82,69 @@ fn base_url(path: &str, value: &str, r: &mut Report) {
     }
 }
 
+/// `api_version` belongs to `azure` upstreams, which need it (Azure answers 404
+/// without one); their `base_url` is the resource, to which FastGate adds
+/// `/openai/deployments/{deployment}/…`.
+fn azure(path: &str, up: &UpstreamConfig, r: &mut Report) {
+    let field = format!("{path}.api_version");
+    match (&up.api_version, up.kind) {
+        (None, UpstreamKind::Azure) => r.err(
+            field,
+            "required for kind azure: the Azure OpenAI API version, e.g. `2024-10-21`",
+        ),
+        (Some(_), kind) if kind != UpstreamKind::Azure => r.err(
+            field,
+            format!(
+                "only upstreams of kind azure take an api_version (this one is {})",
+                kind_name(kind)
+            ),
+        ),
+        (Some(v), _) if !is_api_version(v) => r.err(
+            field,
+            "must look like `YYYY-MM-DD` or `YYYY-MM-DD-preview` (e.g. `2024-10-21`)",
+        ),
+        _ => {}
+    }
+    if up.kind == UpstreamKind::Azure
+        && let Ok(url) = url::Url::parse(&up.base_url)
+    {
+        let p = url.path().trim_end_matches('/');
+        if p.ends_with("/openai") || p.contains("/openai/deployments") {
+            r.err(
+                format!("{path}.base_url"),
+                "give the resource URL (e.g. https://myres.openai.azure.com) without `/openai…`: \
+                 FastGate adds /openai/deployments/{deployment}/… itself",
+            );
+        }
+    }
+}
+
+fn kind_name(kind: UpstreamKind) -> &'static str {
+    match kind {
+        UpstreamKind::Openai => "openai",
+        UpstreamKind::Anthropic => "anthropic",
+        UpstreamKind::Http => "http",
+        UpstreamKind::Gemini => "gemini",
+        UpstreamKind::Azure => "azure",
+        UpstreamKind::Mock => "mock",
+    }
+}
+
+/// `YYYY-MM-DD` with an optional `-preview` (month 01-12, day 01-31).
+pub(crate) fn is_api_version(v: &str) -> bool {
+    let date = v.strip_suffix("-preview").unwrap_or(v);
+    let b = date.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
+    if !digits(&b[..4]) || !digits(&b[5..7]) || !digits(&b[8..]) {
+        return false;
+    }
+    let num = |s: &[u8]| s.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    (1..=12).contains(&num(&b[5..7])) && (1..=31).contains(&num(&b[8..]))
+}
+
 fn credentials(upstream_path: &str, creds: &[CredentialConfig], r: &mut Report) {
     let mut names: Vec<&str> = Vec::with_capacity(creds.len());
     for (j, cred) in creds.iter().enumerate() {
@@ -106,6 +170,35 @@ fn credentials(upstream_path: &str, creds: &[CredentialConfig], r: &mut Report) 
         }
         if cred.weight == 0 {
             r.err(format!("{path}.weight"), "must be at least 1");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_api_version;
+
+    #[test]
+    fn api_version_shapes() {
+        for ok in ["2024-10-21", "2025-04-01-preview", "2023-12-31"] {
+            assert!(is_api_version(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            " ",
+            "2024-10-21 ",
+            "2024-13-01",
+            "2024-00-10",
+            "2024-10-32",
+            "2024-1-21",
+            "24-10-21",
+            "2024/10/21",
+            "2024-10-21-beta",
+            "preview",
+            "v1",
+            "2024-10-21-preview-preview",
+        ] {
+            assert!(!is_api_version(bad), "{bad:?}");
         }
     }
 }

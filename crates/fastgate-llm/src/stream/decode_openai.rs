@@ -36,6 +36,12 @@ impl Decode for OpenAiDecoder {
             });
             return Ok(());
         }
+        // Azure OpenAI opens with `choices: []` plus `prompt_filter_results` (and an
+        // empty id/model), and may send such annotation chunks later: nothing to
+        // translate, and the message must start from a chunk with the real id.
+        if chunk.choices.is_empty() && chunk.usage.is_none() {
+            return Ok(());
+        }
         if !self.started {
             self.started = true;
             out.push(Ev::Start {

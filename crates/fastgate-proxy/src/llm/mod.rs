@@ -416,7 +416,8 @@ fn build_request(
     }
     Ok(UpstreamRequest {
         body: Bytes::from(out),
-        path,
+        // Azure's deployment paths (`models::azure_path`); others unchanged.
+        path: dep.upstream_path(path)?,
         client_wants_usage,
         forced_usage,
     })

@@ -13,6 +13,7 @@ use http::header::{HeaderName, HeaderValue};
 use rand::Rng;
 
 use crate::client::{ClientCache, ClientSettings, HttpClient};
+use crate::error::ProxyError;
 use crate::snapshot::{SnapshotError, UpstreamRuntime};
 
 pub struct DeploymentRuntime {
@@ -36,11 +37,71 @@ impl DeploymentRuntime {
     }
 }
 
+impl DeploymentRuntime {
+    /// The path a request built for OpenAI's `openai_path` (`/v1/chat/completions`,
+    /// …) goes to on this deployment's upstream: unchanged but for `azure`, where
+    /// it is [`azure_path`] (an endpoint Azure has no deployment path for is refused
+    /// with 400, so that a fallback deployment may serve it).
+    pub(crate) fn upstream_path(&self, openai_path: String) -> Result<String, ProxyError> {
+        if self.upstream.kind != UpstreamKind::Azure {
+            return Ok(openai_path);
+        }
+        azure_path(&self.model, &openai_path).ok_or_else(|| {
+            ProxyError::BadRequest(format!(
+                "{openai_path} is not served by Azure OpenAI upstreams (upstream `{}`): \
+                 use /v1/chat/completions, /v1/completions or /v1/embeddings",
+                self.upstream.name
+            ))
+        })
+    }
+}
+
+/// Azure OpenAI's path for an OpenAI endpoint: `/openai/deployments/{deployment}/…`
+/// with the deployment name percent-encoded as one path segment (the `api-version`
+/// query is added by `forward::target_uri`). `None`: no deployment path exists for
+/// it (the Responses API lives under Azure's `/openai/v1/`, with other versioning;
+/// reach it by a route or the passthrough).
+pub fn azure_path(deployment: &str, openai_path: &str) -> Option<String> {
+    let op = match openai_path {
+        "/v1/chat/completions" => "chat/completions",
+        "/v1/completions" => "completions",
+        "/v1/embeddings" => "embeddings",
+        _ => return None,
+    };
+    let mut out = String::with_capacity(22 + deployment.len() * 3 + op.len());
+    out.push_str("/openai/deployments/");
+    push_segment(&mut out, deployment);
+    out.push('/');
+    out.push_str(op);
+    Some(out)
+}
+
+/// Percent-encode `segment` so that it stays one path segment: everything but
+/// RFC 3986 unreserved characters is encoded, and so are the dots of a dot-only
+/// segment (which a server would read as `.`/`..`).
+fn push_segment(out: &mut String, segment: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let dots_only = segment.bytes().all(|b| b == b'.');
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~') || (b == b'.' && !dots_only)
+        {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+    }
+}
+
 pub fn protocol_of(kind: UpstreamKind) -> Protocol {
     match kind {
         UpstreamKind::Anthropic => Protocol::Anthropic,
         UpstreamKind::Gemini => Protocol::Gemini,
-        UpstreamKind::Openai | UpstreamKind::Http | UpstreamKind::Mock => Protocol::OpenAi,
+        // Azure OpenAI speaks OpenAI's protocol at its own paths (`azure_path`).
+        UpstreamKind::Openai | UpstreamKind::Azure | UpstreamKind::Http | UpstreamKind::Mock => {
+            Protocol::OpenAi
+        }
     }
 }
 
@@ -235,4 +296,39 @@ fn weighted_order(deployments: &[Arc<DeploymentRuntime>]) -> Vec<Arc<DeploymentR
         out.push(Arc::clone(left.remove(idx)));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::azure_path;
+
+    #[test]
+    fn azure_paths_per_endpoint() {
+        assert_eq!(
+            azure_path("gpt-4o", "/v1/chat/completions").as_deref(),
+            Some("/openai/deployments/gpt-4o/chat/completions")
+        );
+        assert_eq!(
+            azure_path("inst", "/v1/completions").as_deref(),
+            Some("/openai/deployments/inst/completions")
+        );
+        assert_eq!(
+            azure_path("emb.v3", "/v1/embeddings").as_deref(),
+            Some("/openai/deployments/emb.v3/embeddings")
+        );
+        assert_eq!(azure_path("gpt-4o", "/v1/responses"), None);
+        assert_eq!(azure_path("gpt-4o", "/v1/messages/count_tokens"), None);
+    }
+
+    #[test]
+    fn deployment_is_one_encoded_segment() {
+        assert_eq!(
+            azure_path("a/b c:é", "/v1/chat/completions").as_deref(),
+            Some("/openai/deployments/a%2Fb%20c%3A%C3%A9/chat/completions")
+        );
+        assert_eq!(
+            azure_path("..", "/v1/embeddings").as_deref(),
+            Some("/openai/deployments/%2E%2E/embeddings")
+        );
+    }
 }

@@ -58,6 +58,7 @@ fn add_demo_model(cfg: &mut fastgate_config::Config) {
             name: "demo".into(),
             kind: UpstreamKind::Mock,
             base_url: String::new(),
+            api_version: None,
             auth_header: None,
             auth_scheme: None,
             headers: Default::default(),

@@ -27,6 +27,8 @@ fn default_path(kind: UpstreamKind) -> Option<&'static str> {
     match kind {
         UpstreamKind::Openai | UpstreamKind::Anthropic => Some("/v1/models"),
         UpstreamKind::Gemini => Some("/v1beta/models"),
+        // `api-version` is added by `target_uri`.
+        UpstreamKind::Azure => Some("/openai/models"),
         UpstreamKind::Http | UpstreamKind::Mock => None,
     }
 }
