@@ -21,6 +21,7 @@ mod model;
 pub mod rules;
 mod secret;
 mod validate;
+pub mod vertex;
 
 pub use alerts::{AlertConfig, AlertKind};
 pub use env::{ENV_PREFIX, ENV_SHORTCUTS, override_vars};

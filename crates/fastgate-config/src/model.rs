@@ -236,6 +236,10 @@ pub enum UpstreamKind {
     /// Azure OpenAI: `api-key: <key>`; OpenAI's protocol at
     /// `/openai/deployments/{deployment}/…?api-version={api_version}`.
     Azure,
+    /// Google Vertex AI: a service-account JSON per credential, exchanged for an
+    /// OAuth access token (`Authorization: Bearer …`); Gemini models speak
+    /// Gemini's protocol, `claude*` models Anthropic's (`rawPredict`).
+    Vertex,
     /// Built in: answers OpenAI-style, deterministically, without any network
     /// (demos, tests, load tests). `base_url` is not needed.
     Mock,
@@ -253,13 +257,22 @@ impl UpstreamKind {
 pub struct UpstreamConfig {
     pub name: String,
     pub kind: UpstreamKind,
-    /// Required for every kind but `mock`.
+    /// Required for every kind but `mock` and `vertex` (which defaults to
+    /// `https://{location}-aiplatform.googleapis.com`).
     #[serde(default)]
     pub base_url: String,
     /// The `api-version` query sent to an `azure` upstream (e.g. `2024-10-21`);
     /// required for that kind, refused on the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
+    /// The Google Cloud project of a `vertex` upstream; required for that kind,
+    /// refused on the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// The Vertex AI location (`us-central1`, `europe-west4`, `global`, …) of a
+    /// `vertex` upstream; required for that kind, refused on the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
     /// Header name that carries the credential, overriding the kind's default.
     #[serde(default)]
     pub auth_header: Option<String>,

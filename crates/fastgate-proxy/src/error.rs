@@ -73,6 +73,14 @@ pub enum ProxyError {
     UpstreamTimeout { upstream: String, secs: f64 },
     #[error("upstream '{upstream}' failed: {reason}")]
     UpstreamFailed { upstream: String, reason: String },
+    /// A `vertex` credential could not be traded for an access token (the token
+    /// endpoint failed); nothing was sent to the model.
+    #[error("upstream '{upstream}': no access token for credential '{credential}': {reason}")]
+    UpstreamToken {
+        upstream: String,
+        credential: String,
+        reason: String,
+    },
     #[error("upstream '{upstream}' has no usable credential{}", retry_hint(*.retry_after_secs))]
     NoCredential {
         upstream: String,
@@ -106,7 +114,7 @@ impl ProxyError {
         // No credential: nothing was sent, the next deployment may serve it.
         matches!(
             self,
-            Self::UpstreamConnect { .. } | Self::NoCredential { .. }
+            Self::UpstreamConnect { .. } | Self::NoCredential { .. } | Self::UpstreamToken { .. }
         )
     }
 
@@ -129,7 +137,9 @@ impl ProxyError {
             | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::UpstreamConnect { .. } | Self::UpstreamFailed { .. } => StatusCode::BAD_GATEWAY,
+            Self::UpstreamConnect { .. }
+            | Self::UpstreamFailed { .. }
+            | Self::UpstreamToken { .. } => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::NoCredential { .. } | Self::Overloaded { .. } | Self::LimitsUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -164,6 +174,7 @@ impl ProxyError {
             Self::UpstreamConnect { .. } => "upstream_unreachable",
             Self::UpstreamTimeout { .. } => "upstream_timeout",
             Self::UpstreamFailed { .. } => "upstream_error",
+            Self::UpstreamToken { .. } => "upstream_auth_failed",
             Self::NoCredential { .. } => "no_credential",
             Self::Limited(r) => match r.kind {
                 fastgate_limits::LimitKind::Budget => "budget_exceeded",

@@ -176,6 +176,41 @@ struct Attempting {
     health: Arc<CredentialHealth>,
 }
 
+/// A `vertex` credential's token for this attempt, in place of its placeholder
+/// (cached; the token endpoint is called about once an hour per key).
+async fn insert_vertex_token(
+    ctx: &RequestContext,
+    up: &UpstreamRuntime,
+    headers: &mut HeaderMap,
+) -> Result<(), ProxyError> {
+    let Some(name) = &ctx.credential else {
+        return Ok(());
+    };
+    let Some(source) = up
+        .credentials
+        .iter()
+        .find(|c| &c.name == name)
+        .and_then(|c| c.vertex.as_ref())
+    else {
+        return Ok(());
+    };
+    match source.header().await {
+        Ok(value) => {
+            headers.insert(http::header::AUTHORIZATION, value);
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(upstream = %up.name, credential = %name, error = %e, "vertex access token unavailable");
+            metrics::counter!(m::UPSTREAM_ERRORS, "upstream" => metrics::SharedString::from(up.name.clone())).increment(1);
+            Err(ProxyError::UpstreamToken {
+                upstream: up.name.to_string(),
+                credential: name.to_string(),
+                reason: e.to_string(),
+            })
+        }
+    }
+}
+
 /// Choose the credential for the next attempt and put it in `headers`: one not
 /// tried yet if there is one, else any active one (a plain retry may reuse it).
 fn choose_credential(
@@ -327,6 +362,9 @@ pub async fn forward(
     loop {
         let mut headers = base_headers.clone();
         let using = choose_credential(ctx, up, &mut headers, &tried)?;
+        if up.kind == UpstreamKind::Vertex {
+            insert_vertex_token(ctx, up, &mut headers).await?;
+        }
         let mut req = Request::new(Full::new(plan.body.clone()));
         *req.method_mut() = plan.method.clone();
         *req.uri_mut() = uri.clone();

@@ -91,6 +91,9 @@ pub struct CredentialRuntime {
     pub header_name: HeaderName,
     /// Marked sensitive so hyper never logs it and HPACK never indexes it.
     pub header_value: HeaderValue,
+    /// `vertex`: the service account's tokens; `header_value` is then only a
+    /// placeholder and `forward` puts a fresh `Bearer` token in its place.
+    pub vertex: Option<Arc<fastgate_upstream::vertex::TokenSource>>,
 }
 
 pub struct UpstreamRuntime {
@@ -103,6 +106,9 @@ pub struct UpstreamRuntime {
     /// `azure`: the `api-version` query every request carries (added by
     /// `forward::target_uri` when the request has none).
     pub api_version: Option<Arc<str>>,
+    /// `vertex`: `/v1/projects/{project}/locations/{location}/publishers/`, the
+    /// start of every model path (`llm::vertex`).
+    pub vertex_prefix: Option<Arc<str>>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// One per configured credential, in order; `credential_pool` picks among them.
     pub credentials: Vec<CredentialRuntime>,
@@ -170,8 +176,13 @@ fn build_upstream(
 ) -> Result<UpstreamRuntime, SnapshotError> {
     let path = format!("upstreams[{i}]");
     // The mock kind answers in-process; its URL is only a label.
+    let vertex_base;
     let base_url = if u.kind == UpstreamKind::Mock && u.base_url.is_empty() {
         "http://mock.invalid"
+    } else if u.kind == UpstreamKind::Vertex && u.base_url.is_empty() {
+        vertex_base =
+            fastgate_config::vertex::default_base_url(u.location.as_deref().unwrap_or(""));
+        vertex_base.as_str()
     } else {
         u.base_url.as_str()
     };
@@ -192,7 +203,9 @@ fn build_upstream(
         UpstreamKind::Gemini => "x-goog-api-key",
         // Microsoft Entra tokens go in `authorization` (`auth_header`, `auth_scheme: Bearer`).
         UpstreamKind::Azure => "api-key",
-        UpstreamKind::Openai | UpstreamKind::Http | UpstreamKind::Mock => "authorization",
+        UpstreamKind::Openai | UpstreamKind::Http | UpstreamKind::Mock | UpstreamKind::Vertex => {
+            "authorization"
+        }
     };
     let header_name_str = u.auth_header.as_deref().unwrap_or(default_header);
     let header_name = HeaderName::from_bytes(header_name_str.as_bytes())
@@ -204,6 +217,10 @@ fn build_upstream(
     };
     let mut credentials = Vec::new();
     for (j, c) in u.credentials.iter().enumerate() {
+        if u.kind == UpstreamKind::Vertex {
+            credentials.push(vertex_credential(&format!("{path}.credentials[{j}]"), c)?);
+            continue;
+        }
         let mut value = HeaderValue::from_str(&format!("{scheme_prefix}{}", c.key.expose()))
             .map_err(|_| {
                 invalid(
@@ -216,6 +233,7 @@ fn build_upstream(
             name: Arc::from(c.name.as_str()),
             header_name: header_name.clone(),
             header_value: value,
+            vertex: None,
         });
     }
     let members = u
@@ -236,6 +254,7 @@ fn build_upstream(
         authority,
         base_path,
         api_version: azure_api_version(&path, u)?,
+        vertex_prefix: vertex_prefix(&path, u)?,
         headers: header_pairs(&format!("{path}.headers"), &u.headers)?,
         credentials,
         credential_pool: fastgate_upstream::Pool::with_health(u.strategy.into(), members),
@@ -260,6 +279,47 @@ fn azure_api_version(path: &str, u: &UpstreamConfig) -> Result<Option<Arc<str>>,
             "kind azure needs an api_version like `2024-10-21`",
         )),
     }
+}
+
+/// A `vertex` credential: its key parsed and its token source (shared with
+/// earlier snapshots of the same key). Errors never quote the key.
+fn vertex_credential(
+    path: &str,
+    c: &fastgate_config::CredentialConfig,
+) -> Result<CredentialRuntime, SnapshotError> {
+    let sa = fastgate_config::vertex::load_service_account(c.key.expose())
+        .map_err(|e| invalid(format!("{path}.key"), e.to_string()))?;
+    let source = fastgate_upstream::vertex::TokenSource::shared(&sa)
+        .map_err(|e| invalid(format!("{path}.key"), e.to_string()))?;
+    let mut placeholder = HeaderValue::from_static("Bearer (minted per request)");
+    placeholder.set_sensitive(true);
+    Ok(CredentialRuntime {
+        name: Arc::from(c.name.as_str()),
+        header_name: http::header::AUTHORIZATION,
+        header_value: placeholder,
+        vertex: Some(source),
+    })
+}
+
+/// A `vertex` upstream's path start, from its project and location (checked
+/// again here because they go into every URL as they are).
+fn vertex_prefix(path: &str, u: &UpstreamConfig) -> Result<Option<Arc<str>>, SnapshotError> {
+    if u.kind != UpstreamKind::Vertex {
+        return Ok(None);
+    }
+    use fastgate_config::vertex::is_path_safe;
+    let (Some(project), Some(location)) = (u.project.as_deref(), u.location.as_deref()) else {
+        return Err(invalid(path, "kind vertex needs a project and a location"));
+    };
+    if !is_path_safe(project, true) || !is_path_safe(location, false) {
+        return Err(invalid(
+            path,
+            "project/location: only lower-case letters, digits and `-`",
+        ));
+    }
+    Ok(Some(Arc::from(format!(
+        "/v1/projects/{project}/locations/{location}/publishers/"
+    ))))
 }
 
 /// A route's audit options, all off when the audit log is disabled (nothing is

@@ -12,6 +12,7 @@ pub mod health;
 pub mod pool;
 pub mod rules;
 pub mod vault;
+pub mod vertex;
 
 pub use alerts::{AlertEvent, AlertStats, Alerter, ChannelStats};
 pub use health::{CredentialHealth, CredentialState, HealthRegistry, InFlight};

@@ -17,10 +17,12 @@ pub(super) fn check(upstreams: &[UpstreamConfig], r: &mut Report) {
             }
             names.push(&up.name);
         }
-        if up.kind != UpstreamKind::Mock || !up.base_url.is_empty() {
+        let base_optional = matches!(up.kind, UpstreamKind::Mock | UpstreamKind::Vertex);
+        if !base_optional || !up.base_url.is_empty() {
             base_url(&format!("{path}.base_url"), &up.base_url, r);
         }
         azure(&path, up, r);
+        vertex(&path, up, r);
         if let Some(t) = &up.timeout {
             super::routes::timeouts(&format!("{path}.timeout"), t, r);
         }
@@ -46,7 +48,7 @@ pub(super) fn check(upstreams: &[UpstreamConfig], r: &mut Report) {
             r.err(format!("{path}.auth_scheme"), problem);
         }
         check_headers(&format!("{path}.headers"), &up.headers, true, r);
-        credentials(&path, &up.credentials, r);
+        credentials(&path, &up.credentials, up.kind == UpstreamKind::Vertex, r);
     }
 }
 
@@ -119,6 +121,37 @@ fn azure(path: &str, up: &UpstreamConfig, r: &mut Report) {
     }
 }
 
+/// `project` and `location` belong to `vertex` upstreams, which need both: they
+/// go into every path (`/v1/projects/{project}/locations/{location}/…`) and the
+/// location into the default host.
+fn vertex(path: &str, up: &UpstreamConfig, r: &mut Report) {
+    let is_vertex = up.kind == UpstreamKind::Vertex;
+    for (field, value, example, domain) in [
+        ("project", &up.project, "my-project", true),
+        ("location", &up.location, "us-central1` or `global", false),
+    ] {
+        let p = format!("{path}.{field}");
+        match value {
+            None if is_vertex => r.err(
+                p,
+                format!("required for kind vertex: the Google Cloud {field}, e.g. `{example}`"),
+            ),
+            Some(_) if !is_vertex => r.err(
+                p,
+                format!(
+                    "only upstreams of kind vertex take a {field} (this one is {})",
+                    kind_name(up.kind)
+                ),
+            ),
+            Some(v) if !crate::vertex::is_path_safe(v, domain) => r.err(
+                p,
+                "only lower-case letters, digits and `-` (it goes into the URL)",
+            ),
+            _ => {}
+        }
+    }
+}
+
 fn kind_name(kind: UpstreamKind) -> &'static str {
     match kind {
         UpstreamKind::Openai => "openai",
@@ -126,6 +159,7 @@ fn kind_name(kind: UpstreamKind) -> &'static str {
         UpstreamKind::Http => "http",
         UpstreamKind::Gemini => "gemini",
         UpstreamKind::Azure => "azure",
+        UpstreamKind::Vertex => "vertex",
         UpstreamKind::Mock => "mock",
     }
 }
@@ -145,7 +179,7 @@ pub(crate) fn is_api_version(v: &str) -> bool {
     (1..=12).contains(&num(&b[5..7])) && (1..=31).contains(&num(&b[8..]))
 }
 
-fn credentials(upstream_path: &str, creds: &[CredentialConfig], r: &mut Report) {
+fn credentials(upstream_path: &str, creds: &[CredentialConfig], vertex: bool, r: &mut Report) {
     let mut names: Vec<&str> = Vec::with_capacity(creds.len());
     for (j, cred) in creds.iter().enumerate() {
         let path = format!("{upstream_path}.credentials[{j}]");
@@ -165,6 +199,11 @@ fn credentials(upstream_path: &str, creds: &[CredentialConfig], r: &mut Report) 
                 format!("{path}.key"),
                 "must not be empty (an unset `${VAR:-}` interpolation?)",
             );
+        } else if vertex {
+            // A service-account JSON (or its path); the message never quotes it.
+            if let Err(e) = crate::vertex::load_service_account(key) {
+                r.err(format!("{path}.key"), e.to_string());
+            }
         } else if let Some(problem) = header_value_problem(key) {
             r.err(format!("{path}.key"), problem);
         }

@@ -12,6 +12,7 @@ mod limits;
 pub mod mock;
 pub mod models;
 mod respond;
+pub mod vertex;
 
 use std::sync::Arc;
 
@@ -414,6 +415,14 @@ fn build_request(
         }
         out = serde_json::to_vec(&v).map_err(|e| ProxyError::Internal(e.to_string()))?;
     }
+    let path = match dep.upstream.vertex_prefix.as_deref() {
+        Some(prefix) => {
+            let (body, path) = vertex::adapt(prefix, &dep.model, upstream, out, &path)?;
+            out = body;
+            path
+        }
+        None => path,
+    };
     Ok(UpstreamRequest {
         body: Bytes::from(out),
         // Azure's deployment paths (`models::azure_path`); others unchanged.

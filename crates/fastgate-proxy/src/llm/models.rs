@@ -31,8 +31,12 @@ pub struct DeploymentRuntime {
 }
 
 impl DeploymentRuntime {
-    /// The protocol this deployment's upstream speaks (`mock` answers OpenAI-style).
+    /// The protocol this deployment's upstream speaks (`mock` answers OpenAI-style);
+    /// on `vertex` the model's publisher decides (`claude*`: Anthropic, else Gemini).
     pub fn protocol(&self) -> Protocol {
+        if self.upstream.kind == UpstreamKind::Vertex {
+            return super::vertex::protocol(&self.model);
+        }
         protocol_of(self.upstream.kind)
     }
 }
@@ -44,6 +48,7 @@ impl DeploymentRuntime {
     /// with 400, so that a fallback deployment may serve it).
     pub(crate) fn upstream_path(&self, openai_path: String) -> Result<String, ProxyError> {
         if self.upstream.kind != UpstreamKind::Azure {
+            // Vertex paths are made with the body (`llm::vertex::adapt`).
             return Ok(openai_path);
         }
         azure_path(&self.model, &openai_path).ok_or_else(|| {
@@ -97,7 +102,8 @@ fn push_segment(out: &mut String, segment: &str) {
 pub fn protocol_of(kind: UpstreamKind) -> Protocol {
     match kind {
         UpstreamKind::Anthropic => Protocol::Anthropic,
-        UpstreamKind::Gemini => Protocol::Gemini,
+        // Vertex: Gemini unless the model is Claude (`DeploymentRuntime::protocol`).
+        UpstreamKind::Gemini | UpstreamKind::Vertex => Protocol::Gemini,
         // Azure OpenAI speaks OpenAI's protocol at its own paths (`azure_path`).
         UpstreamKind::Openai | UpstreamKind::Azure | UpstreamKind::Http | UpstreamKind::Mock => {
             Protocol::OpenAi

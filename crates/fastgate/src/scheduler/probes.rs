@@ -29,7 +29,8 @@ fn default_path(kind: UpstreamKind) -> Option<&'static str> {
         UpstreamKind::Gemini => Some("/v1beta/models"),
         // `api-version` is added by `target_uri`.
         UpstreamKind::Azure => Some("/openai/models"),
-        UpstreamKind::Http | UpstreamKind::Mock => None,
+        // Vertex tokens are minted per request; a probe needs its own `path`.
+        UpstreamKind::Http | UpstreamKind::Mock | UpstreamKind::Vertex => None,
     }
 }
 
