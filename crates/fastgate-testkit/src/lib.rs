@@ -46,6 +46,12 @@
 //! filter 400; `x-mock-content-filter: completion` ends with `finish_reason:
 //! "content_filter"`.
 //!
+//! # Vertex AI
+//! `POST /token` is a service account's token endpoint and
+//! `/v1/projects/{project}/locations/{location}/publishers/…` are Vertex's model
+//! paths, checked as Google would (see the `vertex` module; [`VERTEX_TEST_KEY_PEM`],
+//! [`vertex_service_account_json`]).
+//!
 //! Every response carries `x-mock-request-index` (0-based position in
 //! [`MockUpstream::requests`]).
 //!
@@ -63,6 +69,8 @@ mod gemini;
 mod openai;
 mod server;
 pub mod sse;
+mod vertex;
+pub use vertex::{VERTEX_TEST_KEY_PEM, VERTEX_TOKEN_PATH, vertex_service_account_json};
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

@@ -23,8 +23,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use crate::openai::{self, ChatRequest};
+use crate::vertex::Vertex;
 use crate::{MockReply, RecordedRequest, Shared, lock};
-use crate::{anthropic, azure, gemini};
+use crate::{anthropic, azure, gemini, vertex};
 
 type Body = BoxBody<Bytes, io::Error>;
 
@@ -282,7 +283,15 @@ impl Ctx {
         if filter == Some("prompt") {
             return Ok(self.with_index(json_response(400, &azure::content_filter_error())));
         }
-        let anthropic_path = self.req.path_only().ends_with("/v1/messages");
+        let vertex_claude = match vertex::check(&self.req) {
+            Vertex::Answer(status, body) => {
+                return Ok(self.with_index(json_response(status, &body)));
+            }
+            Vertex::Claude { model } => Some(model),
+            Vertex::No | Vertex::Gemini => None,
+        };
+        let anthropic_path =
+            vertex_claude.is_some() || self.req.path_only().ends_with("/v1/messages");
         if let Some(status) = header_num(h, "x-mock-status") {
             let status = u16::try_from(status).unwrap_or(500);
             let body = if anthropic_path {
@@ -314,7 +323,10 @@ impl Ctx {
             return Ok(self.stream(events, hold_at, "text/event-stream"));
         }
         if post && anthropic_path && !ndjson {
-            let req = anthropic::MessagesRequest::parse(&self.req.body);
+            let mut req = anthropic::MessagesRequest::parse(&self.req.body);
+            if let Some(model) = vertex_claude {
+                req.model = model;
+            }
             let tool = h.get("x-mock-tool").and_then(|v| v.to_str().ok());
             let seq = self.shared.ids.fetch_add(1, Ordering::SeqCst);
             let id = format!("msg_mock{seq:020}");
