@@ -23,6 +23,10 @@ fn sa_json(email: &str) -> String {
 }
 
 fn doc(upstream_extra: &str) -> String {
+    doc_model(upstream_extra, "gemini-2.0-flash")
+}
+
+fn doc_model(upstream_extra: &str, model: &str) -> String {
     format!(
         r#"
 admin: {{ token: "{TOKEN}" }}
@@ -34,7 +38,7 @@ upstreams:
 models:
   - name: flash
     deployments:
-      - {{ upstream: vx, model: "gemini-2.0-flash" }}
+      - {{ upstream: vx, model: "{model}" }}
 "#
     )
 }
@@ -116,4 +120,19 @@ fn a_broken_key_is_refused_without_quoting_it() {
         "upstreams[0].credentials[0].key",
     );
     assert!(e.contains("/nonexistent/sa.json"), "{e}");
+}
+
+#[test]
+fn model_names_go_into_the_path() {
+    let sa = sa_json("a@b.iam");
+    let extra = "    project: p\n    location: global\n";
+    load_with(&doc_model(extra, "claude-sonnet-4@20250514"), &sa).unwrap_or_else(|e| panic!("{e}"));
+    for bad in ["models/gemini-2.0-flash", "a:b", ".."] {
+        let e = refused(
+            &doc_model(extra, bad),
+            &sa,
+            "models[0].deployments[0].model",
+        );
+        assert!(e.contains("Vertex AI model name"), "{e}");
+    }
 }

@@ -35,7 +35,7 @@ pub(super) fn check(models: &[ModelGroupConfig], upstreams: &[UpstreamConfig], r
                 Some(u) if !u.kind.is_llm() => {
                     r.err(
                         format!("{dpath}.upstream"),
-                        format!("upstream `{}` is of kind http; model deployments need openai, azure, anthropic, gemini or mock", u.name),
+                        format!("upstream `{}` is of kind http; model deployments need openai, azure, vertex, anthropic, gemini or mock", u.name),
                     );
                     None
                 }
@@ -139,6 +139,18 @@ fn deployment_model(path: &str, model: &str, kind: Option<UpstreamKind>, r: &mut
                 path,
                 "a Gemini model name goes into the URL path (/v1beta/models/{model}:generateContent): \
                  use letters, digits and -._~:@+ only (an optional leading `models/`), without `/` or `..`",
+            );
+        }
+    }
+    // Vertex names the model in the path too (`…/publishers/{google|anthropic}/models/{model}:…`).
+    if kind == Some(UpstreamKind::Vertex) {
+        let plain = model
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~@".contains(&b));
+        if !plain || model.contains("..") {
+            r.err(
+                path,
+                "a Vertex AI model name goes into the URL path                  (…/publishers/google/models/{model}:generateContent): use letters, digits                  and -._~@ only (e.g. `gemini-2.0-flash`, `claude-sonnet-4@20250514`)",
             );
         }
     }
