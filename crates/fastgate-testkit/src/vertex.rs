@@ -12,7 +12,8 @@
 //!   answer like Gemini (`generateContent`, `streamGenerateContent`); Anthropic's
 //!   (`rawPredict`, `streamRawPredict`) need `anthropic_version:
 //!   "vertex-2023-10-16"` and no `model` in the body (400 otherwise) and answer
-//!   Anthropic's Messages shape for the path's model.
+//!   Anthropic's Messages shape for the path's model; `models/count-tokens:rawPredict`
+//!   takes `model` in the body and answers `{"input_tokens": words}`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -107,6 +108,9 @@ pub(crate) fn check(req: &RecordedRequest) -> Vertex {
 
 fn claude(req: &RecordedRequest, model: &str, op: &str) -> Vertex {
     let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    if model == "count-tokens" {
+        return count_tokens(&body);
+    }
     if body.get("model").is_some() {
         return google_error(
             400,
@@ -128,6 +132,26 @@ fn claude(req: &RecordedRequest, model: &str, op: &str) -> Vertex {
     Vertex::Claude {
         model: percent_decode(model),
     }
+}
+
+/// Vertex's Claude token counter: `model` in the body, an `input_tokens` answer
+/// (words in the message texts, at least 1).
+fn count_tokens(body: &Value) -> Vertex {
+    if body.get("model").and_then(Value::as_str).is_none() {
+        return google_error(400, "INVALID_ARGUMENT", "model: Field required");
+    }
+    if body.get("anthropic_version").and_then(Value::as_str) != Some("vertex-2023-10-16") {
+        return google_error(400, "INVALID_ARGUMENT", "anthropic_version required");
+    }
+    let words = body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["content"].as_str())
+        .map(|t| t.split_whitespace().count())
+        .sum::<usize>()
+        .max(1);
+    Vertex::Answer(200, json!({ "input_tokens": words }))
 }
 
 fn google_error(code: u16, status: &str, message: &str) -> Vertex {

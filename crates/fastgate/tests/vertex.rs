@@ -315,3 +315,91 @@ async fn a_token_endpoint_that_is_down_is_a_clear_502_and_fails_over() {
         "{v}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_clients_and_endpoints_reach_vertex() {
+    let (h, key) = start().await;
+    // An OpenAI client to Claude on Vertex: translated to Messages, then rawPredict.
+    let resp = h
+        .http
+        .post(h.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&json!({ "model": "sonnet", "messages": [{ "role": "user", "content": "hi" }] }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "tok0 tok1 tok2 tok3 tok4 "
+    );
+    let seen = model_calls(&h).pop().unwrap();
+    assert!(
+        seen.path
+            .ends_with("/anthropic/models/claude-sonnet-4@20250514:rawPredict")
+    );
+
+    // A Gemini client (native generateContent) to Gemini on Vertex.
+    let resp = h
+        .http
+        .post(h.url("/v1beta/models/flash:generateContent"))
+        .header("x-goog-api-key", &key)
+        .json(&json!({ "contents": [{ "role": "user", "parts": [{ "text": "hi" }] }] }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{v}");
+    assert!(
+        v["candidates"][0]["content"]["parts"][0]["text"].is_string(),
+        "{v}"
+    );
+    let seen = model_calls(&h).pop().unwrap();
+    assert_eq!(
+        seen.path,
+        format!("{PREFIX}/google/models/gemini-2.0-flash:generateContent")
+    );
+    assert_minted_token(&seen);
+
+    // Anthropic's count_tokens to Claude on Vertex: its count-tokens endpoint.
+    let resp = h
+        .http
+        .post(h.url("/v1/messages/count_tokens"))
+        .header("x-api-key", &key)
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({ "model": "sonnet", "messages": [{ "role": "user", "content": "one two three" }] }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["input_tokens"], 3);
+    let seen = model_calls(&h).pop().unwrap();
+    assert_eq!(
+        seen.path,
+        format!("{PREFIX}/anthropic/models/count-tokens:rawPredict")
+    );
+    assert_eq!(seen.json().unwrap()["model"], "claude-sonnet-4@20250514");
+
+    // The passthrough gets a minted token too.
+    let path = format!("{PREFIX}/google/models/gemini-2.0-flash:generateContent");
+    let resp = h
+        .http
+        .post(h.url(&format!("/proxy/vx{path}")))
+        .bearer_auth(&key)
+        .json(&json!({ "contents": [{ "role": "user", "parts": [{ "text": "hi" }] }] }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    let seen = model_calls(&h).pop().unwrap();
+    assert_eq!(seen.path, path);
+    assert_minted_token(&seen);
+    assert_eq!(token_calls(&h), 1, "one token for every request");
+}
