@@ -29,7 +29,7 @@ fn default_path(kind: UpstreamKind) -> Option<&'static str> {
         UpstreamKind::Gemini => Some("/v1beta/models"),
         // `api-version` is added by `target_uri`.
         UpstreamKind::Azure => Some("/openai/models"),
-        // Vertex tokens are minted per request; a probe needs its own `path`.
+        // Vertex has no cheap model-free GET common to every location: give `path`.
         UpstreamKind::Http | UpstreamKind::Mock | UpstreamKind::Vertex => None,
     }
 }
@@ -129,6 +129,14 @@ async fn send(
         fastgate_proxy::headers::gateway_request_id(),
     );
     fastgate_proxy::forward::insert_credential(&mut headers, cred);
+    if let Some(source) = &cred.vertex {
+        // A Vertex credential's header is a placeholder: probe with a real token.
+        let token = tokio::time::timeout(probe.timeout, source.header())
+            .await
+            .map_err(|_| format!("no access token within {:?}", probe.timeout))?
+            .map_err(|e| e.to_string())?;
+        headers.insert(http::header::AUTHORIZATION, token);
+    }
     let method = Method::from_bytes(probe.method.as_bytes()).map_err(|e| e.to_string())?;
     let mut req = Request::new(Full::new(Bytes::new()));
     *req.method_mut() = method;
