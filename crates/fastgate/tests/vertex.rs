@@ -11,7 +11,7 @@ mod common;
 
 use common::{Backend, Harness};
 use fastgate_testkit::sse::parse_sse;
-use fastgate_testkit::{MockUpstream, RecordedRequest, vertex_service_account_json};
+use fastgate_testkit::{MockReply, MockUpstream, RecordedRequest, vertex_service_account_json};
 use serde_json::{Value, json};
 
 const EMAIL: &str = "gateway@test-project.iam.gserviceaccount.com";
@@ -402,4 +402,77 @@ async fn other_clients_and_endpoints_reach_vertex() {
     assert_eq!(seen.path, path);
     assert_minted_token(&seen);
     assert_eq!(token_calls(&h), 1, "one token for every request");
+}
+
+/// A disabled Vertex credential is probed with a minted token (a placeholder
+/// would be refused with 401), and the probe brings it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_carries_a_minted_token() {
+    let mock = MockUpstream::start().await;
+    let sa = vertex_service_account_json(EMAIL, &format!("{}/token", mock.url()));
+    let probe_path = format!("{PREFIX}/google/models/gemini-2.0-flash:countTokens");
+    let yaml = format!(
+        r#"
+upstreams:
+  - name: vx
+    kind: vertex
+    base_url: "{{MOCK}}"
+    project: test-project
+    location: us-central1
+    credentials: [ {{ name: sa1, key: '{sa}' }} ]
+    probe: {{ interval: 1s, timeout: 2s, path: "{probe_path}" }}
+models:
+  - name: flash
+    deployments: [ {{ upstream: vx, model: gemini-2.0-flash }} ]
+health: {{ counters_flush_interval: 100ms }}
+rules:
+  - name: refused
+    when: {{ status: 401 }}
+    actions: [ {{ disable: 1h }} ]
+"#
+    );
+    let h = Harness::start_with_mock(Backend::Sqlite, &yaml, mock).await;
+    let key = h.key().await;
+    let chat = || {
+        h.http
+            .post(h.url("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .json(&json!({ "model": "flash", "messages": [{ "role": "user", "content": "x" }] }))
+            .send()
+    };
+    assert_eq!(chat().await.unwrap().status(), 200);
+    h.mock.enqueue(MockReply::Status {
+        status: 401,
+        body: json!({"error": {"code": 401, "status": "UNAUTHENTICATED"}}).to_string(),
+        headers: Vec::new(),
+    });
+    assert_eq!(chat().await.unwrap().status(), 401);
+    let state = || async {
+        let list: Value = h
+            .admin_get("/admin/api/upstreams/vx/credentials")
+            .await
+            .json()
+            .await
+            .unwrap();
+        list["data"][0]["health"].clone()
+    };
+    assert_eq!(state().await["state"], "disabled");
+    let health = common::eventually(
+        std::time::Duration::from_secs(8),
+        "the probe brings sa1 back",
+        || async {
+            let health = state().await;
+            (health["state"] == "active").then_some(health)
+        },
+    )
+    .await;
+    assert_eq!(health["changed_by"], "probe", "{health}");
+    let probe = h
+        .mock
+        .requests()
+        .into_iter()
+        .rfind(|r| r.method == "GET" && r.path == probe_path)
+        .expect("a probe was sent");
+    assert_minted_token(&probe);
+    h.stop().await;
 }
