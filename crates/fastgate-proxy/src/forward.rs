@@ -362,8 +362,18 @@ pub async fn forward(
     loop {
         let mut headers = base_headers.clone();
         let using = choose_credential(ctx, up, &mut headers, &tried)?;
-        if up.kind == UpstreamKind::Vertex {
-            insert_vertex_token(ctx, up, &mut headers).await?;
+        if up.kind == UpstreamKind::Vertex
+            && let Err(e) = insert_vertex_token(ctx, up, &mut headers).await
+        {
+            // Nothing was sent: another credential of this upstream may have a token.
+            if let Some(using) = &using {
+                tried.push(using.index);
+                let cx = ctx.state.health().pick_context();
+                if up.credential_pool.any_usable(&cx, &tried) {
+                    continue;
+                }
+            }
+            return Err(e);
         }
         let mut req = Request::new(Full::new(plan.body.clone()));
         *req.method_mut() = plan.method.clone();

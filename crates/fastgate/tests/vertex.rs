@@ -26,6 +26,14 @@ upstreams:
     location: us-central1
     credentials: [ { name: sa1, key: '{SA}' } ]
     retries: 0
+  - name: vx-mixed
+    kind: vertex
+    base_url: "{MOCK}"
+    project: test-project
+    location: us-central1
+    strategy: round_robin
+    credentials: [ { name: sa-down, key: '{SA_DOWN}' }, { name: sa-up, key: '{SA}' } ]
+    retries: 0
   - name: vx-down
     kind: vertex
     base_url: "{MOCK}"
@@ -43,6 +51,8 @@ models:
   - name: down-then-flash
     deployments: [ { upstream: vx-down, model: gemini-2.0-flash } ]
     fallbacks: [ flash ]
+  - name: mixed
+    deployments: [ { upstream: vx-mixed, model: gemini-2.0-flash } ]
   - name: down-claude
     deployments: [ { upstream: vx-down, model: claude-haiku } ]
 llm:
@@ -293,6 +303,21 @@ async fn a_token_endpoint_that_is_down_is_a_clear_502_and_fails_over() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(model_calls(&h).len(), 1);
+
+    // A credential without a token gives way to one with a token (round robin
+    // starts each of these two requests on a different one).
+    for _ in 0..2 {
+        let resp = h
+            .http
+            .post(h.url("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .json(&json!({ "model": "mixed", "messages": [{ "role": "user", "content": "x" }] }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    assert_eq!(model_calls(&h).len(), 3);
 
     // An Anthropic client gets the error in Anthropic's shape.
     let resp = h
