@@ -77,7 +77,7 @@ pub fn needs_demand(ctx: &RequestContext, others: &[Option<&ScopeLimits>]) -> bo
 
 /// Before the body is read: refuse a request that cannot pass its key's or
 /// its route's request limits (counts nothing; [`admit`] decides later).
-pub fn precheck(ctx: &RequestContext, route: Option<&ScopeLimits>) -> Result<(), ProxyError> {
+pub fn precheck(ctx: &mut RequestContext, route: Option<&ScopeLimits>) -> Result<(), ProxyError> {
     let key = ctx.key.as_deref();
     let key_limited = key.is_some_and(|k| {
         !Limits::from(&k.limits).is_unlimited()
@@ -88,18 +88,19 @@ pub fn precheck(ctx: &RequestContext, route: Option<&ScopeLimits>) -> Result<(),
     if !key_limited && route.is_none() {
         return Ok(());
     }
-    let limiter = ctx.state.limiter();
+    let limiter = Arc::clone(ctx.state.limiter());
     let mut scopes = Vec::with_capacity(2);
     let mut quota = None;
     if let Some(k) = key {
-        let id: Arc<str> = Arc::from(k.id.as_str());
-        let check = limiter.quota_check(&id, &k.quota);
-        quota = (!check.is_unlimited()).then_some(check);
+        let check = key_quota_check(&limiter, k);
+        quota = (!check.is_unlimited()).then(|| check.clone());
         scopes.push(Scope {
             kind: ScopeKind::Key,
-            id,
+            id: Arc::clone(&check.key_id),
             limits: Limits::from(&k.limits),
         });
+        // Computed once: the admission after the body reuses it.
+        ctx.quota_check = Some(check);
     }
     scopes.extend(route.map(|r| scope(ScopeKind::Route, r)));
     limiter.precheck(&scopes, quota.as_ref()).map_err(|refusal| {
@@ -130,8 +131,11 @@ pub async fn admit(
         .await;
     };
     let limiter = Arc::clone(ctx.state.limiter());
-    let key_id: Arc<str> = Arc::from(key.id.as_str());
-    let count_as = limiter.quota_check(&key_id, &key.quota);
+    let count_as = match ctx.quota_check.take() {
+        Some(check) => check,
+        None => key_quota_check(&limiter, &key),
+    };
+    let key_id = Arc::clone(&count_as.key_id);
     let mut scopes = Vec::with_capacity(3);
     let key_limits = Limits::from(&key.limits);
     if !key_limits.is_unlimited() {
@@ -145,6 +149,14 @@ pub async fn admit(
     scopes.extend(model.map(|m| scope(ScopeKind::Model, m)));
     let quota = (!count_as.is_unlimited()).then(|| count_as.clone());
     admit_request(ctx, scopes, quota, Some(count_as), demand).await
+}
+
+/// The key's quota period now (the request counts in the period it arrived in).
+fn key_quota_check(
+    limiter: &fastgate_limits::Limiter,
+    key: &fastgate_auth::ApiKeyRecord,
+) -> fastgate_limits::QuotaCheck {
+    limiter.quota_check(&Arc::from(key.id.as_str()), &key.quota)
 }
 
 fn scope(kind: ScopeKind, s: &ScopeLimits) -> Scope {

@@ -76,6 +76,9 @@ pub struct RequestContext {
     /// Concurrency slots and the worst-case tokens and cost held for this
     /// request; settled with the real usage when it finishes.
     pub reservation: Option<fastgate_limits::Reservation>,
+    /// The key's quota period, computed by the check before the body and
+    /// reused by the admission after it.
+    pub quota_check: Option<fastgate_limits::QuotaCheck>,
     /// The request body's share of the in-flight body budget, given back once
     /// the upstream has the request.
     pub body_permit: Option<crate::request_body::BodyPermit>,
@@ -140,6 +143,7 @@ impl RequestContext {
             upstream_wait: Duration::ZERO,
             windows: (None, None),
             reservation: None,
+            quota_check: None,
             body_permit: None,
             conn_abort: None,
             _in_flight: InFlightGuard::new(),
