@@ -245,6 +245,30 @@ pub enum UpstreamKind {
     Mock,
 }
 
+/// How Responses API requests reach an upstream (see `UpstreamConfig::responses_api`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponsesApi {
+    /// Passed through to the upstream's own `/v1/responses` (stateful features included).
+    Native,
+    /// Translated to Chat Completions (stateless: `previous_response_id` and
+    /// `store: true` are refused with a 400).
+    Chat,
+}
+
+impl UpstreamConfig {
+    /// The effective `responses_api`: as set, else `native` for `openai` upstreams and
+    /// `chat` for the rest.
+    pub fn effective_responses_api(&self) -> ResponsesApi {
+        self.responses_api
+            .unwrap_or(if self.kind == UpstreamKind::Openai {
+                ResponsesApi::Native
+            } else {
+                ResponsesApi::Chat
+            })
+    }
+}
+
 impl UpstreamKind {
     /// Kinds that can serve model deployments.
     pub fn is_llm(self) -> bool {
@@ -265,6 +289,14 @@ pub struct UpstreamConfig {
     /// required for that kind, refused on the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
+    /// How a Responses API client (`POST /v1/responses`) is served by this
+    /// upstream: `native` passes the request through to the upstream's own
+    /// `/v1/responses` (the default for `openai`, the only kind that may say so);
+    /// `chat` translates it to Chat Completions (the default, and the only
+    /// choice, for every other kind; set it on `openai` upstreams that are
+    /// OpenAI-compatible servers without a Responses API: DeepSeek, vLLM, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responses_api: Option<ResponsesApi>,
     /// The Google Cloud project of a `vertex` upstream; required for that kind,
     /// refused on the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -123,22 +123,24 @@ impl Kind {
 /// (kind, message) read from an upstream error body of any protocol.
 pub(crate) fn parse(upstream: Protocol, status: u16, body: &[u8]) -> (Kind, String) {
     let parsed = match upstream {
-        Protocol::OpenAi => serde_json::from_slice::<oa::ErrorBody>(body).ok().map(|b| {
-            let name = b.error.kind.unwrap_or_default();
-            let code = b.error.code.as_ref().and_then(|c| c.as_str()).unwrap_or("");
-            if code == "content_filter" {
-                return (
-                    Kind::InvalidRequest,
-                    content_filter_message(&b.error.message, body),
-                );
-            }
-            let kind = match Kind::from_name(&name, status) {
-                Kind::InvalidRequest if code == "invalid_api_key" => Kind::Authentication,
-                Kind::InvalidRequest if code == "model_not_found" => Kind::NotFound,
-                k => k,
-            };
-            (kind, b.error.message)
-        }),
+        Protocol::OpenAi | Protocol::Responses => {
+            serde_json::from_slice::<oa::ErrorBody>(body).ok().map(|b| {
+                let name = b.error.kind.unwrap_or_default();
+                let code = b.error.code.as_ref().and_then(|c| c.as_str()).unwrap_or("");
+                if code == "content_filter" {
+                    return (
+                        Kind::InvalidRequest,
+                        content_filter_message(&b.error.message, body),
+                    );
+                }
+                let kind = match Kind::from_name(&name, status) {
+                    Kind::InvalidRequest if code == "invalid_api_key" => Kind::Authentication,
+                    Kind::InvalidRequest if code == "model_not_found" => Kind::NotFound,
+                    k => k,
+                };
+                (kind, b.error.message)
+            })
+        }
         Protocol::Anthropic => serde_json::from_slice::<an::ErrorBody>(body)
             .ok()
             .map(|b| (Kind::from_name(&b.error.kind, status), b.error.message)),
@@ -201,7 +203,7 @@ fn raw_message(status: u16, body: &[u8]) -> String {
 /// Error JSON in `client`'s shape.
 pub(crate) fn body(client: Protocol, kind: Kind, message: &str) -> serde_json::Value {
     match client {
-        Protocol::OpenAi => {
+        Protocol::OpenAi | Protocol::Responses => {
             let (t, code) = kind.openai();
             json!({"error": {"message": message, "type": t, "param": null, "code": code}})
         }
@@ -231,7 +233,9 @@ pub fn translate_error(
 
 fn is_error_body(p: Protocol, b: &[u8]) -> bool {
     match p {
-        Protocol::OpenAi => serde_json::from_slice::<oa::ErrorBody>(b).is_ok(),
+        Protocol::OpenAi | Protocol::Responses => {
+            serde_json::from_slice::<oa::ErrorBody>(b).is_ok()
+        }
         Protocol::Anthropic => serde_json::from_slice::<an::ErrorBody>(b).is_ok(),
         Protocol::Gemini => serde_json::from_slice::<gm::ErrorBody>(b).is_ok(),
     }
@@ -239,9 +243,29 @@ fn is_error_body(p: Protocol, b: &[u8]) -> bool {
 
 /// A terminal mid-stream error event in `client`'s protocol (never followed by `[DONE]`).
 pub(crate) fn stream_event(client: Protocol, kind: Kind, message: &str) -> Bytes {
+    if client == Protocol::Responses {
+        return responses_error_event(kind, message, 0);
+    }
     let data = body(client, kind, message).to_string();
     match client {
         Protocol::Anthropic => crate::sse::encode(Some("error"), &data),
-        Protocol::OpenAi | Protocol::Gemini => crate::sse::encode(None, &data),
+        Protocol::OpenAi | Protocol::Gemini | Protocol::Responses => {
+            crate::sse::encode(None, &data)
+        }
     }
+}
+
+/// The Responses API's terminal `error` event: `{"type":"error","code","message","param",
+/// "sequence_number"}` (the stream's next sequence number; 0 when nothing was sent).
+pub(crate) fn responses_error_event(kind: Kind, message: &str, sequence_number: u64) -> Bytes {
+    let (_, code) = kind.openai();
+    let data = json!({
+        "type": "error",
+        "code": code.unwrap_or(kind.openai().0),
+        "message": message,
+        "param": null,
+        "sequence_number": sequence_number,
+    })
+    .to_string();
+    crate::sse::encode(Some("error"), &data)
 }

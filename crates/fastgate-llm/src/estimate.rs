@@ -138,6 +138,11 @@ pub fn estimate_request_object(protocol: Protocol, v: &serde_json::Map<String, V
             }
             acc.json_of(v.get("tools"));
         }
+        Protocol::Responses => {
+            acc.walk(v.get("instructions"));
+            acc.walk(v.get("input"));
+            acc.json_of(v.get("tools"));
+        }
         Protocol::Gemini => {
             acc.walk(v.get("systemInstruction").or(v.get("system_instruction")));
             for c in field("contents") {

@@ -165,6 +165,11 @@ pub enum Protocol {
     Anthropic,
     /// Google Gemini generateContent.
     Gemini,
+    /// OpenAI Responses API (`POST /v1/responses`). A client protocol, served by every
+    /// upstream through the Chat Completions representation ([`convert::responses_chat`]);
+    /// as an upstream protocol only for OpenAI upstreams that serve `/v1/responses`
+    /// themselves (the body then passes through, `model` rewritten).
+    Responses,
 }
 
 /// Options for translating a client request to an upstream protocol.
@@ -252,6 +257,7 @@ pub fn translate_request_value(
             })
         }
         (Gemini, _) => translate_gemini_request(to, body, false, opts),
+        (Responses, _) => translate_responses_request(to, body, opts),
         _ => Err(unsupported(from, to)),
     }
 }
@@ -291,6 +297,53 @@ pub fn translate_gemini_request(
         path: "/v1/messages".into(),
         client_wants_usage: true,
     })
+}
+
+/// A Responses API client's request for an upstream of protocol `to` (not `Responses`:
+/// that is the same-protocol passthrough). The request becomes a Chat Completions request
+/// ([`convert::responses_chat::request`]), then for Anthropic and Gemini upstreams goes
+/// through the OpenAI → Anthropic / OpenAI → Gemini converters. Stateful requests
+/// (`previous_response_id`, `store: true`) are refused with `LlmError::InvalidRequest`.
+fn translate_responses_request(
+    to: Protocol,
+    body: serde_json::Value,
+    opts: &RequestOptions,
+) -> Result<TranslatedRequest, LlmError> {
+    let mut chat = convert::responses_chat::request(body, opts)?;
+    let stream = chat.stream.unwrap_or(false);
+    if stream {
+        // The Responses stream ends with the usage (`response.completed`): ask for it.
+        chat.stream_options = Some(wire::openai::StreamOptions {
+            include_usage: Some(true),
+        });
+    }
+    match to {
+        Protocol::OpenAi => Ok(TranslatedRequest {
+            body: to_vec(&chat)?,
+            stream,
+            path: "/v1/chat/completions".into(),
+            client_wants_usage: true,
+        }),
+        Protocol::Anthropic => {
+            let out = convert::openai_anthropic::request(chat, opts)?;
+            Ok(TranslatedRequest {
+                stream: out.stream.unwrap_or(false),
+                body: to_vec(&out)?,
+                path: "/v1/messages".into(),
+                client_wants_usage: true,
+            })
+        }
+        Protocol::Gemini => {
+            let out = convert::openai_gemini::request(chat)?;
+            Ok(TranslatedRequest {
+                body: to_vec(&out)?,
+                stream,
+                path: gemini_path(opts.upstream_model, stream),
+                client_wants_usage: true,
+            })
+        }
+        Protocol::Responses => Err(unsupported(Protocol::Responses, to)),
+    }
 }
 
 fn from_value<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, LlmError> {
@@ -355,6 +408,21 @@ pub fn translate_response(
             let (chat, u) = convert::openai_anthropic::response(from_slice(body)?, client_model);
             let out = convert::gemini_openai::response(chat, Some(u), client_model);
             Ok((to_vec(&out)?, Some(u)))
+        }
+        (OpenAi, Responses) => {
+            let chat: wire::openai::ChatCompletion = from_slice(body)?;
+            let out = convert::responses_chat::response(chat, usage, client_model);
+            Ok((to_vec(&out)?, usage))
+        }
+        (Anthropic, Responses) => {
+            let (chat, u) = convert::openai_anthropic::response(from_slice(body)?, client_model);
+            let out = convert::responses_chat::response(chat, Some(u), client_model);
+            Ok((to_vec(&out)?, Some(u)))
+        }
+        (Gemini, Responses) => {
+            let (chat, u) = convert::openai_gemini::response(from_slice(body)?, client_model);
+            let out = convert::responses_chat::response(chat, u, client_model);
+            Ok((to_vec(&out)?, u))
         }
         (u, c) => Err(unsupported(c, u)),
     }

@@ -10,7 +10,7 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 /// OpenAI `authorization: Bearer KEY`, Anthropic `x-api-key: KEY`, Gemini `x-goog-api-key: KEY`.
 pub fn auth_header(protocol: Protocol, key: &str) -> (&'static str, String) {
     match protocol {
-        Protocol::OpenAi => ("authorization", format!("Bearer {key}")),
+        Protocol::OpenAi | Protocol::Responses => ("authorization", format!("Bearer {key}")),
         Protocol::Anthropic => ("x-api-key", key.to_owned()),
         Protocol::Gemini => ("x-goog-api-key", key.to_owned()),
     }
@@ -21,7 +21,7 @@ pub fn auth_header(protocol: Protocol, key: &str) -> (&'static str, String) {
 pub fn required_headers(protocol: Protocol) -> &'static [(&'static str, &'static str)] {
     match protocol {
         Protocol::Anthropic => &[("anthropic-version", ANTHROPIC_VERSION)],
-        Protocol::OpenAi | Protocol::Gemini => &[],
+        Protocol::OpenAi | Protocol::Gemini | Protocol::Responses => &[],
     }
 }
 
@@ -29,7 +29,9 @@ pub fn required_headers(protocol: Protocol) -> &'static [(&'static str, &'static
 /// different protocol (they mean nothing there or would leak the client's credential).
 pub fn client_only_headers(client: Protocol) -> &'static [&'static str] {
     match client {
-        Protocol::OpenAi => &["authorization", "openai-organization", "openai-project"],
+        Protocol::OpenAi | Protocol::Responses => {
+            &["authorization", "openai-organization", "openai-project"]
+        }
         Protocol::Anthropic => &["x-api-key", "anthropic-version", "anthropic-beta"],
         Protocol::Gemini => &["x-goog-api-key"],
     }

@@ -134,6 +134,8 @@ pub fn usage_from_response(protocol: Protocol, body: &[u8]) -> Option<Usage> {
             let r: R = serde_json::from_slice(body).ok()?;
             r.usage.as_ref().map(Usage::from_anthropic)
         }
+        // Filled in with the Responses converter: `usage.input_tokens` / `output_tokens`.
+        Protocol::Responses => None,
         Protocol::Gemini => {
             #[derive(Deserialize)]
             #[serde(rename_all = "camelCase")]

@@ -109,6 +109,9 @@ pub struct UpstreamRuntime {
     /// `vertex`: `/v1/projects/{project}/locations/{location}/publishers/`, the
     /// start of every model path (`llm::vertex`).
     pub vertex_prefix: Option<Arc<str>>,
+    /// Serves `/v1/responses` itself (`responses_api: native`): Responses requests pass
+    /// through; otherwise they are translated to Chat Completions.
+    pub native_responses: bool,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// One per configured credential, in order; `credential_pool` picks among them.
     pub credentials: Vec<CredentialRuntime>,
@@ -255,6 +258,7 @@ fn build_upstream(
         base_path,
         api_version: azure_api_version(&path, u)?,
         vertex_prefix: vertex_prefix(&path, u)?,
+        native_responses: u.effective_responses_api() == fastgate_config::ResponsesApi::Native,
         headers: header_pairs(&format!("{path}.headers"), &u.headers)?,
         credentials,
         credential_pool: fastgate_upstream::Pool::with_health(u.strategy.into(), members),

@@ -22,6 +22,7 @@ pub(super) fn check(upstreams: &[UpstreamConfig], r: &mut Report) {
             base_url(&format!("{path}.base_url"), &up.base_url, r);
         }
         azure(&path, up, r);
+        responses_api(&path, up, r);
         vertex(&path, up, r);
         if let Some(t) = &up.timeout {
             super::routes::timeouts(&format!("{path}.timeout"), t, r);
@@ -87,6 +88,24 @@ fn base_url(path: &str, value: &str, r: &mut Report) {
 /// `api_version` belongs to `azure` upstreams, which need it (Azure answers 404
 /// without one); their `base_url` is the resource, to which FastGate adds
 /// `/openai/deployments/{deployment}/…`.
+/// Only `openai` upstreams can serve the Responses API natively: the other kinds'
+/// own APIs have no `/v1/responses` (Azure's has one, but at another path and with
+/// its own versioning, which FastGate does not speak; it is served by translation).
+fn responses_api(path: &str, up: &UpstreamConfig, r: &mut Report) {
+    if up.responses_api == Some(crate::model::ResponsesApi::Native)
+        && up.kind != UpstreamKind::Openai
+    {
+        r.err(
+            format!("{path}.responses_api"),
+            format!(
+                "only upstreams of kind openai serve the Responses API natively (this one is {}): \
+                 leave it unset or say `chat`",
+                kind_name(up.kind)
+            ),
+        );
+    }
+}
+
 fn azure(path: &str, up: &UpstreamConfig, r: &mut Report) {
     let field = format!("{path}.api_version");
     match (&up.api_version, up.kind) {

@@ -5,6 +5,7 @@ pub(crate) mod anthropic_openai;
 pub(crate) mod gemini_openai;
 pub(crate) mod openai_anthropic;
 pub(crate) mod openai_gemini;
+pub(crate) mod responses_chat;
 pub(crate) mod same;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -35,6 +35,13 @@ pub(crate) fn request(
             }
             "/v1/chat/completions".to_owned()
         }
+        Protocol::Responses => {
+            v.insert(
+                "model".into(),
+                Value::String(opts.upstream_model.to_owned()),
+            );
+            "/v1/responses".to_owned()
+        }
         Protocol::Anthropic => {
             v.insert(
                 "model".into(),

@@ -110,6 +110,7 @@ impl Merger {
             Protocol::OpenAi => self.openai(),
             Protocol::Anthropic => self.anthropic(),
             Protocol::Gemini => self.gemini(),
+            Protocol::Responses => self.responses(),
         };
         if let Value::Object(o) = &mut v {
             if self.truncated {
@@ -191,6 +192,12 @@ impl Merger {
             "stop_sequence": seq,
             "usage": self.usage.map(|u| u.to_anthropic()),
         })
+    }
+
+    /// The merged answer as a Responses API `response` object.
+    fn responses(&self) -> Value {
+        // Filled in with the Responses stream encoder.
+        serde_json::json!({"object": "response", "model": self.model, "output": []})
     }
 
     fn gemini(&self) -> Value {

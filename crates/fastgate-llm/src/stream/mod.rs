@@ -10,9 +10,11 @@
 mod decode_anthropic;
 mod decode_gemini;
 mod decode_openai;
+mod decode_responses;
 mod encode_anthropic;
 mod encode_gemini;
 mod encode_openai;
+mod encode_responses;
 pub(crate) mod merge;
 mod passthrough;
 mod translate;
@@ -105,6 +107,7 @@ pub(crate) fn decoder(p: Protocol) -> Box<dyn Decode> {
         Protocol::OpenAi => Box::new(decode_openai::OpenAiDecoder::default()),
         Protocol::Anthropic => Box::new(decode_anthropic::AnthropicDecoder::default()),
         Protocol::Gemini => Box::new(decode_gemini::GeminiDecoder::default()),
+        Protocol::Responses => Box::new(decode_responses::ResponsesDecoder::default()),
     }
 }
 
@@ -125,6 +128,9 @@ pub fn stream_processor(
             &opts.client_model,
             !opts.strip_usage_chunk,
         )),
+        Protocol::Responses => {
+            Box::new(encode_responses::ResponsesEncoder::new(&opts.client_model))
+        }
         Protocol::Anthropic if upstream == Protocol::OpenAi => {
             Box::new(encode_anthropic::AnthropicEncoder::new(&opts.client_model))
         }

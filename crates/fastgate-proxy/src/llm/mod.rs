@@ -91,6 +91,7 @@ impl Endpoint {
             | Self::GeminiCountTokens
             | Self::GeminiModels
             | Self::GeminiModel => Protocol::Gemini,
+            Self::Responses => Protocol::Responses,
             _ => Protocol::OpenAi,
         }
     }
@@ -142,7 +143,8 @@ pub(crate) async fn handle(
         ctx.protocol = match endpoint.client_protocol() {
             Protocol::Anthropic => ClientProtocol::Anthropic,
             Protocol::Gemini => ClientProtocol::Gemini,
-            Protocol::OpenAi => ClientProtocol::OpenAi,
+            // Responses API errors are OpenAI-shaped.
+            Protocol::OpenAi | Protocol::Responses => ClientProtocol::OpenAi,
         };
     }
     ctx.audit = snapshot.llm_audit;
@@ -272,7 +274,7 @@ async fn dispatch(
         } else {
             request.clone().unwrap_or_default()
         };
-        let upstream_protocol = dep.protocol();
+        let upstream_protocol = dep.protocol_for(endpoint);
         let req = match build_request(
             endpoint,
             upstream_protocol,
@@ -291,7 +293,7 @@ async fn dispatch(
             Err(e) => return Err(e),
         };
         ctx.upstream = Some(Arc::clone(&dep.upstream.name));
-        let result = send(ctx, parts, dep, &req, client_protocol).await;
+        let result = send(ctx, parts, dep, &req, client_protocol, upstream_protocol).await;
         match result {
             Ok(resp) if !is_last && failover_status(resp.status()) => {
                 last_err = Some(ProxyError::UpstreamStatus {
@@ -373,6 +375,17 @@ fn build_request(
                 .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
             (t.body, t.path, true, upstream == Protocol::OpenAi && stream)
         }
+        Endpoint::Responses => {
+            // Native passthrough (`Responses`) or a translation through Chat Completions.
+            let opts = RequestOptions {
+                upstream_model: &dep.model,
+                default_max_tokens,
+                force_openai_stream_usage: true,
+            };
+            let t = translate_request_value(Protocol::Responses, upstream, body, &opts)
+                .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+            (t.body, t.path, true, false)
+        }
         Endpoint::GeminiCountTokens if upstream != Protocol::Gemini => {
             // Only reached for a fallback: the first deployment decides local estimates.
             return Err(ProxyError::BadRequest(
@@ -443,6 +456,7 @@ async fn send(
     dep: &DeploymentRuntime,
     req: &UpstreamRequest,
     client_protocol: Protocol,
+    upstream_protocol: Protocol,
 ) -> Result<http::Response<UpstreamBody>, ProxyError> {
     if dep.upstream.kind == UpstreamKind::Mock {
         ctx.target_url = Some(format!("mock://{}{}", dep.upstream.name, req.path));
@@ -451,7 +465,7 @@ async fn send(
     let mut headers = headers::upstream_headers(&parts.headers, &dep.remove_headers);
     // The gateway reads LLM bodies (usage, translation): ask for them uncompressed.
     headers.remove(header::ACCEPT_ENCODING);
-    if client_protocol != dep.protocol() {
+    if client_protocol != upstream_protocol {
         for name in fastgate_llm::upstream::client_only_headers(client_protocol) {
             headers.remove(*name);
         }

@@ -39,6 +39,16 @@ impl DeploymentRuntime {
         }
         protocol_of(self.upstream.kind)
     }
+
+    /// The protocol a request to `endpoint` is sent in: a Responses API request goes
+    /// to an upstream that serves it natively as is (`Protocol::Responses`), to any other
+    /// in the deployment's own protocol (translated through Chat Completions).
+    pub fn protocol_for(&self, endpoint: super::Endpoint) -> Protocol {
+        if endpoint == super::Endpoint::Responses && self.upstream.native_responses {
+            return Protocol::Responses;
+        }
+        self.protocol()
+    }
 }
 
 impl DeploymentRuntime {

@@ -205,14 +205,16 @@ async fn relay_whole(ctx: RequestContext, sent: Sent) -> Response {
         );
     }
     let translated = match sent.endpoint {
-        Endpoint::Chat | Endpoint::Messages | Endpoint::GeminiGenerate | Endpoint::GeminiStream => {
-            translate_response(
-                sent.upstream_protocol,
-                sent.client_protocol,
-                &bytes,
-                &sent.client_model,
-            )
-        }
+        Endpoint::Chat
+        | Endpoint::Messages
+        | Endpoint::Responses
+        | Endpoint::GeminiGenerate
+        | Endpoint::GeminiStream => translate_response(
+            sent.upstream_protocol,
+            sent.client_protocol,
+            &bytes,
+            &sent.client_model,
+        ),
         _ => Ok((
             bytes.to_vec(),
             usage_from_response(sent.upstream_protocol, &bytes),

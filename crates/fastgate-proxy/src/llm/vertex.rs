@@ -70,7 +70,7 @@ pub fn adapt(
             let body = serde_json::to_vec(&obj).map_err(|e| ProxyError::Internal(e.to_string()))?;
             Ok((body, path))
         }
-        Protocol::OpenAi => Err(unsupported(path)),
+        Protocol::OpenAi | Protocol::Responses => Err(unsupported(path)),
     }
 }
 

@@ -59,6 +59,7 @@ fn add_demo_model(cfg: &mut fastgate_config::Config) {
             kind: UpstreamKind::Mock,
             base_url: String::new(),
             api_version: None,
+            responses_api: None,
             project: None,
             location: None,
             auth_header: None,
