@@ -251,6 +251,19 @@ pub fn translate_request_value(
                 client_wants_usage: wants,
             })
         }
+        (Anthropic, Gemini) => {
+            // Composed through the OpenAI representation, like Gemini clients.
+            let req: wire::anthropic::MessagesRequest = from_value(body)?;
+            let stream = req.stream.unwrap_or(false);
+            let chat = convert::anthropic_openai::request_for(req, opts, Gemini)?;
+            let out = convert::openai_gemini::request(chat)?;
+            Ok(TranslatedRequest {
+                body: to_vec(&out)?,
+                stream,
+                path: gemini_path(opts.upstream_model, stream),
+                client_wants_usage: false,
+            })
+        }
         (Gemini, _) => translate_gemini_request(to, body, false, opts),
         _ => Err(unsupported(from, to)),
     }
@@ -275,7 +288,7 @@ pub fn translate_gemini_request(
         });
     }
     let req: wire::gemini::GenerateRequest = from_value(body)?;
-    let chat = convert::gemini_openai::request(req, opts.upstream_model, stream)?;
+    let chat = convert::gemini_openai::request_for(req, opts.upstream_model, stream, to)?;
     if to == Protocol::OpenAi {
         return Ok(TranslatedRequest {
             body: to_vec(&chat)?,
@@ -350,6 +363,11 @@ pub fn translate_response(
             let chat: wire::openai::ChatCompletion = from_slice(body)?;
             let out = convert::gemini_openai::response(chat, usage, client_model);
             Ok((to_vec(&out)?, usage))
+        }
+        (Gemini, Anthropic) => {
+            let (chat, u) = convert::openai_gemini::response(from_slice(body)?, client_model);
+            let (out, _) = convert::anthropic_openai::response(chat, client_model);
+            Ok((to_vec(&out)?, u))
         }
         (Anthropic, Gemini) => {
             let (chat, u) = convert::openai_anthropic::response(from_slice(body)?, client_model);

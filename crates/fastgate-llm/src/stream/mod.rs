@@ -125,7 +125,7 @@ pub fn stream_processor(
             &opts.client_model,
             !opts.strip_usage_chunk,
         )),
-        Protocol::Anthropic if upstream == Protocol::OpenAi => {
+        Protocol::Anthropic if matches!(upstream, Protocol::OpenAi | Protocol::Gemini) => {
             Box::new(encode_anthropic::AnthropicEncoder::new(&opts.client_model))
         }
         _ => {
