@@ -295,7 +295,7 @@ fn stream_cut_before_finish_ends_with_an_error_event() {
         Protocol::Gemini,
         Protocol::Anthropic,
         opts("c"),
-        text[..end].as_bytes(),
+        &text.as_bytes()[..end],
     );
     let (names, data) = anthropic_events(&out);
     assert_eq!(names.last().unwrap(), "error");
