@@ -312,6 +312,18 @@ fn gemini_video_refused_by_openai_and_anthropic() {
         );
         assert!(msg.contains("no video input"), "{msg}");
     }
+    // A YouTube link without a mimeType is a video too.
+    let youtube = json!({"contents": [{"parts": [
+        {"fileData": {"fileUri": "https://www.youtube.com/watch?v=9hE5-98ZeCg"}},
+        {"text": "Summarise the video."}
+    ]}]});
+    refused(
+        Protocol::Gemini,
+        Protocol::OpenAi,
+        &youtube,
+        "contents[0].parts[0]",
+        "fileData (video/mp4) cannot be carried to an OpenAI upstream (it has no video input)",
+    );
     // Without the inline video, the Files API video is refused next, by its own index.
     let mut body = body;
     body["contents"][2]["parts"]

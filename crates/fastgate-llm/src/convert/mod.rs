@@ -100,9 +100,16 @@ pub(crate) fn data_url(media_type: &str, data: &str) -> String {
 }
 
 /// Media type guessed from a URL's extension (for Gemini `fileData`, which wants one), or
-/// None when the extension says nothing.
+/// None when the extension says nothing. YouTube links (which Gemini reads as video) are
+/// video.
 pub(crate) fn guess_media_type(url: &str) -> Option<&'static str> {
     let path = url.split(['?', '#']).next().unwrap_or(url);
+    let host = path.split("://").nth(1).and_then(|r| r.split('/').next());
+    if let Some(host) = host.map(str::to_ascii_lowercase)
+        && (host == "youtu.be" || host == "youtube.com" || host.ends_with(".youtube.com"))
+    {
+        return Some("video/mp4");
+    }
     let name = path.rsplit('/').next().unwrap_or(path);
     let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
     Some(match ext.as_str() {
@@ -194,6 +201,10 @@ mod tests {
         );
         assert_eq!(guess_media_type("gs://bucket/clip.MP4"), Some("video/mp4"));
         assert_eq!(guess_media_type("https://x.example/img"), None);
+        assert_eq!(
+            guess_media_type("https://www.youtube.com/watch?v=9hE5-98ZeCg"),
+            Some("video/mp4")
+        );
     }
 
     #[test]
