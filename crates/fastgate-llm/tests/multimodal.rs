@@ -397,3 +397,30 @@ fn estimates_count_media_by_size_not_as_base64_text() {
     let n = estimate_request_value(Protocol::Anthropic, &anthropic);
     assert!((9_375..=9_400).contains(&n), "{n}");
 }
+
+#[test]
+fn gemini_snake_case_fields_are_read() {
+    let body = json!({
+        "system_instruction": {"parts": [{"text": "terse"}]},
+        "contents": [{"role": "user", "parts": [
+            {"text": "weather?"},
+            {"file_data": {"mime_type": "image/png", "file_uri": "https://example.com/sky.png"}}
+        ]}],
+        "tools": [{"function_declarations": [{"name": "get", "parameters": {"type": "OBJECT"}}]}],
+        "tool_config": {"function_calling_config": {"mode": "ANY", "allowed_function_names": ["get"]}},
+        "generation_config": {"max_output_tokens": 9, "top_p": 0.5, "stop_sequences": ["X"]}
+    });
+    let v = ok(Protocol::Gemini, Protocol::OpenAi, &body);
+    assert_eq!(v["messages"][0]["content"], "terse");
+    assert_eq!(
+        v["messages"][1]["content"][1]["image_url"]["url"],
+        "https://example.com/sky.png"
+    );
+    assert_eq!(v["tools"][0]["function"]["name"], "get");
+    assert_eq!(v["tool_choice"]["function"]["name"], "get");
+    assert_eq!(
+        (v["max_tokens"].clone(), v["top_p"].clone()),
+        (json!(9), json!(0.5))
+    );
+    assert_eq!(v["stop"], json!(["X"]));
+}

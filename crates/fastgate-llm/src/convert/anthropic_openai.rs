@@ -1,7 +1,7 @@
 //! Anthropic client -> OpenAI upstream: the request Anthropic -> OpenAI, the response
 //! OpenAI -> Anthropic.
 
-use super::media::{TO_OPENAI, base64_text, openai_lacks, refuse};
+use super::media::{TO_GEMINI, TO_OPENAI, base64_text, openai_lacks, refuse};
 use super::{Finish, arguments_to_object, data_url, empty_schema, object_to_arguments};
 use crate::wire::anthropic::{self as an, ContentBlock};
 use crate::wire::openai::{self as oa, ContentPart, MessageContent};
@@ -161,7 +161,7 @@ fn tool_result_text(content: Option<an::ToolResultContent>) -> String {
 fn target_name(target: Protocol) -> &'static str {
     match target {
         Protocol::OpenAi => TO_OPENAI,
-        _ => "a Gemini",
+        _ => TO_GEMINI,
     }
 }
 

@@ -27,6 +27,7 @@ pub(crate) fn refuse(path: &str, what: &str, target: &str, why: &str) -> LlmErro
 /// Target names used in refusals.
 pub(crate) const TO_OPENAI: &str = "an OpenAI";
 pub(crate) const TO_ANTHROPIC: &str = "an Anthropic";
+pub(crate) const TO_GEMINI: &str = "a Gemini";
 
 /// Why a media type has no equivalent at an OpenAI Chat Completions upstream, if it has none.
 pub(crate) fn openai_lacks(mime: &str) -> Option<&'static str> {

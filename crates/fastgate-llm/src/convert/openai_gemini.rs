@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::media::{PDF, audio_mime, refuse};
+use super::media::{PDF, TO_GEMINI, audio_mime, refuse};
 use super::{Finish, arguments_to_object, guess_media_type, object_to_arguments, parse_data_url};
 use crate::wire::gemini as gm;
 use crate::wire::openai::{self as oa, ContentPart, MessageContent};
@@ -196,7 +196,7 @@ fn user_parts(content: Option<MessageContent>, i: usize) -> Result<Vec<gm::Part>
                     return Err(refuse(
                         &format!("messages[{i}].content[{j}]"),
                         "file (file_id)",
-                        "a Gemini",
+                        TO_GEMINI,
                         "OpenAI file ids are readable only by OpenAI",
                     ));
                 }
