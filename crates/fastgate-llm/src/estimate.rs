@@ -11,7 +11,12 @@
 //!
 //! Request estimates add 3 tokens per message and 3 for the reply priming (OpenAI's published
 //! rule of thumb), count tool definitions as their JSON text and each image as
-//! [`IMAGE_TOKENS`].
+//! [`IMAGE_TOKENS`]. Other media are counted from the size of their base64 payload (never
+//! as text, never decoded): audio one token per [`AUDIO_BYTES_PER_TOKEN`] bytes (about 32
+//! tokens a second of 16 kHz 16-bit WAV, Gemini's rate), video one per
+//! [`VIDEO_BYTES_PER_TOKEN`], text/* documents one per 4 bytes, PDFs and other documents one
+//! per [`DOCUMENT_BYTES_PER_TOKEN`]; media given by reference (URL, file id), whose size is
+//! unknown, as [`REFERENCE_TOKENS`] (images as [`IMAGE_TOKENS`]).
 
 use serde_json::Value;
 
@@ -19,6 +24,14 @@ use crate::Protocol;
 
 /// Tokens counted for one image part.
 pub const IMAGE_TOKENS: u64 = 768;
+/// Decoded audio bytes per estimated token.
+pub const AUDIO_BYTES_PER_TOKEN: u64 = 1000;
+/// Decoded video bytes per estimated token.
+pub const VIDEO_BYTES_PER_TOKEN: u64 = 4000;
+/// Decoded PDF / other document bytes per estimated token.
+pub const DOCUMENT_BYTES_PER_TOKEN: u64 = 32;
+/// Tokens counted for a non-image media part given by reference (size unknown).
+pub const REFERENCE_TOKENS: u64 = 1024;
 /// Longest text (bytes) tokenized exactly; beyond it the rest is counted by the heuristic,
 /// so one estimate never costs more than a few milliseconds.
 pub const EXACT_LIMIT: usize = 256 * 1024;
@@ -164,14 +177,43 @@ pub fn anthropic_count_tokens(body: &[u8]) -> Value {
 #[derive(Default)]
 struct Acc {
     text: String,
-    images: u64,
+    /// Tokens of media parts (images, audio, video, documents).
+    media: u64,
     messages: u64,
+}
+
+/// Estimated tokens of an inline media payload of type `mime` (`b64_len` base64 bytes).
+fn media_tokens(mime: &str, b64_len: usize) -> u64 {
+    let bytes = (b64_len as u64) / 4 * 3;
+    let per_token = match mime.split('/').next().unwrap_or("") {
+        "image" => return IMAGE_TOKENS,
+        "audio" => AUDIO_BYTES_PER_TOKEN,
+        "video" => VIDEO_BYTES_PER_TOKEN,
+        "text" => 4,
+        _ => DOCUMENT_BYTES_PER_TOKEN,
+    };
+    (bytes / per_token).max(1)
+}
+
+/// Tokens of media given by reference (URL, file id): its size is unknown.
+fn reference_tokens(mime: &str) -> u64 {
+    if mime.starts_with("image/") {
+        IMAGE_TOKENS
+    } else {
+        REFERENCE_TOKENS
+    }
+}
+
+fn str_at<'a>(v: &'a Value, keys: &[&str]) -> &'a str {
+    keys.iter()
+        .find_map(|k| v.get(*k).and_then(Value::as_str))
+        .unwrap_or("")
 }
 
 impl Acc {
     fn total(&self) -> u64 {
         estimate_text_tokens(&self.text)
-            + self.images * IMAGE_TOKENS
+            + self.media
             + self.messages * PER_MESSAGE
             + if self.messages > 0 { REPLY_PRIMING } else { 0 }
     }
@@ -196,20 +238,60 @@ impl Acc {
         self.text.push_str(s);
     }
 
-    /// Collect text from any content shape; image-like objects count as images; base64
-    /// payloads are not counted as text.
+    /// Tokens of a media part in any protocol's shape, or None if `o` is not one.
+    fn media_of(&mut self, o: &serde_json::Map<String, Value>) -> Option<u64> {
+        let kind = o.get("type").and_then(Value::as_str).unwrap_or("");
+        let blob = o.get("inlineData").or(o.get("inline_data"));
+        if let Some(b) = blob {
+            let mime = str_at(b, &["mimeType", "mime_type"]);
+            return Some(media_tokens(mime, str_at(b, &["data"]).len()));
+        }
+        if let Some(f) = o.get("fileData").or(o.get("file_data")) {
+            return Some(reference_tokens(str_at(f, &["mimeType", "mime_type"])));
+        }
+        Some(match kind {
+            "image_url" | "image" | "input_image" => IMAGE_TOKENS,
+            "input_audio" => {
+                let data = o.get("input_audio").map_or("", |a| str_at(a, &["data"]));
+                media_tokens("audio/", data.len())
+            }
+            "file" => {
+                let data = o.get("file").map_or("", |f| str_at(f, &["file_data"]));
+                match crate::convert::parse_data_url(data) {
+                    Some((mime, payload)) => media_tokens(&mime, payload.len()),
+                    None => REFERENCE_TOKENS,
+                }
+            }
+            "document" => {
+                let src = o.get("source").unwrap_or(&Value::Null);
+                match str_at(src, &["type"]) {
+                    "base64" => {
+                        media_tokens(str_at(src, &["media_type"]), str_at(src, &["data"]).len())
+                    }
+                    "text" => {
+                        self.push(str_at(src, &["data"]));
+                        0
+                    }
+                    "content" => {
+                        self.walk(src.get("content"));
+                        0
+                    }
+                    _ => REFERENCE_TOKENS,
+                }
+            }
+            _ => return None,
+        })
+    }
+
+    /// Collect text from any content shape; media parts are counted by [`Acc::media_of`]
+    /// (base64 payloads are never counted as text).
     fn walk(&mut self, v: Option<&Value>) {
         match v {
             Some(Value::String(s)) => self.push(s),
             Some(Value::Array(a)) => a.iter().for_each(|x| self.walk(Some(x))),
             Some(Value::Object(o)) => {
-                let kind = o.get("type").and_then(Value::as_str).unwrap_or("");
-                if matches!(kind, "image_url" | "image" | "input_image")
-                    || o.contains_key("inlineData")
-                    || o.contains_key("inline_data")
-                    || o.contains_key("fileData")
-                {
-                    self.images += 1;
+                if let Some(tokens) = self.media_of(o) {
+                    self.media += tokens;
                     return;
                 }
                 for (k, x) in o {

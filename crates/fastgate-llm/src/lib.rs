@@ -11,16 +11,56 @@
 //! | Gemini → Gemini | body unchanged; model in the path ([`gemini_path`]) | passthrough | passthrough | passthrough |
 //! | OpenAI → Anthropic | yes | yes | yes | yes |
 //! | Anthropic → OpenAI | yes | yes | yes | yes |
-//! | OpenAI → Gemini | yes (text, images, tools) | yes | yes | yes |
+//! | OpenAI → Gemini | yes | yes | yes | yes |
 //! | Gemini → OpenAI, Gemini → Anthropic | yes, via the OpenAI representation ([`translate_gemini_request`]) | yes | yes, SSE or JSON array ([`gemini_stream_processor`]) | yes |
-//! | Anthropic → Gemini | `LlmError::Unsupported` | — | — | yes |
+//! | Anthropic → Gemini | yes, via the OpenAI representation (Anthropic → OpenAI → Gemini) | yes (Gemini → OpenAI → Anthropic) | yes (Gemini decoder + Anthropic encoder) | yes |
+//!
+//! ## Media parts
+//!
+//! Unchanged between the same protocols; translated where the upstream has an equivalent;
+//! otherwise refused with [`LlmError::Unsupported`] (a client 400) whose message names the
+//! part in the client's request (`messages[1].content[2]: input_audio cannot be carried to
+//! an Anthropic upstream (it has no audio input)`, `contents[0].parts[3]: inlineData
+//! (video/mp4) …`). Never dropped silently (except images/documents inside Anthropic
+//! `tool_result` blocks, which carry text only). Gemini fields are read in camelCase or
+//! snake_case.
+//!
+//! | client part | → OpenAI | → Anthropic | → Gemini |
+//! |---|---|---|---|
+//! | OpenAI `input_audio` (wav, mp3) | unchanged | refused (no audio) | `inlineData` `audio/wav` / `audio/mp3` |
+//! | OpenAI `file` `data:` PDF / text/* / image | unchanged | `document` base64 / `document` text source (decoded) / `image` | `inlineData` |
+//! | OpenAI `file` `data:` audio, video, other | unchanged | refused | `inlineData` |
+//! | OpenAI `file` `file_id` | unchanged | refused | refused |
+//! | Anthropic `document` base64 PDF | `file` (`data:` URL) | unchanged | `inlineData` `application/pdf` |
+//! | Anthropic `document` text source | text part | unchanged | text part |
+//! | Anthropic `document` url source | refused (Chat Completions cannot fetch files) | unchanged | `fileData` `application/pdf` |
+//! | Gemini `inlineData` image / wav, mp3 audio / PDF / text/* | `image_url` / `input_audio` / `file` / text | `image` / refused / `document` / `document` (text) | unchanged |
+//! | Gemini `inlineData` other audio, other documents | refused | refused | unchanged |
+//! | Gemini `inlineData` / `fileData` video | refused | refused | unchanged |
+//! | Gemini `fileData` http(s) image / PDF | `image_url` / refused | `image` url / `document` url | unchanged |
+//! | Gemini `fileData` `gs://` or Files API URI | refused | refused | unchanged |
+//!
+//! Estimates count media by payload size, never as base64 text (see [`estimate`]).
+//!
+//! ## Anthropic client → Gemini upstream
+//!
+//! Composed through the OpenAI representation: Anthropic → OpenAI (media checked against
+//! Gemini, so a url `document` becomes `fileData`) → Gemini, path [`gemini_path`].
+//! `tool_use` / `tool_result` → `functionCall` / `functionResponse` (named after the call);
+//! `tool_choice` auto / any / tool / none → AUTO / ANY / ANY + `allowedFunctionNames` /
+//! NONE; `thinking`, `top_k`, `metadata`, `disable_parallel_tool_use` dropped. Responses:
+//! Gemini → OpenAI → Anthropic (finish STOP / with calls / MAX_TOKENS / SAFETY →
+//! `end_turn` / `tool_use` / `max_tokens` / `refusal`; thought summaries dropped: they would
+//! carry no Anthropic signature). Streams: the Gemini decoder feeds the Anthropic encoder
+//! (`message_start` … whole `tool_use` blocks … `message_delta` with the final usage,
+//! `message_stop`).
 //!
 //! ## Gemini client → OpenAI / Anthropic upstream
 //!
 //! The Gemini request becomes an OpenAI chat request (then, for Anthropic, goes through the
 //! OpenAI → Anthropic converter above): `systemInstruction` → `system` message; `user` /
-//! `model` contents → `user` / `assistant` messages; `text`; `inlineData` → `image_url`
-//! (images) or `file` parts (`data:` URLs); `fileData` → the same with its URI;
+//! `model` contents → `user` / `assistant` messages; `text`; `inlineData` / `fileData` as
+//! in the media table above;
 //! `functionCall` → `tool_calls` (the part's `id`, else `call_N`); `functionResponse` → a
 //! `tool` message answering the earliest unanswered call of that name; `functionDeclarations`
 //! → function tools (upper-case schema `type`s lowered); `functionCallingConfig`
@@ -40,8 +80,8 @@
 //! |---|---|---|
 //! | `system` / `developer` messages (anywhere) | top-level `system` (string, or text blocks when several) | hoisted in order |
 //! | `user` text / `image_url` (http URL or `data:` base64) | `text` / `image` (`url` or `base64` source) | |
-//! | `file` part with `data:` URL | `document` (base64) | `file_id` → Unsupported |
-//! | `input_audio` | — | Unsupported |
+//! | `file` part with `data:` URL | `document` (PDF base64, text/* text source) / `image` | other types, `file_id` → refused |
+//! | `input_audio` | — | refused |
 //! | `assistant` content + `tool_calls` | `text` + `tool_use` blocks (`arguments` parsed; invalid JSON kept as `{"_raw_arguments": …}`) | |
 //! | `tool` messages | `tool_result` blocks in a `user` message | consecutive results merged |
 //! | consecutive same-role messages | merged into one message | alternation |
@@ -79,7 +119,8 @@
 //!
 //! `system`/`developer` → `systemInstruction`; `user`/`assistant` → `contents` roles
 //! `user`/`model` (merged when consecutive); text; `data:` images/files → `inlineData`, other
-//! URLs → `fileData` (media type guessed from the extension); `input_audio` → `inlineData`;
+//! URLs → `fileData` (media type guessed from the extension); `input_audio` → `inlineData`
+//! (`audio/wav`, `audio/mp3`); `file_id` refused;
 //! `tool_calls` → `functionCall`; `tool` messages → `functionResponse` (name looked up from the
 //! earlier call; a JSON-object result is passed as is, else `{"content": text}`); tools →
 //! `functionDeclarations` (`$schema`, `additionalProperties`, `strict` removed from schemas);
@@ -256,6 +297,19 @@ pub fn translate_request_value(
                 client_wants_usage: wants,
             })
         }
+        (Anthropic, Gemini) => {
+            // Composed through the OpenAI representation, like Gemini clients.
+            let req: wire::anthropic::MessagesRequest = from_value(body)?;
+            let stream = req.stream.unwrap_or(false);
+            let chat = convert::anthropic_openai::request_for(req, opts, Gemini)?;
+            let out = convert::openai_gemini::request(chat)?;
+            Ok(TranslatedRequest {
+                body: to_vec(&out)?,
+                stream,
+                path: gemini_path(opts.upstream_model, stream),
+                client_wants_usage: false,
+            })
+        }
         (Gemini, _) => translate_gemini_request(to, body, false, opts),
         (Responses, _) => translate_responses_request(to, body, opts),
         _ => Err(unsupported(from, to)),
@@ -281,7 +335,7 @@ pub fn translate_gemini_request(
         });
     }
     let req: wire::gemini::GenerateRequest = from_value(body)?;
-    let chat = convert::gemini_openai::request(req, opts.upstream_model, stream)?;
+    let chat = convert::gemini_openai::request_for(req, opts.upstream_model, stream, to)?;
     if to == Protocol::OpenAi {
         return Ok(TranslatedRequest {
             body: to_vec(&chat)?,
@@ -403,6 +457,11 @@ pub fn translate_response(
             let chat: wire::openai::ChatCompletion = from_slice(body)?;
             let out = convert::gemini_openai::response(chat, usage, client_model);
             Ok((to_vec(&out)?, usage))
+        }
+        (Gemini, Anthropic) => {
+            let (chat, u) = convert::openai_gemini::response(from_slice(body)?, client_model);
+            let (out, _) = convert::anthropic_openai::response(chat, client_model);
+            Ok((to_vec(&out)?, u))
         }
         (Anthropic, Gemini) => {
             let (chat, u) = convert::openai_anthropic::response(from_slice(body)?, client_model);

@@ -1,16 +1,30 @@
 //! Anthropic client -> OpenAI upstream: the request Anthropic -> OpenAI, the response
 //! OpenAI -> Anthropic.
 
+use super::media::{TO_GEMINI, TO_OPENAI, base64_text, openai_lacks, refuse};
 use super::{Finish, arguments_to_object, data_url, empty_schema, object_to_arguments};
 use crate::wire::anthropic::{self as an, ContentBlock};
 use crate::wire::openai::{self as oa, ContentPart, MessageContent};
-use crate::{LlmError, RequestOptions, Usage};
+use crate::{LlmError, Protocol, RequestOptions, Usage};
 
 /// Anthropic messages request -> OpenAI chat request. Streaming requests always ask for the
 /// usage chunk (an Anthropic client always gets usage).
 pub(crate) fn request(
     req: an::MessagesRequest,
     opts: &RequestOptions,
+) -> Result<oa::ChatRequest, LlmError> {
+    request_for(req, opts, Protocol::OpenAi)
+}
+
+/// [`request`] for an upstream of protocol `target` reached through the OpenAI
+/// representation (OpenAI itself, or Gemini via the OpenAI -> Gemini converter): media
+/// parts are checked against `target`'s capabilities here, so refusals name the client's
+/// own `messages[i].content[j]`, and parts only the target can take (a PDF by URL for
+/// Gemini) are carried in the intermediate `file` part.
+pub(crate) fn request_for(
+    req: an::MessagesRequest,
+    opts: &RequestOptions,
+    target: Protocol,
 ) -> Result<oa::ChatRequest, LlmError> {
     let mut messages = Vec::with_capacity(req.messages.len() + 1);
     if let Some(system) = req.system {
@@ -22,9 +36,9 @@ pub(crate) fn request(
             messages.push(text_message("system", text));
         }
     }
-    for m in req.messages {
+    for (i, m) in req.messages.into_iter().enumerate() {
         match m.role.as_str() {
-            "user" => user_messages(m.content, &mut messages)?,
+            "user" => user_messages(m.content, &mut messages, (i, target))?,
             "assistant" => messages.push(assistant_message(m.content)),
             other => return Err(LlmError::InvalidRequest(format!("message role {other:?}"))),
         }
@@ -87,7 +101,11 @@ fn join_text(blocks: &[ContentBlock]) -> String {
 
 /// A user turn: its tool results become `tool` messages (first, as OpenAI wants them right
 /// after the assistant's tool calls), the rest one user message.
-fn user_messages(content: an::Content, out: &mut Vec<oa::ChatMessage>) -> Result<(), LlmError> {
+fn user_messages(
+    content: an::Content,
+    out: &mut Vec<oa::ChatMessage>,
+    (i, target): (usize, Protocol),
+) -> Result<(), LlmError> {
     let blocks = match content {
         an::Content::Text(t) => {
             out.push(text_message("user", t));
@@ -96,11 +114,14 @@ fn user_messages(content: an::Content, out: &mut Vec<oa::ChatMessage>) -> Result
         an::Content::Blocks(b) => b,
     };
     let mut parts = Vec::new();
-    for b in blocks {
+    for (j, b) in blocks.into_iter().enumerate() {
+        let path = || format!("messages[{i}].content[{j}]");
         match b {
             ContentBlock::Text { text, .. } => parts.push(ContentPart::Text { text }),
-            ContentBlock::Image { source } => parts.push(image_part(source)?),
-            ContentBlock::Document { source } => parts.push(document_part(source)?),
+            ContentBlock::Image { source } => parts.push(image_part(source, &path(), target)?),
+            ContentBlock::Document { source } => {
+                parts.push(document_part(source, &path(), target)?)
+            }
             ContentBlock::ToolResult {
                 tool_use_id,
                 content,
@@ -137,28 +158,84 @@ fn tool_result_text(content: Option<an::ToolResultContent>) -> String {
     }
 }
 
-fn image_part(source: an::Source) -> Result<ContentPart, LlmError> {
+fn target_name(target: Protocol) -> &'static str {
+    match target {
+        Protocol::OpenAi => TO_OPENAI,
+        _ => TO_GEMINI,
+    }
+}
+
+fn image_part(source: an::Source, path: &str, target: Protocol) -> Result<ContentPart, LlmError> {
     let url = match source {
         an::Source::Base64 { media_type, data } => data_url(&media_type, &data),
         an::Source::Url { url } => url,
-        _ => return Err(LlmError::Unsupported("image source type".into())),
+        _ => {
+            return Err(refuse(
+                path,
+                "image (source other than base64 or url)",
+                target_name(target),
+                "only base64 and url sources are translated",
+            ));
+        }
     };
     Ok(ContentPart::ImageUrl {
         image_url: oa::ImageUrl { url, detail: None },
     })
 }
 
-fn document_part(source: an::Source) -> Result<ContentPart, LlmError> {
+/// A `document` block: base64 -> a `file` part with a data: URL (PDF for OpenAI; any type
+/// for Gemini), text source -> a text part, url source -> a `file` part holding the URL
+/// (Gemini `fileData`; refused for OpenAI, whose Chat Completions cannot fetch files).
+fn document_part(
+    source: an::Source,
+    path: &str,
+    target: Protocol,
+) -> Result<ContentPart, LlmError> {
+    let to = target_name(target);
     match source {
-        an::Source::Base64 { media_type, data } => Ok(ContentPart::File {
-            file: oa::FilePart {
-                file_data: Some(data_url(&media_type, &data)),
-                file_id: None,
-                filename: Some("document.pdf".into()),
-            },
-        }),
+        an::Source::Base64 { media_type, data } => {
+            if target == Protocol::OpenAi {
+                if let Some(why) = openai_lacks(&media_type) {
+                    let what = format!("document ({media_type})");
+                    return Err(refuse(path, &what, to, why));
+                }
+                if media_type.starts_with("text/") {
+                    return base64_text(&data)
+                        .map(|text| ContentPart::Text { text })
+                        .ok_or_else(|| {
+                            LlmError::InvalidRequest(format!(
+                                "{path}: document ({media_type}) is not base64-encoded UTF-8 text"
+                            ))
+                        });
+                }
+            }
+            Ok(file_part(data_url(&media_type, &data)))
+        }
         an::Source::Text { data, .. } => Ok(ContentPart::Text { text: data }),
-        _ => Err(LlmError::Unsupported("document source type".into())),
+        an::Source::Url { url } if target != Protocol::OpenAi => Ok(file_part(url)),
+        an::Source::Url { .. } => Err(refuse(
+            path,
+            "document (url source)",
+            to,
+            "Chat Completions takes files only inline or by file_id",
+        )),
+        an::Source::Other => Err(refuse(
+            path,
+            "document (source other than base64, text or url)",
+            to,
+            "only base64, text and url sources are translated",
+        )),
+    }
+}
+
+/// Anthropic documents are PDFs (base64 and url sources), hence the file name.
+fn file_part(file_data: String) -> ContentPart {
+    ContentPart::File {
+        file: oa::FilePart {
+            file_data: Some(file_data),
+            file_id: None,
+            filename: Some("document.pdf".into()),
+        },
     }
 }
 

@@ -8,10 +8,15 @@ use std::collections::{HashMap, VecDeque};
 
 use serde_json::Value;
 
+use super::guess_media_type;
+use super::media::{
+    PDF, TO_ANTHROPIC, TO_OPENAI, anthropic_lacks, base64_text, gemini_only_uri,
+    openai_audio_format, openai_lacks, refuse,
+};
 use super::{Finish, arguments_to_object, data_url, object_to_arguments};
 use crate::wire::gemini as gm;
 use crate::wire::openai::{self as oa, ContentPart, MessageContent};
-use crate::{LlmError, Usage};
+use crate::{LlmError, Protocol, Usage};
 
 /// Ids given to function calls, by function name, so a later `functionResponse` (matched by
 /// name in Gemini) finds the id its OpenAI `tool` message needs.
@@ -40,11 +45,14 @@ impl CallIds {
     }
 }
 
-/// Gemini request -> OpenAI chat request for `model`.
-pub(crate) fn request(
+/// Gemini request -> OpenAI chat request for `model`, bound for an upstream of protocol
+/// `target` (OpenAI, or Anthropic through the OpenAI -> Anthropic converter). Media parts
+/// are checked against `target` here so refusals name the client's `contents[i].parts[j]`.
+pub(crate) fn request_for(
     req: gm::GenerateRequest,
     model: &str,
     stream: bool,
+    target: Protocol,
 ) -> Result<oa::ChatRequest, LlmError> {
     let mut messages = Vec::new();
     if let Some(sys) = req.system_instruction {
@@ -58,11 +66,11 @@ pub(crate) fn request(
         }
     }
     let mut ids = CallIds::default();
-    for c in req.contents {
+    for (i, c) in req.contents.into_iter().enumerate() {
         match c.role.as_deref() {
             Some("model") => messages.push(assistant(c.parts, &mut ids)),
             Some("user") | Some("function") | Some("tool") | None => {
-                user(c.parts, &mut ids, &mut messages)
+                user(c.parts, &mut ids, &mut messages, (i, target))?
             }
             Some(other) => return Err(LlmError::Unsupported(format!("content role {other:?}"))),
         }
@@ -135,9 +143,14 @@ fn assistant(parts: Vec<gm::Part>, ids: &mut CallIds) -> oa::ChatMessage {
 
 /// A user turn: its function responses become `tool` messages (first, answering the calls
 /// just made), the rest one `user` message.
-fn user(parts: Vec<gm::Part>, ids: &mut CallIds, messages: &mut Vec<oa::ChatMessage>) {
+fn user(
+    parts: Vec<gm::Part>,
+    ids: &mut CallIds,
+    messages: &mut Vec<oa::ChatMessage>,
+    (i, target): (usize, Protocol),
+) -> Result<(), LlmError> {
     let mut content = Vec::new();
-    for p in parts {
+    for (j, p) in parts.into_iter().enumerate() {
         if let Some(fr) = p.function_response {
             let text = match fr.response {
                 Value::String(s) => s,
@@ -152,17 +165,15 @@ fn user(parts: Vec<gm::Part>, ids: &mut CallIds, messages: &mut Vec<oa::ChatMess
         } else if let Some(t) = p.text {
             content.push(ContentPart::Text { text: t });
         } else if let Some(blob) = p.inline_data {
-            content.push(media(
-                &blob.mime_type,
-                data_url(&blob.mime_type, &blob.data),
-            ));
+            let path = format!("contents[{i}].parts[{j}]");
+            content.push(inline_media(blob, &path, target)?);
         } else if let Some(file) = p.file_data {
-            let mime = file.mime_type.unwrap_or_else(|| "image/jpeg".into());
-            content.push(media(&mime, file.file_uri));
+            let path = format!("contents[{i}].parts[{j}]");
+            content.push(file_media(file, &path, target)?);
         }
     }
     if content.is_empty() {
-        return;
+        return Ok(());
     }
     let content = match content.as_slice() {
         [ContentPart::Text { text }] => MessageContent::Text(text.clone()),
@@ -173,21 +184,102 @@ fn user(parts: Vec<gm::Part>, ids: &mut CallIds, messages: &mut Vec<oa::ChatMess
         content: Some(content),
         ..Default::default()
     });
+    Ok(())
 }
 
-/// Images become `image_url` parts; other media (PDF, audio…) `file` parts.
-fn media(mime: &str, url: String) -> ContentPart {
+fn target_name(target: Protocol) -> &'static str {
+    match target {
+        Protocol::Anthropic => TO_ANTHROPIC,
+        _ => TO_OPENAI,
+    }
+}
+
+/// Why `target` cannot take media of type `mime` at all, if it cannot.
+fn lacks(target: Protocol, mime: &str) -> Option<&'static str> {
+    match target {
+        Protocol::Anthropic => anthropic_lacks(mime),
+        _ => openai_lacks(mime),
+    }
+}
+
+/// `inlineData`: images -> `image_url` (data: URL); wav/mp3 audio -> `input_audio` (OpenAI);
+/// PDFs -> `file`; text/* -> a text part (OpenAI) or a `file` the Anthropic converter makes a
+/// text document; the rest is refused.
+fn inline_media(blob: gm::Blob, path: &str, target: Protocol) -> Result<ContentPart, LlmError> {
+    let mime = blob.mime_type.to_ascii_lowercase();
+    if let Some(why) = lacks(target, &mime) {
+        let what = format!("inlineData ({mime})");
+        return Err(refuse(path, &what, target_name(target), why));
+    }
     if mime.starts_with("image/") {
-        ContentPart::ImageUrl {
+        let url = data_url(&mime, &blob.data);
+        return Ok(ContentPart::ImageUrl {
             image_url: oa::ImageUrl { url, detail: None },
-        }
-    } else {
-        ContentPart::File {
-            file: oa::FilePart {
-                file_data: Some(url),
-                ..Default::default()
+        });
+    }
+    if let Some(format) = openai_audio_format(&mime) {
+        return Ok(ContentPart::InputAudio {
+            input_audio: serde_json::json!({"data": blob.data, "format": format}),
+        });
+    }
+    if mime.starts_with("text/") && target == Protocol::OpenAi {
+        return base64_text(&blob.data)
+            .map(|text| ContentPart::Text { text })
+            .ok_or_else(|| {
+                LlmError::InvalidRequest(format!(
+                    "{path}: inlineData ({mime}) is not base64-encoded UTF-8 text"
+                ))
+            });
+    }
+    Ok(file_part(data_url(&mime, &blob.data), &mime))
+}
+
+/// `fileData`: an http(s) image -> `image_url`; an http(s) PDF -> a `file` holding the URL
+/// (an Anthropic url document); Cloud Storage / Files API URIs, and files OpenAI cannot
+/// fetch by URL, are refused.
+fn file_media(file: gm::FileData, path: &str, target: Protocol) -> Result<ContentPart, LlmError> {
+    let mime = file
+        .mime_type
+        .as_deref()
+        .or_else(|| guess_media_type(&file.file_uri))
+        .unwrap_or("image/jpeg")
+        .to_ascii_lowercase();
+    let to = target_name(target);
+    let what = format!("fileData ({mime})");
+    if let Some(why) = lacks(target, &mime) {
+        return Err(refuse(path, &what, to, why));
+    }
+    if gemini_only_uri(&file.file_uri) {
+        let why = "only Gemini reads Cloud Storage and Gemini Files API URIs";
+        return Err(refuse(path, &what, to, why));
+    }
+    if mime.starts_with("image/") {
+        return Ok(ContentPart::ImageUrl {
+            image_url: oa::ImageUrl {
+                url: file.file_uri,
+                detail: None,
             },
-        }
+        });
+    }
+    match (target, mime.as_str()) {
+        (Protocol::Anthropic, PDF) => Ok(file_part(file.file_uri, &mime)),
+        (Protocol::Anthropic, _) => Err(refuse(path, &what, to, "it fetches only PDFs by URL")),
+        _ => Err(refuse(path, &what, to, "it fetches only images by URL")),
+    }
+}
+
+fn file_part(file_data: String, mime: &str) -> ContentPart {
+    let filename = if mime == PDF {
+        "document.pdf"
+    } else {
+        "document"
+    };
+    ContentPart::File {
+        file: oa::FilePart {
+            file_data: Some(file_data),
+            file_id: None,
+            filename: Some(filename.into()),
+        },
     }
 }
 
@@ -345,7 +437,7 @@ mod tests {
             "toolConfig": {"functionCallingConfig": {"mode": "ANY"}},
             "generationConfig": {"temperature": 0.5, "topP": 0.9, "maxOutputTokens": 77, "stopSequences": ["END"]}
         }));
-        let out = request(req, "up", true).unwrap();
+        let out = request_for(req, "up", true, Protocol::OpenAi).unwrap();
         let v = serde_json::to_value(&out).unwrap();
         assert_eq!(v["model"], "up");
         assert_eq!(v["messages"][0]["role"], "system");
@@ -380,7 +472,7 @@ mod tests {
     #[test]
     fn empty_contents_are_refused() {
         let req = parse(serde_json::json!({"contents": []}));
-        assert!(request(req, "m", false).is_err());
+        assert!(request_for(req, "m", false, Protocol::OpenAi).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub(crate) mod anthropic_openai;
 pub(crate) mod gemini_openai;
+pub(crate) mod media;
 pub(crate) mod openai_anthropic;
 pub(crate) mod openai_gemini;
 pub(crate) mod responses_chat;
@@ -99,20 +100,45 @@ pub(crate) fn data_url(media_type: &str, data: &str) -> String {
     format!("data:{media_type};base64,{data}")
 }
 
-/// Media type guessed from a URL's extension (for Gemini `fileData`, which wants one).
-pub(crate) fn guess_media_type(url: &str) -> &'static str {
-    let path = url
-        .split(['?', '#'])
-        .next()
-        .unwrap_or(url)
-        .to_ascii_lowercase();
-    match path.rsplit('.').next().unwrap_or("") {
+/// Media type guessed from a URL's extension (for Gemini `fileData`, which wants one), or
+/// None when the extension says nothing. YouTube links (which Gemini reads as video) are
+/// video.
+pub(crate) fn guess_media_type(url: &str) -> Option<&'static str> {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let host = path.split("://").nth(1).and_then(|r| r.split('/').next());
+    if let Some(host) = host.map(str::to_ascii_lowercase)
+        && (host == "youtu.be" || host == "youtube.com" || host.ends_with(".youtube.com"))
+    {
+        return Some("video/mp4");
+    }
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match ext.as_str() {
         "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
         "gif" => "image/gif",
         "webp" => "image/webp",
-        "pdf" => "application/pdf",
-        _ => "image/jpeg",
-    }
+        "heic" => "image/heic",
+        "heif" => "image/heif",
+        "pdf" => media::PDF,
+        "txt" => "text/plain",
+        "md" => "text/markdown",
+        "csv" => "text/csv",
+        "html" | "htm" => "text/html",
+        "mp3" => "audio/mp3",
+        "wav" => "audio/wav",
+        "ogg" => "audio/ogg",
+        "flac" => "audio/flac",
+        "aac" => "audio/aac",
+        "aiff" => "audio/aiff",
+        "mp4" => "video/mp4",
+        "mpeg" | "mpg" => "video/mpeg",
+        "mov" => "video/mov",
+        "avi" => "video/avi",
+        "webm" => "video/webm",
+        "3gp" => "video/3gpp",
+        _ => return None,
+    })
 }
 
 pub(crate) fn unix_now() -> i64 {
@@ -169,8 +195,17 @@ mod tests {
         assert_eq!(parse_data_url("data:text/plain,hello"), None, "only base64");
         assert_eq!(parse_data_url("https://x/y.png"), None);
         assert_eq!(data_url("image/gif", "R0"), "data:image/gif;base64,R0");
-        assert_eq!(guess_media_type("https://x/a.PNG?sig=1"), "image/png");
-        assert_eq!(guess_media_type("gs://bucket/doc.pdf"), "application/pdf");
+        assert_eq!(guess_media_type("https://x/a.PNG?sig=1"), Some("image/png"));
+        assert_eq!(
+            guess_media_type("gs://bucket/doc.pdf"),
+            Some("application/pdf")
+        );
+        assert_eq!(guess_media_type("gs://bucket/clip.MP4"), Some("video/mp4"));
+        assert_eq!(guess_media_type("https://x.example/img"), None);
+        assert_eq!(
+            guess_media_type("https://www.youtube.com/watch?v=9hE5-98ZeCg"),
+            Some("video/mp4")
+        );
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! OpenAI client -> Anthropic upstream: the request OpenAI -> Anthropic, the response
 //! Anthropic -> OpenAI.
 
-use super::{Finish, arguments_to_object, empty_schema, object_to_arguments, parse_data_url};
+use super::media::{PDF, TO_ANTHROPIC, anthropic_lacks, base64_text, gemini_only_uri, refuse};
+use super::{
+    Finish, arguments_to_object, empty_schema, guess_media_type, object_to_arguments,
+    parse_data_url,
+};
 use crate::wire::anthropic::{self as an, ContentBlock};
 use crate::wire::openai::{self as oa, ContentPart, MessageContent};
 use crate::{LlmError, RequestOptions, Usage};
@@ -18,7 +22,7 @@ pub(crate) fn request(
     }
     let mut system: Vec<ContentBlock> = Vec::new();
     let mut messages: Vec<an::Message> = Vec::new();
-    for m in req.messages {
+    for (i, m) in req.messages.into_iter().enumerate() {
         match m.role.as_str() {
             "system" | "developer" => {
                 for text in texts(m.content).into_iter().filter(|t| !t.is_empty()) {
@@ -27,7 +31,7 @@ pub(crate) fn request(
             }
             "user" => {
                 // Anthropic rejects empty text blocks and empty messages.
-                let blocks = user_blocks(m.content)?;
+                let blocks = user_blocks(m.content, i)?;
                 if !blocks.is_empty() {
                     push_merged(&mut messages, "user", blocks);
                 }
@@ -128,29 +132,41 @@ fn texts(content: Option<MessageContent>) -> Vec<String> {
     }
 }
 
-fn user_blocks(content: Option<MessageContent>) -> Result<Vec<ContentBlock>, LlmError> {
-    match content {
-        None => Ok(Vec::new()),
-        Some(MessageContent::Text(t)) if t.is_empty() => Ok(Vec::new()),
-        Some(MessageContent::Text(t)) => Ok(vec![ContentBlock::text(t)]),
-        Some(MessageContent::Parts(parts)) => parts.into_iter().filter_map(part_block).collect(),
+fn user_blocks(content: Option<MessageContent>, i: usize) -> Result<Vec<ContentBlock>, LlmError> {
+    let parts = match content {
+        None => return Ok(Vec::new()),
+        Some(MessageContent::Text(t)) if t.is_empty() => return Ok(Vec::new()),
+        Some(MessageContent::Text(t)) => return Ok(vec![ContentBlock::text(t)]),
+        Some(MessageContent::Parts(parts)) => parts,
+    };
+    let mut blocks = Vec::with_capacity(parts.len());
+    for (j, p) in parts.into_iter().enumerate() {
+        if let Some(b) = part_block(p, &format!("messages[{i}].content[{j}]"))? {
+            blocks.push(b);
+        }
     }
+    Ok(blocks)
 }
 
-fn part_block(p: ContentPart) -> Option<Result<ContentBlock, LlmError>> {
-    Some(match p {
-        ContentPart::Text { text } if text.is_empty() => return None,
-        ContentPart::Text { text } => Ok(ContentBlock::text(text)),
-        ContentPart::Refusal { refusal } => Ok(ContentBlock::text(refusal)),
-        ContentPart::ImageUrl { image_url } => Ok(ContentBlock::Image {
+fn part_block(p: ContentPart, path: &str) -> Result<Option<ContentBlock>, LlmError> {
+    Ok(Some(match p {
+        ContentPart::Text { text } if text.is_empty() => return Ok(None),
+        ContentPart::Text { text } => ContentBlock::text(text),
+        ContentPart::Refusal { refusal } => ContentBlock::text(refusal),
+        ContentPart::ImageUrl { image_url } => ContentBlock::Image {
             source: image_source(&image_url.url),
-        }),
-        ContentPart::File { file } => file_block(file),
-        ContentPart::InputAudio { .. } => Err(LlmError::Unsupported(
-            "audio input with an Anthropic upstream".into(),
-        )),
-        ContentPart::Other => return None,
-    })
+        },
+        ContentPart::File { file } => file_block(file, path)?,
+        ContentPart::InputAudio { .. } => {
+            return Err(refuse(
+                path,
+                "input_audio",
+                TO_ANTHROPIC,
+                "it has no audio input",
+            ));
+        }
+        ContentPart::Other => return Ok(None),
+    }))
 }
 
 pub(crate) fn image_source(url: &str) -> an::Source {
@@ -162,15 +178,69 @@ pub(crate) fn image_source(url: &str) -> an::Source {
     }
 }
 
-fn file_block(file: oa::FilePart) -> Result<ContentBlock, LlmError> {
-    match file.file_data.as_deref().and_then(parse_data_url) {
-        Some((media_type, data)) => Ok(ContentBlock::Document {
-            source: an::Source::Base64 { media_type, data },
-        }),
-        None => Err(LlmError::Unsupported(
-            "file parts other than inline data: URLs with an Anthropic upstream".into(),
-        )),
+/// An OpenAI `file` part as an Anthropic block: PDFs become `document`s (base64, or url for
+/// an http(s) URL, which Gemini clients' `fileData` produce), text/* a text-source document,
+/// images an `image`; anything else is refused.
+fn file_block(file: oa::FilePart, path: &str) -> Result<ContentBlock, LlmError> {
+    let Some(url) = file.file_data else {
+        return Err(refuse(
+            path,
+            "file (file_id)",
+            TO_ANTHROPIC,
+            "OpenAI file ids are readable only by OpenAI",
+        ));
+    };
+    let Some((media_type, data)) = parse_data_url(&url) else {
+        return url_document(url, file.filename.as_deref(), path);
+    };
+    if let Some(why) = anthropic_lacks(&media_type) {
+        return Err(refuse(
+            path,
+            &format!("file ({media_type})"),
+            TO_ANTHROPIC,
+            why,
+        ));
     }
+    if media_type.starts_with("image/") {
+        return Ok(ContentBlock::Image {
+            source: an::Source::Base64 { media_type, data },
+        });
+    }
+    if media_type.starts_with("text/") {
+        let Some(text) = base64_text(&data) else {
+            return Err(LlmError::InvalidRequest(format!(
+                "{path}: file ({media_type}) is not base64-encoded UTF-8 text"
+            )));
+        };
+        return Ok(ContentBlock::Document {
+            source: an::Source::Text {
+                media_type: "text/plain".into(),
+                data: text,
+            },
+        });
+    }
+    Ok(ContentBlock::Document {
+        source: an::Source::Base64 { media_type, data },
+    })
+}
+
+/// A file given by URL: Anthropic fetches PDFs by http(s) URL (`document` url source).
+fn url_document(url: String, filename: Option<&str>, path: &str) -> Result<ContentBlock, LlmError> {
+    let mime = filename
+        .and_then(guess_media_type)
+        .or_else(|| guess_media_type(&url))
+        .unwrap_or(PDF);
+    if mime != PDF || gemini_only_uri(&url) {
+        return Err(refuse(
+            path,
+            &format!("file by URL ({mime})"),
+            TO_ANTHROPIC,
+            "it fetches only PDFs at public http(s) URLs",
+        ));
+    }
+    Ok(ContentBlock::Document {
+        source: an::Source::Url { url },
+    })
 }
 
 fn assistant_blocks(m: oa::ChatMessage) -> Vec<ContentBlock> {

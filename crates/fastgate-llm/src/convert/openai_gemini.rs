@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use super::media::{PDF, TO_GEMINI, audio_mime, refuse};
 use super::{Finish, arguments_to_object, guess_media_type, object_to_arguments, parse_data_url};
 use crate::wire::gemini as gm;
 use crate::wire::openai::{self as oa, ContentPart, MessageContent};
@@ -27,10 +28,10 @@ pub(crate) fn request(req: oa::ChatRequest) -> Result<gm::GenerateRequest, LlmEr
     let mut contents: Vec<gm::Content> = Vec::new();
     // tool_call_id -> function name (Gemini function responses are matched by name).
     let mut call_names: HashMap<String, String> = HashMap::new();
-    for m in req.messages {
+    for (i, m) in req.messages.into_iter().enumerate() {
         match m.role.as_str() {
             "system" | "developer" => system.extend(text_parts(m.content)),
-            "user" => push_merged(&mut contents, "user", user_parts(m.content)?),
+            "user" => push_merged(&mut contents, "user", user_parts(m.content, i)?),
             "assistant" => {
                 let mut parts = text_parts(m.content);
                 for call in m.tool_calls.unwrap_or_default() {
@@ -174,62 +175,79 @@ fn text_parts(content: Option<MessageContent>) -> Vec<gm::Part> {
     }
 }
 
-fn user_parts(content: Option<MessageContent>) -> Result<Vec<gm::Part>, LlmError> {
+fn user_parts(content: Option<MessageContent>, i: usize) -> Result<Vec<gm::Part>, LlmError> {
     let parts = match content {
         None => return Ok(Vec::new()),
         Some(MessageContent::Text(t)) => return Ok(vec![text_part(t)]),
         Some(MessageContent::Parts(p)) => p,
     };
     let mut out = Vec::with_capacity(parts.len());
-    for p in parts {
+    for (j, p) in parts.into_iter().enumerate() {
         match p {
-            ContentPart::Text { text } => out.push(text_part(text)),
-            ContentPart::ImageUrl { image_url } => out.push(media_part(&image_url.url)),
+            ContentPart::Text { text } | ContentPart::Refusal { refusal: text } => {
+                out.push(text_part(text))
+            }
+            ContentPart::ImageUrl { image_url } => {
+                out.push(media_part(image_url.url, None, "image/jpeg"))
+            }
             ContentPart::File { file } => match file.file_data {
-                Some(url) => out.push(media_part(&url)),
+                Some(url) => out.push(media_part(url, file.filename.as_deref(), PDF)),
                 None => {
-                    return Err(LlmError::Unsupported(
-                        "file_id with a Gemini upstream".into(),
+                    return Err(refuse(
+                        &format!("messages[{i}].content[{j}]"),
+                        "file (file_id)",
+                        TO_GEMINI,
+                        "OpenAI file ids are readable only by OpenAI",
                     ));
                 }
             },
-            ContentPart::InputAudio { input_audio } => out.push(audio_part(&input_audio)?),
-            _ => {}
+            ContentPart::InputAudio { input_audio } => out.push(audio_part(&input_audio, i, j)?),
+            ContentPart::Other => {}
         }
     }
     Ok(out)
 }
 
-/// data: URL -> `inlineData`; any other URL -> `fileData` (Gemini fetches `fileUri`s it
-/// supports: Files API URIs, and public URLs on recent models).
-fn media_part(url: &str) -> gm::Part {
-    match parse_data_url(url) {
+/// data: URL -> `inlineData` (any media type); any other URL -> `fileData` (Gemini fetches
+/// `fileUri`s it supports: Files API URIs, Cloud Storage, and public URLs on recent models),
+/// its media type guessed from the file name or URL, else `default_mime`.
+fn media_part(url: String, filename: Option<&str>, default_mime: &str) -> gm::Part {
+    match parse_data_url(&url) {
         Some((mime_type, data)) => gm::Part {
             inline_data: Some(gm::Blob { mime_type, data }),
             ..Default::default()
         },
-        None => gm::Part {
-            file_data: Some(gm::FileData {
-                mime_type: Some(guess_media_type(url).to_owned()),
-                file_uri: url.to_owned(),
-            }),
-            ..Default::default()
-        },
+        None => {
+            let mime = filename
+                .and_then(guess_media_type)
+                .or_else(|| guess_media_type(&url))
+                .unwrap_or(default_mime);
+            gm::Part {
+                file_data: Some(gm::FileData {
+                    mime_type: Some(mime.to_owned()),
+                    file_uri: url,
+                }),
+                ..Default::default()
+            }
+        }
     }
 }
 
-fn audio_part(v: &Value) -> Result<gm::Part, LlmError> {
+/// `input_audio` {data, format} -> `inlineData` `audio/{format}` (`audio/wav`, `audio/mp3`).
+fn audio_part(v: &Value, i: usize, j: usize) -> Result<gm::Part, LlmError> {
     let data = v.get("data").and_then(Value::as_str);
     let format = v.get("format").and_then(Value::as_str).unwrap_or("wav");
     match data {
         Some(d) => Ok(gm::Part {
             inline_data: Some(gm::Blob {
-                mime_type: format!("audio/{format}"),
+                mime_type: audio_mime(format),
                 data: d.to_owned(),
             }),
             ..Default::default()
         }),
-        None => Err(LlmError::InvalidRequest("input_audio without data".into())),
+        None => Err(LlmError::InvalidRequest(format!(
+            "messages[{i}].content[{j}]: input_audio without data"
+        ))),
     }
 }
 

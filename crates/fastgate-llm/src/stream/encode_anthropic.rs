@@ -4,7 +4,10 @@
 //! `content_block_start`, deltas (`text_delta`, `input_json_delta`), `content_block_stop`
 //! (a block is closed when the next one starts) -> at the end `message_delta` (stop_reason,
 //! cumulative usage incl. `input_tokens` and cache fields) -> `message_stop`.
-//! Thinking is never produced (an OpenAI upstream's reasoning has no Anthropic signature).
+//! Used for OpenAI and Gemini upstreams. Thinking is never produced: OpenAI reasoning and
+//! Gemini thought summaries carry no Anthropic signature, and a client would send such
+//! blocks back. Gemini function calls arrive whole (one `ToolStart` + one `ToolArgs`), which
+//! makes one `tool_use` block with a single `input_json_delta`.
 
 use bytes::{BufMut, BytesMut};
 use serde_json::json;

@@ -131,7 +131,7 @@ pub fn stream_processor(
         Protocol::Responses => {
             Box::new(encode_responses::ResponsesEncoder::new(&opts.client_model))
         }
-        Protocol::Anthropic if upstream == Protocol::OpenAi => {
+        Protocol::Anthropic if matches!(upstream, Protocol::OpenAi | Protocol::Gemini) => {
             Box::new(encode_anthropic::AnthropicEncoder::new(&opts.client_model))
         }
         _ => {

@@ -9,13 +9,25 @@ use serde_json::Value;
 #[serde(rename_all = "camelCase")]
 pub struct GenerateRequest {
     pub contents: Vec<Content>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "system_instruction"
+    )]
     pub system_instruction: Option<Content>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "generation_config"
+    )]
     pub generation_config: Option<GenerationConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<Tool>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "tool_config"
+    )]
     pub tool_config: Option<ToolConfig>,
 }
 
@@ -97,30 +109,62 @@ pub struct FunctionResponse {
 pub struct GenerationConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "top_p")]
     pub top_p: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "max_output_tokens"
+    )]
     pub max_output_tokens: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "stop_sequences"
+    )]
     pub stop_sequences: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "candidate_count"
+    )]
     pub candidate_count: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "presence_penalty"
+    )]
     pub presence_penalty: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "frequency_penalty"
+    )]
     pub frequency_penalty: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "response_mime_type"
+    )]
     pub response_mime_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "response_json_schema"
+    )]
     pub response_json_schema: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Tool {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "function_declarations"
+    )]
     pub function_declarations: Option<Vec<FunctionDeclaration>>,
 }
 
@@ -136,6 +180,7 @@ pub struct FunctionDeclaration {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ToolConfig {
+    #[serde(alias = "function_calling_config")]
     pub function_calling_config: FunctionCallingConfig,
 }
 
@@ -144,7 +189,11 @@ pub struct ToolConfig {
 pub struct FunctionCallingConfig {
     /// AUTO | ANY | NONE
     pub mode: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "allowed_function_names"
+    )]
     pub allowed_function_names: Option<Vec<String>>,
 }
 
@@ -154,13 +203,29 @@ pub struct FunctionCallingConfig {
 pub struct GenerateResponse {
     #[serde(default)]
     pub candidates: Vec<Candidate>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "prompt_feedback"
+    )]
     pub prompt_feedback: Option<PromptFeedback>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "usage_metadata"
+    )]
     pub usage_metadata: Option<UsageMetadata>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "model_version"
+    )]
     pub model_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "response_id"
+    )]
     pub response_id: Option<String>,
     /// Mid-stream error object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,7 +237,11 @@ pub struct GenerateResponse {
 pub struct Candidate {
     #[serde(default)]
     pub content: Option<Content>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "finish_reason"
+    )]
     pub finish_reason: Option<String>,
     #[serde(default)]
     pub index: Option<u32>,
@@ -181,7 +250,11 @@ pub struct Candidate {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PromptFeedback {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "block_reason"
+    )]
     pub block_reason: Option<String>,
 }
 
@@ -190,17 +263,29 @@ pub struct PromptFeedback {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageMetadata {
-    #[serde(default)]
+    #[serde(default, alias = "prompt_token_count")]
     pub prompt_token_count: u64,
-    #[serde(default)]
+    #[serde(default, alias = "candidates_token_count")]
     pub candidates_token_count: u64,
-    #[serde(default)]
+    #[serde(default, alias = "total_token_count")]
     pub total_token_count: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "cached_content_token_count"
+    )]
     pub cached_content_token_count: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "thoughts_token_count"
+    )]
     pub thoughts_token_count: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "tool_use_prompt_token_count"
+    )]
     pub tool_use_prompt_token_count: Option<u64>,
 }
 
