@@ -151,7 +151,7 @@ pub use estimate::{
 };
 pub use models::openai_model_list;
 pub use stream::{GeminiFraming, gemini_stream_processor, stream_processor};
-pub use usage::{Price, Usage, cost, usage_from_response};
+pub use usage::{Price, Usage, cost, reported_cost_usd, usage_from_response};
 
 use convert::{from_slice, to_vec};
 
@@ -409,6 +409,11 @@ pub trait StreamProcessor: Send {
     /// The usage seen so far even if not final (e.g. Anthropic `message_start` input tokens).
     fn partial_usage(&self) -> Option<Usage> {
         self.usage()
+    }
+    /// The cost the upstream itself reported, in USD (OpenRouter's `usage.cost`; the
+    /// last figure seen). None when it reported none. See [`reported_cost_usd`].
+    fn reported_cost(&self) -> Option<f64> {
+        None
     }
     /// Estimated output tokens of what was streamed so far.
     fn estimated_output_tokens(&self) -> u64 {
