@@ -126,6 +126,8 @@
 //! [`Usage`] is normalised (all prompt tokens in `input_tokens`, cache reads/writes as
 //! subsets); see [`usage`] for each protocol's semantics. When usage is missing, estimate with
 //! [`estimate_request_tokens`] / [`StreamProcessor::final_usage`] (marked `estimated`).
+//! A provider's own reported charge (OpenRouter `usage.cost`, USD): [`reported_cost_usd`]
+//! and [`StreamProcessor::reported_cost`].
 
 pub mod errors;
 pub mod estimate;

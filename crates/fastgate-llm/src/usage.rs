@@ -1,7 +1,9 @@
 //! Normalised token usage, per-protocol conversions, prices and cost.
 //!
 //! Semantics kept straight:
-//! - OpenAI `prompt_tokens` INCLUDES `prompt_tokens_details.cached_tokens`.
+//! - OpenAI `prompt_tokens` INCLUDES `prompt_tokens_details.cached_tokens` (DeepSeek:
+//!   `prompt_cache_hit_tokens`, read the same way); `completion_tokens` includes
+//!   `completion_tokens_details.reasoning_tokens`.
 //! - Anthropic `input_tokens` EXCLUDES `cache_read_input_tokens` and
 //!   `cache_creation_input_tokens`.
 //! - Gemini `promptTokenCount` INCLUDES `cachedContentTokenCount`; `thoughtsTokenCount` is
@@ -9,6 +11,10 @@
 //!
 //! [`Usage`] is normalised: `input_tokens` counts ALL prompt tokens, cached and cache-written
 //! ones included; `cached_input_tokens` and `cache_creation_tokens` are subsets of it.
+//!
+//! A provider's own charge (OpenRouter's `usage.cost`) is not part of [`Usage`] (a `Copy`
+//! figure of tokens); read it with [`reported_cost_usd`] and
+//! [`crate::StreamProcessor::reported_cost`].
 
 use serde::{Deserialize, Serialize};
 

@@ -472,3 +472,28 @@ fn vllm_unwrapped_error_becomes_a_proper_error() {
     assert_eq!(v["error"]["type"], "not_found_error");
     assert_eq!(v["error"]["message"], "The model `llama-9` does not exist.");
 }
+
+#[test]
+fn a_bare_string_error_mid_stream_keeps_its_message() {
+    let input = fixture("providers/ollama/stream_no_usage.sse");
+    let text = String::from_utf8(input).unwrap();
+    let first: String = text.split_inclusive("\n\n").take(1).collect();
+    let cut = format!(
+        "{first}data: {{\"error\":\"an error was encountered while running the model\"}}\n\n"
+    );
+    let (out, p) = run(
+        Protocol::OpenAi,
+        Protocol::Anthropic,
+        opts("m"),
+        cut.as_bytes(),
+    );
+    let ev = anthropic_events(&out);
+    let (name, last) = ev.last().unwrap();
+    assert_eq!(name, "error");
+    assert_eq!(
+        last["error"]["message"],
+        "an error was encountered while running the model"
+    );
+    assert!(p.usage().is_none());
+    assert!(p.final_usage(10).estimated);
+}

@@ -67,12 +67,7 @@ impl Decode for OpenAiDecoder {
         }
         let chunk: Chunk = parse_data(ev)?;
         if let Some(err) = chunk.error {
-            let detail: ErrorDetail = serde_json::from_value(err).unwrap_or_default();
-            let kind = kind_of(detail.kind.as_deref().unwrap_or(""));
-            out.push(Ev::Error {
-                kind,
-                message: detail.message,
-            });
+            out.push(error_event(err));
             return Ok(());
         }
         // Azure OpenAI opens with `choices: []` plus `prompt_filter_results` (and an
@@ -143,6 +138,21 @@ impl Decode for OpenAiDecoder {
 
     fn reported_cost(&self) -> Option<f64> {
         self.cost
+    }
+}
+
+/// A mid-stream `error`: OpenAI's object, or a bare message string (Ollama's shape).
+fn error_event(err: Value) -> Ev {
+    if let Value::String(message) = err {
+        return Ev::Error {
+            kind: Kind::Server,
+            message,
+        };
+    }
+    let detail: ErrorDetail = serde_json::from_value(err).unwrap_or_default();
+    Ev::Error {
+        kind: kind_of(detail.kind.as_deref().unwrap_or("")),
+        message: detail.message,
     }
 }
 
