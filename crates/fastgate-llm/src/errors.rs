@@ -16,6 +16,11 @@
 //! OpenAI refusing a prompt) is an invalid request whose message starts with "the
 //! provider's content filter refused the request"; an OpenAI client gets such a body
 //! unchanged (its `code` included).
+//!
+//! OpenAI-compatible servers' own shapes are read too (message kept, kind from the
+//! status): Ollama's `{"error": "<message>"}` and vLLM's unwrapped `{"object": "error",
+//! "message": …, "type": …, "code": 400}`; an OpenAI client gets them rewritten in
+//! OpenAI's shape, since its SDK cannot read them.
 
 use bytes::Bytes;
 use serde_json::json;
@@ -123,24 +128,7 @@ impl Kind {
 /// (kind, message) read from an upstream error body of any protocol.
 pub(crate) fn parse(upstream: Protocol, status: u16, body: &[u8]) -> (Kind, String) {
     let parsed = match upstream {
-        Protocol::OpenAi | Protocol::Responses => {
-            serde_json::from_slice::<oa::ErrorBody>(body).ok().map(|b| {
-                let name = b.error.kind.unwrap_or_default();
-                let code = b.error.code.as_ref().and_then(|c| c.as_str()).unwrap_or("");
-                if code == "content_filter" {
-                    return (
-                        Kind::InvalidRequest,
-                        content_filter_message(&b.error.message, body),
-                    );
-                }
-                let kind = match Kind::from_name(&name, status) {
-                    Kind::InvalidRequest if code == "invalid_api_key" => Kind::Authentication,
-                    Kind::InvalidRequest if code == "model_not_found" => Kind::NotFound,
-                    k => k,
-                };
-                (kind, b.error.message)
-            })
-        }
+        Protocol::OpenAi | Protocol::Responses => parse_openai(status, body),
         Protocol::Anthropic => serde_json::from_slice::<an::ErrorBody>(body)
             .ok()
             .map(|b| (Kind::from_name(&b.error.kind, status), b.error.message)),
@@ -149,6 +137,48 @@ pub(crate) fn parse(upstream: Protocol, status: u16, body: &[u8]) -> (Kind, Stri
             .map(|b| (Kind::from_name(&b.error.status, status), b.error.message)),
     };
     parsed.unwrap_or_else(|| (Kind::from_status(status), raw_message(status, body)))
+}
+
+/// An OpenAI-protocol error body: OpenAI's `{"error": {...}}`, or one of the shapes
+/// OpenAI-compatible servers answer with instead.
+fn parse_openai(status: u16, body: &[u8]) -> Option<(Kind, String)> {
+    let Ok(b) = serde_json::from_slice::<oa::ErrorBody>(body) else {
+        return parse_openai_compatible(status, body);
+    };
+    let name = b.error.kind.unwrap_or_default();
+    let code = b.error.code.as_ref().and_then(|c| c.as_str()).unwrap_or("");
+    if code == "content_filter" {
+        return Some((
+            Kind::InvalidRequest,
+            content_filter_message(&b.error.message, body),
+        ));
+    }
+    let kind = match Kind::from_name(&name, status) {
+        Kind::InvalidRequest if code == "invalid_api_key" => Kind::Authentication,
+        Kind::InvalidRequest if code == "model_not_found" => Kind::NotFound,
+        // Ollama's OpenAI API types every error `api_error`, a 404 for an unknown
+        // model included: a client error status says more than that name.
+        Kind::Server if (400..500).contains(&status) => Kind::from_status(status),
+        k => k,
+    };
+    Some((kind, b.error.message))
+}
+
+/// Error bodies of OpenAI-compatible servers that are not OpenAI's shape; the kind comes
+/// from the HTTP status (their type names are not OpenAI's):
+/// - Ollama's native API: `{"error": "model 'x' not found"}` (a string);
+/// - vLLM (older versions): `{"object": "error", "message": …, "type": "BadRequestError",
+///   "param": null, "code": 400}` (no `error` wrapper).
+fn parse_openai_compatible(status: u16, body: &[u8]) -> Option<(Kind, String)> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let message = match v.get("error") {
+        Some(serde_json::Value::String(m)) => m.as_str(),
+        _ if v.get("object").and_then(|o| o.as_str()) == Some("error") => {
+            v.get("message")?.as_str()?
+        }
+        _ => return None,
+    };
+    Some((Kind::from_status(status), message.to_owned()))
 }
 
 /// Azure OpenAI's content filter refused the prompt (`error.code: content_filter`,

@@ -167,6 +167,8 @@
 //! [`Usage`] is normalised (all prompt tokens in `input_tokens`, cache reads/writes as
 //! subsets); see [`usage`] for each protocol's semantics. When usage is missing, estimate with
 //! [`estimate_request_tokens`] / [`StreamProcessor::final_usage`] (marked `estimated`).
+//! A provider's own reported charge (OpenRouter `usage.cost`, USD): [`reported_cost_usd`]
+//! and [`StreamProcessor::reported_cost`].
 
 pub mod errors;
 pub mod estimate;
@@ -192,7 +194,7 @@ pub use estimate::{
 };
 pub use models::openai_model_list;
 pub use stream::{GeminiFraming, gemini_stream_processor, stream_processor};
-pub use usage::{Price, Usage, cost, usage_from_response};
+pub use usage::{Price, Usage, cost, reported_cost_usd, usage_from_response};
 
 use convert::{from_slice, to_vec};
 
@@ -536,6 +538,11 @@ pub trait StreamProcessor: Send {
     /// The usage seen so far even if not final (e.g. Anthropic `message_start` input tokens).
     fn partial_usage(&self) -> Option<Usage> {
         self.usage()
+    }
+    /// The cost the upstream itself reported, in USD (OpenRouter's `usage.cost`; the
+    /// last figure seen). None when it reported none. See [`reported_cost_usd`].
+    fn reported_cost(&self) -> Option<f64> {
+        None
     }
     /// Estimated output tokens of what was streamed so far.
     fn estimated_output_tokens(&self) -> u64 {

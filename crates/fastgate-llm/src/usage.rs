@@ -1,7 +1,9 @@
 //! Normalised token usage, per-protocol conversions, prices and cost.
 //!
 //! Semantics kept straight:
-//! - OpenAI `prompt_tokens` INCLUDES `prompt_tokens_details.cached_tokens`.
+//! - OpenAI `prompt_tokens` INCLUDES `prompt_tokens_details.cached_tokens` (DeepSeek:
+//!   `prompt_cache_hit_tokens`, read the same way); `completion_tokens` includes
+//!   `completion_tokens_details.reasoning_tokens`.
 //! - Anthropic `input_tokens` EXCLUDES `cache_read_input_tokens` and
 //!   `cache_creation_input_tokens`.
 //! - Gemini `promptTokenCount` INCLUDES `cachedContentTokenCount`; `thoughtsTokenCount` is
@@ -9,6 +11,10 @@
 //!
 //! [`Usage`] is normalised: `input_tokens` counts ALL prompt tokens, cached and cache-written
 //! ones included; `cached_input_tokens` and `cache_creation_tokens` are subsets of it.
+//!
+//! A provider's own charge (OpenRouter's `usage.cost`) is not part of [`Usage`] (a `Copy`
+//! figure of tokens); read it with [`reported_cost_usd`] and
+//! [`crate::StreamProcessor::reported_cost`].
 
 use serde::{Deserialize, Serialize};
 
@@ -38,13 +44,17 @@ impl Usage {
             .saturating_sub(self.cache_creation_tokens)
     }
 
-    /// From OpenAI usage.
+    /// From OpenAI usage. Cache reads: `prompt_tokens_details.cached_tokens`, or DeepSeek's
+    /// `prompt_cache_hit_tokens` (the larger when both are sent; both are subsets of
+    /// `prompt_tokens`). `completion_tokens` already counts reasoning tokens
+    /// (`completion_tokens_details.reasoning_tokens` is a subset of it).
     pub fn from_openai(u: &openai::Usage) -> Self {
         let cached = u
             .prompt_tokens_details
             .as_ref()
             .and_then(|d| d.cached_tokens)
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .max(u.prompt_cache_hit_tokens.unwrap_or(0));
         Usage {
             input_tokens: u.prompt_tokens,
             output_tokens: u.completion_tokens,
@@ -63,6 +73,7 @@ impl Usage {
             prompt_tokens_details: Some(openai::PromptTokensDetails {
                 cached_tokens: Some(self.cached_input_tokens),
             }),
+            prompt_cache_hit_tokens: None,
         }
     }
 
@@ -148,6 +159,37 @@ pub fn usage_from_response(protocol: Protocol, body: &[u8]) -> Option<Usage> {
     }
 }
 
+/// The cost the provider itself reported for a non-stream response of `protocol`, in USD:
+/// OpenRouter's `usage.cost` (its credits are US dollars; `cost_details` and `is_byok` are
+/// not read). None when absent, not a finite non-negative number, or for protocols whose
+/// responses carry no cost (Anthropic, Gemini). Streams: [`crate::StreamProcessor::reported_cost`].
+pub fn reported_cost_usd(protocol: Protocol, body: &[u8]) -> Option<f64> {
+    if protocol != Protocol::OpenAi {
+        return None;
+    }
+    #[derive(Deserialize)]
+    struct R {
+        usage: Option<ReportedCost>,
+    }
+    let r: R = serde_json::from_slice(body).ok()?;
+    r.usage?.usd()
+}
+
+/// The `cost` member of an OpenAI-shaped `usage` object (OpenRouter), read on the side of
+/// the token counts.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub(crate) struct ReportedCost {
+    #[serde(default)]
+    cost: Option<f64>,
+}
+
+impl ReportedCost {
+    /// The cost when it is a usable amount (finite, not negative).
+    pub(crate) fn usd(self) -> Option<f64> {
+        self.cost.filter(|c| c.is_finite() && *c >= 0.0)
+    }
+}
+
 /// Price per 1M tokens.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Price {
@@ -207,7 +249,37 @@ mod tests {
             prompt_tokens_details: Some(openai::PromptTokensDetails {
                 cached_tokens: Some(50),
             }),
+            prompt_cache_hit_tokens: Some(70),
         };
         assert_eq!(Usage::from_openai(&o).cached_input_tokens, 5);
+    }
+
+    #[test]
+    fn deepseek_cache_hits_are_cached_input() {
+        let u: openai::Usage = serde_json::from_str(
+            r#"{"prompt_tokens":100,"completion_tokens":7,"total_tokens":107,
+                "prompt_cache_hit_tokens":64,"prompt_cache_miss_tokens":36}"#,
+        )
+        .unwrap();
+        let n = Usage::from_openai(&u);
+        assert_eq!((n.input_tokens, n.cached_input_tokens), (100, 64));
+        assert_eq!(n.uncached_input_tokens(), 36);
+    }
+
+    #[test]
+    fn reported_cost_only_from_openai_shaped_usage() {
+        let body =
+            br#"{"usage":{"prompt_tokens":1,"completion_tokens":1,"cost":0.25,"is_byok":false}}"#;
+        assert_eq!(reported_cost_usd(Protocol::OpenAi, body), Some(0.25));
+        assert_eq!(reported_cost_usd(Protocol::Anthropic, body), None);
+        assert_eq!(
+            reported_cost_usd(Protocol::OpenAi, br#"{"usage":{"cost":-1}}"#),
+            None
+        );
+        assert_eq!(
+            reported_cost_usd(Protocol::OpenAi, br#"{"usage":{}}"#),
+            None
+        );
+        assert_eq!(reported_cost_usd(Protocol::OpenAi, b"not json"), None);
     }
 }

@@ -1,11 +1,46 @@
 //! OpenAI upstream chunks -> neutral events.
+//!
+//! Usage: OpenAI-compatible servers differ in where they put it. OpenAI (and DashScope,
+//! vLLM, Ollama with `stream_options.include_usage`) send one final chunk with `choices: []`;
+//! some send a running figure on every chunk, or the final one on the chunk that carries
+//! `finish_reason`. Each figure replaces the previous one (never added up); a figure is
+//! final (`complete`) once it comes on a usage-only chunk or at/after the `finish_reason`,
+//! so a stream cut short keeps only a partial figure and its usage is estimated.
+
+use serde::Deserialize;
+use serde_json::Value;
 
 use super::{Decode, Ev, parse_data};
 use crate::convert::Finish;
 use crate::errors::Kind;
 use crate::sse::SseEvent;
-use crate::wire::openai::{ChatChunk, ErrorDetail};
+use crate::usage::ReportedCost;
+use crate::wire::openai::{self, ChunkChoice, ErrorDetail};
 use crate::{LlmError, Usage};
+
+/// One streamed chunk, as [`openai::ChatChunk`] plus the provider-reported cost in `usage`.
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+    #[serde(default)]
+    usage: Option<ChunkUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+/// `usage` of a chunk: the token counts and, from OpenRouter, `cost`.
+#[derive(Deserialize)]
+struct ChunkUsage {
+    #[serde(flatten)]
+    tokens: openai::Usage,
+    #[serde(flatten)]
+    cost: ReportedCost,
+}
 
 #[derive(Default)]
 pub(crate) struct OpenAiDecoder {
@@ -13,6 +48,10 @@ pub(crate) struct OpenAiDecoder {
     /// Tool indices already started (servers may repeat id/name on later deltas).
     tools_seen: Vec<usize>,
     usage_only: bool,
+    /// A `finish_reason` was seen: usage from here on is the final figure.
+    finished: bool,
+    /// The last provider-reported cost (OpenRouter `usage.cost`).
+    cost: Option<f64>,
 }
 
 impl Decode for OpenAiDecoder {
@@ -26,14 +65,9 @@ impl Decode for OpenAiDecoder {
         if data.is_empty() {
             return Ok(());
         }
-        let chunk: ChatChunk = parse_data(ev)?;
+        let chunk: Chunk = parse_data(ev)?;
         if let Some(err) = chunk.error {
-            let detail: ErrorDetail = serde_json::from_value(err).unwrap_or_default();
-            let kind = kind_of(detail.kind.as_deref().unwrap_or(""));
-            out.push(Ev::Error {
-                kind,
-                message: detail.message,
-            });
+            out.push(error_event(err));
             return Ok(());
         }
         // Azure OpenAI opens with `choices: []` plus `prompt_filter_results` (and an
@@ -82,13 +116,17 @@ impl Decode for OpenAiDecoder {
                 }
             }
             if let Some(r) = choice.finish_reason {
+                self.finished = true;
                 out.push(Ev::Finish(Finish::from_openai(&r)));
             }
         }
         if let Some(u) = chunk.usage {
+            if let Some(c) = u.cost.usd() {
+                self.cost = Some(c);
+            }
             out.push(Ev::Usage {
-                usage: Usage::from_openai(&u),
-                complete: true,
+                usage: Usage::from_openai(&u.tokens),
+                complete: self.usage_only || self.finished,
             });
         }
         Ok(())
@@ -96,6 +134,25 @@ impl Decode for OpenAiDecoder {
 
     fn last_was_usage_only(&self) -> bool {
         self.usage_only
+    }
+
+    fn reported_cost(&self) -> Option<f64> {
+        self.cost
+    }
+}
+
+/// A mid-stream `error`: OpenAI's object, or a bare message string (Ollama's shape).
+fn error_event(err: Value) -> Ev {
+    if let Value::String(message) = err {
+        return Ev::Error {
+            kind: Kind::Server,
+            message,
+        };
+    }
+    let detail: ErrorDetail = serde_json::from_value(err).unwrap_or_default();
+    Ev::Error {
+        kind: kind_of(detail.kind.as_deref().unwrap_or("")),
+        message: detail.message,
     }
 }
 

@@ -65,6 +65,10 @@ pub(crate) trait Decode: Send {
     fn last_was_usage_only(&self) -> bool {
         false
     }
+    /// The cost the upstream reported for the request so far (OpenRouter `usage.cost`).
+    fn reported_cost(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Client side: neutral events -> SSE bytes.

@@ -145,6 +145,10 @@ impl StreamProcessor for Translator {
         &self.obs.text
     }
 
+    fn reported_cost(&self) -> Option<f64> {
+        self.upstream.reported_cost()
+    }
+
     fn estimated_output_tokens(&self) -> u64 {
         self.obs.estimated_output_tokens()
     }
