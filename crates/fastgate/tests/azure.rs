@@ -345,20 +345,33 @@ async fn content_filter_finish_reason_mapped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn responses_refused_on_azure() {
+async fn responses_translated_for_azure() {
     let (h, key) = start().await;
+    // A Responses client reaches the deployment's chat completions, translated.
     let resp = h
         .http
         .post(h.url("/v1/responses"))
         .bearer_auth(&key)
-        .json(&json!({ "model": "gpt", "input": "hi" }))
+        .json(&json!({ "model": "gpt", "input": "hi", "instructions": "be brief" }))
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
-    let msg = v["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("not served by Azure OpenAI"), "{msg}");
+    let seen = last(&h);
+    assert_provider_key_only(&seen);
+    assert_eq!(seen.azure_deployment().as_deref(), Some("team/gpt-4o"));
+    assert!(
+        seen.path_only().ends_with("/chat/completions"),
+        "{}",
+        seen.path
+    );
+    let up = seen.json().unwrap();
+    assert_eq!(up["messages"][0]["content"], "be brief");
+    assert_eq!(v["object"], "response");
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["output"][0]["type"], "message", "{v}");
+    let before = h.mock.request_count();
 
     // Anthropic token counting is estimated locally, as for any OpenAI-protocol upstream.
     let resp = h
@@ -372,7 +385,7 @@ async fn responses_refused_on_azure() {
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
     assert!(v["input_tokens"].as_u64().unwrap() > 0, "{v}");
-    assert_eq!(h.mock.request_count(), 0, "nothing sent upstream");
+    assert_eq!(h.mock.request_count(), before, "nothing sent upstream");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -222,7 +222,9 @@ async fn relay_whole(ctx: RequestContext, sent: Sent) -> Response {
     };
     match translated {
         Ok((out, usage)) => {
-            let usage = sent.accounting.token_usage(usage);
+            let usage = sent
+                .accounting
+                .token_usage(usage, sent.upstream_protocol, &bytes);
             finish_whole(
                 ctx,
                 status,
