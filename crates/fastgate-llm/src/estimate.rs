@@ -162,6 +162,11 @@ pub fn estimate_request_object(protocol: Protocol, v: &serde_json::Map<String, V
                 acc.messages += 1;
                 acc.walk(c.get("parts"));
             }
+            // embedContent's one `content`, batchEmbedContents' `requests[].content`.
+            acc.walk(v.get("content").and_then(|c| c.get("parts")));
+            for r in field("requests") {
+                acc.walk(r.get("content").and_then(|c| c.get("parts")));
+            }
             acc.json_of(v.get("tools"));
         }
     }

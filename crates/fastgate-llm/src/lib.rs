@@ -185,6 +185,7 @@ mod stream;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+pub use convert::gemini_embed::{gemini_embed_to_openai, openai_embeddings_to_gemini};
 pub use convert::openai_gemini::gemini_path;
 pub use error::LlmError;
 pub use errors::translate_error;

@@ -148,7 +148,11 @@ async fn whole_answers_through_chat_anthropic_and_gemini() {
     let seen = h.mock.last_request().unwrap();
     assert_eq!(seen.path_only(), "/v1/messages");
     assert_eq!(seen.header("x-api-key"), Some("sk-ant-secret"));
-    assert_eq!(seen.header("authorization"), None, "gateway key not forwarded");
+    assert_eq!(
+        seen.header("authorization"),
+        None,
+        "gateway key not forwarded"
+    );
     let up = seen.json().unwrap();
     assert_eq!(up["system"], "be terse");
     assert_eq!(up["max_tokens"], 64);
@@ -183,7 +187,10 @@ async fn streams_through_chat_anthropic_and_gemini() {
     for (model, path) in [
         ("gpt", "/v1/chat/completions"),
         ("claude", "/v1/messages"),
-        ("gem", "/v1beta/models/gemini-upstream:streamGenerateContent"),
+        (
+            "gem",
+            "/v1beta/models/gemini-upstream:streamGenerateContent",
+        ),
     ] {
         let resp = post(&h, &key, &request(model, true)).await;
         assert_eq!(resp.status(), 200, "{model}");
@@ -288,7 +295,8 @@ async fn function_calls_round_trip_through_anthropic() {
     assert_eq!(msgs[2]["content"][0]["tool_use_id"], "toolu_mock01");
 
     // Streamed, the call arrives as a function_call item with its argument deltas.
-    let mut body = json!({ "model": "claude", "input": "weather in Paris?", "tools": tools, "stream": true });
+    let mut body =
+        json!({ "model": "claude", "input": "weather in Paris?", "tools": tools, "stream": true });
     body["tool_choice"] = json!({ "type": "function", "name": "get_weather" });
     let text = h
         .http
@@ -474,7 +482,10 @@ async fn upstream_errors_and_bad_requests_are_openai_shaped() {
     assert_eq!(resp.status(), 400);
     let v: Value = resp.json().await.unwrap();
     let msg = v["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("tools[0]") && msg.contains("web_search"), "{msg}");
+    assert!(
+        msg.contains("tools[0]") && msg.contains("web_search"),
+        "{msg}"
+    );
 
     // No input at all.
     let resp = post(&h, &key, &json!({ "model": "gpt" })).await;
@@ -521,7 +532,11 @@ async fn a_provider_reported_cost_is_recorded_when_no_price_is_set() {
     assert_eq!(v["usage"]["cost"], 0.0125, "passed through to the client");
     assert_eq!(v["provider"], "OpenAI");
     let up = h.mock.last_request().unwrap().json().unwrap();
-    assert_eq!(up["provider"]["order"], json!(["OpenAI"]), "routing field kept");
+    assert_eq!(
+        up["provider"]["order"],
+        json!(["OpenAI"]),
+        "routing field kept"
+    );
     let rec = h.audit_of(&rid).await;
     assert_eq!(rec.cost, Some(0.0125));
 
@@ -543,6 +558,10 @@ async fn a_provider_reported_cost_is_recorded_when_no_price_is_set() {
     let rid = resp.headers()["x-request-id"].to_str().unwrap().to_string();
     let rec = h.audit_of(&rid).await;
     let expected = (10.0 * 2.0 + 2.0 * 8.0) / 1e6;
-    assert!((rec.cost.unwrap() - expected).abs() < 1e-12, "{:?}", rec.cost);
+    assert!(
+        (rec.cost.unwrap() - expected).abs() < 1e-12,
+        "{:?}",
+        rec.cost
+    );
     h.stop().await;
 }

@@ -2,6 +2,7 @@
 //! same-protocol rewrite. Shared helpers live here.
 
 pub(crate) mod anthropic_openai;
+pub(crate) mod gemini_embed;
 pub(crate) mod gemini_openai;
 pub(crate) mod media;
 pub(crate) mod openai_anthropic;

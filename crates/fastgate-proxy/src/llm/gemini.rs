@@ -30,6 +30,8 @@ pub fn recognise(method: &Method, path: &str) -> Option<Endpoint> {
         "generateContent" => Endpoint::GeminiGenerate,
         "streamGenerateContent" => Endpoint::GeminiStream,
         "countTokens" => Endpoint::GeminiCountTokens,
+        "embedContent" => Endpoint::GeminiEmbed,
+        "batchEmbedContents" => Endpoint::GeminiBatchEmbed,
         _ => return None,
     };
     (method == Method::POST).then_some(ep)
@@ -61,6 +63,54 @@ pub fn framing(query: Option<&str>) -> GeminiFraming {
         GeminiFraming::Sse
     } else {
         GeminiFraming::JsonArray
+    }
+}
+
+/// A Gemini embed request for an upstream of `upstream` protocol: (body, path). Gemini
+/// upstreams get it as sent, each request's `model` naming the deployment's model;
+/// OpenAI-protocol upstreams (`openai`, `azure`, `mock`) an `/v1/embeddings` request.
+pub fn embed_request(
+    body: Map<String, Value>,
+    upstream: Protocol,
+    dep_model: &str,
+    batch: bool,
+    vertex: bool,
+) -> Result<(Vec<u8>, String), ProxyError> {
+    let action = if batch {
+        "batchEmbedContents"
+    } else {
+        "embedContent"
+    };
+    match upstream {
+        Protocol::Gemini if !vertex => {
+            let mut body = body;
+            let model = Value::String(format!("models/{dep_model}"));
+            if batch {
+                if let Some(Value::Array(reqs)) = body.get_mut("requests") {
+                    for r in reqs.iter_mut().filter_map(Value::as_object_mut) {
+                        r.insert("model".into(), model.clone());
+                    }
+                }
+            } else if body.contains_key("model") {
+                body.insert("model".into(), model);
+            }
+            let out = serde_json::to_vec(&body).map_err(|e| ProxyError::Internal(e.to_string()))?;
+            let mut path = String::from("/v1beta/models/");
+            path.push_str(dep_model);
+            path.push(':');
+            path.push_str(action);
+            Ok((out, path))
+        }
+        Protocol::OpenAi => {
+            let v = fastgate_llm::gemini_embed_to_openai(&body, dep_model, batch)
+                .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+            let out = serde_json::to_vec(&v).map_err(|e| ProxyError::Internal(e.to_string()))?;
+            Ok((out, "/v1/embeddings".to_string()))
+        }
+        _ => Err(ProxyError::BadRequest(format!(
+            "{action} is served by gemini and OpenAI-compatible (openai, azure) upstreams; \
+             this model's upstream has no embeddings API FastGate speaks"
+        ))),
     }
 }
 
@@ -144,7 +194,15 @@ mod tests {
             recognise(&post, "/v1/models/g:countTokens"),
             Some(Endpoint::GeminiCountTokens)
         );
-        assert_eq!(recognise(&post, "/v1/models/g:embedContent"), None);
+        assert_eq!(
+            recognise(&post, "/v1/models/g:embedContent"),
+            Some(Endpoint::GeminiEmbed)
+        );
+        assert_eq!(
+            recognise(&post, "/v1beta/models/g:batchEmbedContents"),
+            Some(Endpoint::GeminiBatchEmbed)
+        );
+        assert_eq!(recognise(&post, "/v1/models/g:predict"), None);
         assert_eq!(
             recognise(&Method::GET, "/v1/models/g:generateContent"),
             None

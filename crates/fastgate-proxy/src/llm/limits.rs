@@ -38,7 +38,11 @@ pub fn worst_case(
 ) -> Demand {
     let prompt = estimate_request_object(endpoint.client_protocol(), request);
     let output = match endpoint {
-        Endpoint::Embeddings | Endpoint::CountTokens | Endpoint::GeminiCountTokens => 0,
+        Endpoint::Embeddings
+        | Endpoint::CountTokens
+        | Endpoint::GeminiCountTokens
+        | Endpoint::GeminiEmbed
+        | Endpoint::GeminiBatchEmbed => 0,
         _ => requested_cap(endpoint, request)
             .unwrap_or_else(|| u64::from(group_cap.unwrap_or(default_cap))),
     };

@@ -56,6 +56,10 @@ pub enum Endpoint {
     GeminiStream,
     /// Gemini `…/models/{model}:countTokens`.
     GeminiCountTokens,
+    /// Gemini `…/models/{model}:embedContent`.
+    GeminiEmbed,
+    /// Gemini `…/models/{model}:batchEmbedContents`.
+    GeminiBatchEmbed,
     /// Gemini `GET /v1beta/models` (and `GET /v1/models` with a Google-style key).
     GeminiModels,
     /// Gemini `GET /v1beta/models/{model}` (and `GET /v1/models/{model}` likewise).
@@ -89,6 +93,8 @@ impl Endpoint {
             Self::GeminiGenerate
             | Self::GeminiStream
             | Self::GeminiCountTokens
+            | Self::GeminiEmbed
+            | Self::GeminiBatchEmbed
             | Self::GeminiModels
             | Self::GeminiModel => Protocol::Gemini,
             Self::Responses => Protocol::Responses,
@@ -385,6 +391,12 @@ fn build_request(
             let t = translate_request_value(Protocol::Responses, upstream, body, &opts)
                 .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
             (t.body, t.path, true, false)
+        }
+        Endpoint::GeminiEmbed | Endpoint::GeminiBatchEmbed => {
+            let batch = endpoint == Endpoint::GeminiBatchEmbed;
+            let vertex = dep.upstream.vertex_prefix.is_some();
+            let (body, path) = gemini::embed_request(body, upstream, &dep.model, batch, vertex)?;
+            (body, path, true, false)
         }
         Endpoint::GeminiCountTokens if upstream != Protocol::Gemini => {
             // Only reached for a fallback: the first deployment decides local estimates.

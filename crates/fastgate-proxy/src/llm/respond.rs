@@ -6,8 +6,8 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use fastgate_llm::{
-    GeminiFraming, Protocol, StreamOptions, gemini_stream_processor, openai_model_list,
-    stream_processor, translate_error, translate_response, usage_from_response,
+    GeminiFraming, Protocol, StreamOptions, gemini_stream_processor, openai_embeddings_to_gemini,
+    openai_model_list, stream_processor, translate_error, translate_response, usage_from_response,
 };
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
@@ -215,6 +215,17 @@ async fn relay_whole(ctx: RequestContext, sent: Sent) -> Response {
             &bytes,
             &sent.client_model,
         ),
+        Endpoint::GeminiEmbed | Endpoint::GeminiBatchEmbed
+            if sent.upstream_protocol == Protocol::OpenAi =>
+        {
+            let batch = sent.endpoint == Endpoint::GeminiBatchEmbed;
+            openai_embeddings_to_gemini(&bytes, batch).map(|v| {
+                (
+                    v.to_string().into_bytes(),
+                    usage_from_response(Protocol::OpenAi, &bytes),
+                )
+            })
+        }
         _ => Ok((
             bytes.to_vec(),
             usage_from_response(sent.upstream_protocol, &bytes),
