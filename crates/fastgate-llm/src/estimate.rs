@@ -152,8 +152,18 @@ pub fn estimate_request_object(protocol: Protocol, v: &serde_json::Map<String, V
             acc.json_of(v.get("tools"));
         }
         Protocol::Responses => {
-            acc.walk(v.get("instructions"));
-            acc.walk(v.get("input"));
+            if let Some(Value::String(s)) = v.get("instructions") {
+                acc.messages += 1;
+                acc.push(s);
+            }
+            match v.get("input") {
+                Some(Value::String(s)) => {
+                    acc.messages += 1;
+                    acc.push(s);
+                }
+                Some(Value::Array(items)) => items.iter().for_each(|item| acc.input_item(item)),
+                _ => {}
+            }
             acc.json_of(v.get("tools"));
         }
         Protocol::Gemini => {
@@ -262,6 +272,23 @@ impl Acc {
                     None => REFERENCE_TOKENS,
                 }
             }
+            "input_file" => {
+                let name = o.get("filename").and_then(Value::as_str).unwrap_or("");
+                match o.get("file_data").and_then(Value::as_str) {
+                    Some(data) => match crate::convert::parse_data_url(data) {
+                        Some((mime, payload)) => media_tokens(&mime, payload.len()),
+                        // Bare base64: the file name says what it is (PDF when it does not).
+                        None => media_tokens(
+                            crate::convert::guess_media_type(name).unwrap_or(""),
+                            data.len(),
+                        ),
+                    },
+                    None => {
+                        let url = o.get("file_url").and_then(Value::as_str).unwrap_or(name);
+                        reference_tokens(crate::convert::guess_media_type(url).unwrap_or(""))
+                    }
+                }
+            }
             "document" => {
                 let src = o.get("source").unwrap_or(&Value::Null);
                 match str_at(src, &["type"]) {
@@ -281,6 +308,27 @@ impl Acc {
             }
             _ => return None,
         })
+    }
+
+    /// One Responses API `input` item, counted like a chat message: its content, a function
+    /// call's name and arguments, a call output, a reasoning item's summary (never its
+    /// encrypted content); ids and call ids are not text.
+    fn input_item(&mut self, item: &Value) {
+        match item
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("message")
+        {
+            "message" => self.walk(item.get("content")),
+            "function_call" => {
+                self.text_of(item.get("name"));
+                self.text_of(item.get("arguments"));
+            }
+            "function_call_output" => self.walk(item.get("output")),
+            "reasoning" => self.walk(item.get("summary")),
+            _ => self.walk(Some(item)),
+        }
+        self.messages += 1;
     }
 
     /// Collect text from any content shape; media parts are counted by [`Acc::media_of`]
