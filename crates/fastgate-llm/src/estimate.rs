@@ -214,6 +214,28 @@ fn reference_tokens(mime: &str) -> u64 {
     }
 }
 
+/// Tokens of a Responses API `input_file` part: inline data by its size (bare base64 typed
+/// by the file name), a URL or file id as a reference.
+fn input_file_tokens(o: &serde_json::Map<String, Value>) -> u64 {
+    let name = o.get("filename").and_then(Value::as_str).unwrap_or("");
+    match o.get("file_data").and_then(Value::as_str) {
+        Some(data) => match data.strip_prefix("data:").and_then(|d| d.split_once(',')) {
+            Some((meta, payload)) => {
+                media_tokens(meta.strip_suffix(";base64").unwrap_or(meta), payload.len())
+            }
+            // Bare base64: the file name says what it is (a document when it does not).
+            None => media_tokens(
+                crate::convert::guess_media_type(name).unwrap_or(""),
+                data.len(),
+            ),
+        },
+        None => {
+            let url = o.get("file_url").and_then(Value::as_str).unwrap_or(name);
+            reference_tokens(crate::convert::guess_media_type(url).unwrap_or(""))
+        }
+    }
+}
+
 fn str_at<'a>(v: &'a Value, keys: &[&str]) -> &'a str {
     keys.iter()
         .find_map(|k| v.get(*k).and_then(Value::as_str))
@@ -251,6 +273,10 @@ impl Acc {
     /// Tokens of a media part in any protocol's shape, or None if `o` is not one.
     fn media_of(&mut self, o: &serde_json::Map<String, Value>) -> Option<u64> {
         let kind = o.get("type").and_then(Value::as_str).unwrap_or("");
+        // Before Gemini's snake_case `file_data`, which this part's `file_data` is not.
+        if kind == "input_file" {
+            return Some(input_file_tokens(o));
+        }
         let blob = o.get("inlineData").or(o.get("inline_data"));
         if let Some(b) = blob {
             let mime = str_at(b, &["mimeType", "mime_type"]);
@@ -270,23 +296,6 @@ impl Acc {
                 match crate::convert::parse_data_url(data) {
                     Some((mime, payload)) => media_tokens(&mime, payload.len()),
                     None => REFERENCE_TOKENS,
-                }
-            }
-            "input_file" => {
-                let name = o.get("filename").and_then(Value::as_str).unwrap_or("");
-                match o.get("file_data").and_then(Value::as_str) {
-                    Some(data) => match crate::convert::parse_data_url(data) {
-                        Some((mime, payload)) => media_tokens(&mime, payload.len()),
-                        // Bare base64: the file name says what it is (PDF when it does not).
-                        None => media_tokens(
-                            crate::convert::guess_media_type(name).unwrap_or(""),
-                            data.len(),
-                        ),
-                    },
-                    None => {
-                        let url = o.get("file_url").and_then(Value::as_str).unwrap_or(name);
-                        reference_tokens(crate::convert::guess_media_type(url).unwrap_or(""))
-                    }
                 }
             }
             "document" => {
