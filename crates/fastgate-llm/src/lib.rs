@@ -163,7 +163,7 @@
 //! | `safety_identifier` (else `user`) | `user` | |
 //! | `text.format` text / json_object / json_schema{name, schema, strict, description} | `response_format` | |
 //! | `reasoning.effort` | `reasoning_effort` | dropped by the Anthropic and Gemini converters |
-//! | `metadata`, `include`, `truncation`, `service_tier`, `top_logprobs`, `prompt_cache_key`, `stream_options`, `reasoning.summary`, `text.verbosity` | — | dropped |
+//! | `metadata`, `include`, `truncation`, `service_tier`, `top_logprobs`, `prompt_cache_key`, `max_tool_calls`, `stream_options`, `reasoning.summary`, `text.verbosity` | — | dropped |
 //!
 //! Refused with [`LlmError::InvalidRequest`] (a client 400, the message says how to send the
 //! request statelessly): `previous_response_id`, `store: true`, `background: true`,
