@@ -152,8 +152,18 @@ pub fn estimate_request_object(protocol: Protocol, v: &serde_json::Map<String, V
             acc.json_of(v.get("tools"));
         }
         Protocol::Responses => {
-            acc.walk(v.get("instructions"));
-            acc.walk(v.get("input"));
+            if let Some(Value::String(s)) = v.get("instructions") {
+                acc.messages += 1;
+                acc.push(s);
+            }
+            match v.get("input") {
+                Some(Value::String(s)) => {
+                    acc.messages += 1;
+                    acc.push(s);
+                }
+                Some(Value::Array(items)) => items.iter().for_each(|item| acc.input_item(item)),
+                _ => {}
+            }
             acc.json_of(v.get("tools"));
         }
         Protocol::Gemini => {
@@ -209,6 +219,28 @@ fn reference_tokens(mime: &str) -> u64 {
     }
 }
 
+/// Tokens of a Responses API `input_file` part: inline data by its size (bare base64 typed
+/// by the file name), a URL or file id as a reference.
+fn input_file_tokens(o: &serde_json::Map<String, Value>) -> u64 {
+    let name = o.get("filename").and_then(Value::as_str).unwrap_or("");
+    match o.get("file_data").and_then(Value::as_str) {
+        Some(data) => match data.strip_prefix("data:").and_then(|d| d.split_once(',')) {
+            Some((meta, payload)) => {
+                media_tokens(meta.strip_suffix(";base64").unwrap_or(meta), payload.len())
+            }
+            // Bare base64: the file name says what it is (a document when it does not).
+            None => media_tokens(
+                crate::convert::guess_media_type(name).unwrap_or(""),
+                data.len(),
+            ),
+        },
+        None => {
+            let url = o.get("file_url").and_then(Value::as_str).unwrap_or(name);
+            reference_tokens(crate::convert::guess_media_type(url).unwrap_or(""))
+        }
+    }
+}
+
 fn str_at<'a>(v: &'a Value, keys: &[&str]) -> &'a str {
     keys.iter()
         .find_map(|k| v.get(*k).and_then(Value::as_str))
@@ -246,6 +278,10 @@ impl Acc {
     /// Tokens of a media part in any protocol's shape, or None if `o` is not one.
     fn media_of(&mut self, o: &serde_json::Map<String, Value>) -> Option<u64> {
         let kind = o.get("type").and_then(Value::as_str).unwrap_or("");
+        // Before Gemini's snake_case `file_data`, which this part's `file_data` is not.
+        if kind == "input_file" {
+            return Some(input_file_tokens(o));
+        }
         let blob = o.get("inlineData").or(o.get("inline_data"));
         if let Some(b) = blob {
             let mime = str_at(b, &["mimeType", "mime_type"]);
@@ -286,6 +322,27 @@ impl Acc {
             }
             _ => return None,
         })
+    }
+
+    /// One Responses API `input` item, counted like a chat message: its content, a function
+    /// call's name and arguments, a call output, a reasoning item's summary (never its
+    /// encrypted content); ids and call ids are not text.
+    fn input_item(&mut self, item: &Value) {
+        match item
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("message")
+        {
+            "message" => self.walk(item.get("content")),
+            "function_call" => {
+                self.text_of(item.get("name"));
+                self.text_of(item.get("arguments"));
+            }
+            "function_call_output" => self.walk(item.get("output")),
+            "reasoning" => self.walk(item.get("summary")),
+            _ => self.walk(Some(item)),
+        }
+        self.messages += 1;
     }
 
     /// Collect text from any content shape; media parts are counted by [`Acc::media_of`]

@@ -133,6 +133,55 @@
 //! `usageMetadata` → usage (thoughts counted as output). Gemini 3 `thoughtSignature`s are not
 //! carried back through OpenAI tool calls.
 //!
+//! ## Responses API client
+//!
+//! A Responses request (`POST /v1/responses`) becomes a Chat Completions request, then goes
+//! on to the upstream's protocol through the converters above (OpenAI → Anthropic, OpenAI →
+//! Gemini); media parts are checked against the final upstream, so refusals name the
+//! client's own `input[i].content[j]`. Upstreams that serve the Responses API themselves
+//! get the body unchanged (`model` rewritten).
+//!
+//! | Responses request | Chat Completions | notes |
+//! |---|---|---|
+//! | `instructions` | first `system` message | |
+//! | `input` string | one `user` message | |
+//! | `message` items (role user / assistant / system / developer) | messages (`developer` → `system`) | content a string or parts |
+//! | `input_text` / `output_text` / `refusal` parts | text | system and assistant messages take text parts only |
+//! | `input_image` `image_url` (URL or `data:`), `detail` | `image_url` part | `file_id` → refused |
+//! | `input_file` `file_data` (`data:` URL, or bare base64 typed by `filename`) | OpenAI: `file` (PDF), `image_url`, `input_audio` (wav/mp3), text (text/*); Anthropic / Gemini: `file` → `document` / `inlineData` | what the upstream lacks → refused |
+//! | `input_file` `file_url` | Anthropic: PDF `document` url; Gemini: `fileData` | OpenAI → refused (Chat Completions cannot fetch files) |
+//! | `input_file` `file_id` | OpenAI: `file` `file_id` | others → refused |
+//! | `input_audio` | `input_audio` | Anthropic → refused |
+//! | `function_call` {`call_id`, `name`, `arguments`} | assistant `tool_calls` (`id` = `call_id`) | consecutive calls and the assistant message right before them merged into one message |
+//! | `function_call_output` {`call_id`, `output`} | `tool` message (`tool_call_id`) | text parts joined; image / file parts refused; an unknown `call_id` → refused |
+//! | `reasoning` items | — | dropped (OpenAI-side encrypted state) |
+//! | `tools` `{type: function, name, description, parameters, strict}` | function tools | built-in tools (`web_search`, `file_search`, `computer_use_preview`, `code_interpreter`, `mcp`, `image_generation`, `local_shell`, …) and `custom` tools → refused |
+//! | `tool_choice` auto / none / required / `{type: function, name}` | the same | |
+//! | `tool_choice` `{type: allowed_tools, mode, tools}` | `tools` restricted to those named, `tool_choice` = mode | |
+//! | `max_output_tokens` | `max_tokens` (`max_completion_tokens` for o1/o3/o4/gpt-5 models) | |
+//! | `temperature`, `top_p`, `parallel_tool_calls`, `stream` | the same | `stream_options.include_usage` always on |
+//! | `safety_identifier` (else `user`) | `user` | |
+//! | `text.format` text / json_object / json_schema{name, schema, strict, description} | `response_format` | |
+//! | `reasoning.effort` | `reasoning_effort` | dropped by the Anthropic and Gemini converters |
+//! | `metadata`, `include`, `truncation`, `service_tier`, `top_logprobs`, `prompt_cache_key`, `max_tool_calls`, `stream_options`, `reasoning.summary`, `text.verbosity` | — | dropped |
+//!
+//! Refused with [`LlmError::InvalidRequest`] (a client 400, the message says how to send the
+//! request statelessly): `previous_response_id`, `store: true`, `background: true`,
+//! `conversation`, a stored `prompt`, `item_reference` items and built-in tools' items
+//! (`web_search_call`, `computer_call`, `mcp_*`, …) in `input`. `store: false` or no
+//! `store` is fine. Media and tool-result parts an upstream cannot carry are refused with
+//! [`LlmError::Unsupported`] (also a 400).
+//!
+//! Responses: the chat completion's first choice becomes a `response` object (`id`
+//! `resp_…` from the upstream id, `model` the client's): `reasoning_content` → a
+//! `reasoning` item (summary text) first, content → a `message` item (`output_text`; a
+//! `refusal` → a `refusal` part), each tool call → a `function_call` item whose `call_id`
+//! is the upstream's call id. finish stop / tool_calls → `status: completed`; length →
+//! `incomplete` (`max_output_tokens`); content_filter → `incomplete` (`content_filter`).
+//! Usage → `usage` {`input_tokens` (cached included), `input_tokens_details.cached_tokens`,
+//! `output_tokens`, `total_tokens`}. A native Responses body's usage is read by
+//! [`usage_from_response`].
+//!
 //! # Streams
 //!
 //! Translated streams are re-framed event by event as upstream events arrive (nothing is
@@ -366,7 +415,7 @@ fn translate_responses_request(
     body: serde_json::Value,
     opts: &RequestOptions,
 ) -> Result<TranslatedRequest, LlmError> {
-    let mut chat = convert::responses_chat::request(body, opts)?;
+    let mut chat = convert::responses_chat::request(body, opts, to)?;
     let stream = chat.stream.unwrap_or(false);
     if stream {
         // The Responses stream ends with the usage (`response.completed`): ask for it.

@@ -6,6 +6,8 @@
 //!   `completion_tokens_details.reasoning_tokens`.
 //! - Anthropic `input_tokens` EXCLUDES `cache_read_input_tokens` and
 //!   `cache_creation_input_tokens`.
+//! - OpenAI Responses `input_tokens` INCLUDES `input_tokens_details.cached_tokens`;
+//!   `output_tokens` includes `output_tokens_details.reasoning_tokens`.
 //! - Gemini `promptTokenCount` INCLUDES `cachedContentTokenCount`; `thoughtsTokenCount` is
 //!   billed as output but reported apart from `candidatesTokenCount`.
 //!
@@ -145,8 +147,14 @@ pub fn usage_from_response(protocol: Protocol, body: &[u8]) -> Option<Usage> {
             let r: R = serde_json::from_slice(body).ok()?;
             r.usage.as_ref().map(Usage::from_anthropic)
         }
-        // Filled in with the Responses converter: `usage.input_tokens` / `output_tokens`.
-        Protocol::Responses => None,
+        Protocol::Responses => {
+            #[derive(Deserialize)]
+            struct R {
+                usage: Option<ResponsesUsage>,
+            }
+            let r: R = serde_json::from_slice(body).ok()?;
+            r.usage.as_ref().map(ResponsesUsage::normalised)
+        }
         Protocol::Gemini => {
             #[derive(Deserialize)]
             #[serde(rename_all = "camelCase")]
@@ -155,6 +163,41 @@ pub fn usage_from_response(protocol: Protocol, body: &[u8]) -> Option<Usage> {
             }
             let r: R = serde_json::from_slice(body).ok()?;
             r.usage_metadata.as_ref().map(Usage::from_gemini)
+        }
+    }
+}
+
+/// The `usage` of an OpenAI Responses API `response` object. `input_tokens` includes
+/// `input_tokens_details.cached_tokens`; `output_tokens` includes the reasoning tokens;
+/// `total_tokens` is not read (it is their sum).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+struct ResponsesUsage {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+    #[serde(default)]
+    input_tokens_details: Option<ResponsesInputDetails>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+struct ResponsesInputDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+impl ResponsesUsage {
+    fn normalised(&self) -> Usage {
+        let cached = self
+            .input_tokens_details
+            .and_then(|d| d.cached_tokens)
+            .unwrap_or(0);
+        Usage {
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cached_input_tokens: cached.min(self.input_tokens),
+            cache_creation_tokens: 0,
+            estimated: false,
         }
     }
 }

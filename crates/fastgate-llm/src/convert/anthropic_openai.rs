@@ -75,7 +75,7 @@ pub(crate) fn request_for(
 }
 
 /// OpenAI reasoning models reject `max_tokens`; most OpenAI-compatible servers only know it.
-fn wants_max_completion_tokens(model: &str) -> bool {
+pub(crate) fn wants_max_completion_tokens(model: &str) -> bool {
     let m = model.rsplit('/').next().unwrap_or(model);
     ["o1", "o3", "o4", "gpt-5"].iter().any(|p| m.starts_with(p))
 }

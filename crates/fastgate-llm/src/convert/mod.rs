@@ -8,6 +8,9 @@ pub(crate) mod media;
 pub(crate) mod openai_anthropic;
 pub(crate) mod openai_gemini;
 pub(crate) mod responses_chat;
+pub(crate) mod responses_options;
+pub(crate) mod responses_parts;
+pub(crate) mod responses_shape;
 pub(crate) mod same;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -44,6 +44,11 @@ pub struct ChatRequest {
     pub seed: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_format: Option<Value>,
+    /// Reasoning effort of OpenAI reasoning models ("minimal", "low", "medium", "high", …);
+    /// written from a Responses client's `reasoning.effort`, ignored by the Anthropic and
+    /// Gemini converters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<String>,
 }
 
 /// `stop`: one string or several.
