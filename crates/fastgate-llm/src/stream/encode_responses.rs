@@ -26,9 +26,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{Encode, Ev};
+use crate::Usage;
 use crate::convert::{Finish, unix_now};
 use crate::errors::{self, Kind};
-use crate::Usage;
 
 /// The Responses `status` and `incomplete_details.reason` for a finish reason.
 pub(crate) fn status_for(finish: Option<&Finish>) -> (&'static str, Option<&'static str>) {
