@@ -229,7 +229,7 @@ fn gemini_stream_to_responses() {
         "Checking Paris."
     );
     let done = last_response(&evs);
-    assert_eq!(done["id"], "resp-s9".replace("resp-", "resp_resp-"));
+    assert_eq!(done["id"], "resp_resp-s9");
     let kinds: Vec<&str> = done["output"]
         .as_array()
         .unwrap()
@@ -310,6 +310,26 @@ fn failure_mid_stream_is_one_error_event_continuing_the_sequence() {
         "nothing after the error"
     );
     assert!(p.finish().unwrap().is_empty());
+
+    // A clean upstream end before any finish reason: an error, not a completed response.
+    let cut = input
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w == b"\n\n")
+        .nth(2)
+        .unwrap()
+        .0
+        + 2;
+    let (out, _) = run(
+        Protocol::OpenAi,
+        Protocol::Responses,
+        opts("m"),
+        &input[..cut],
+    );
+    let evs = responses_events(&out);
+    assert_sequence(&evs);
+    assert_eq!(evs.last().unwrap().0, "error");
+    assert!(!names(&evs).contains(&"response.completed"));
 
     // An upstream error event mid-stream: the same, with the upstream's message.
     let mut input = fixture("anthropic/stream_text.sse");
@@ -461,4 +481,21 @@ event: response.incomplete\ndata: {\"type\":\"response.incomplete\",\"sequence_n
     assert_eq!(last["type"], "error");
     assert_eq!(last["sequence_number"], 5);
     assert_eq!(last["message"], "reset");
+}
+
+#[test]
+fn native_function_call_sent_whole_is_read_from_its_done_item() {
+    let input = b"event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_3\",\"status\":\"in_progress\",\"output\":[]}}\n\n\
+event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\",\"sequence_number\":1,\"output_index\":0,\"item\":{\"id\":\"fc_9\",\"type\":\"function_call\",\"status\":\"in_progress\",\"arguments\":\"\",\"call_id\":\"call_9\",\"name\":\"lookup\"}}\n\n\
+event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"sequence_number\":2,\"output_index\":0,\"item\":{\"id\":\"fc_9\",\"type\":\"function_call\",\"status\":\"completed\",\"arguments\":\"{\\\"q\\\":1}\",\"call_id\":\"call_9\",\"name\":\"lookup\"}}\n\n\
+event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":3,\"response\":{\"id\":\"resp_3\",\"status\":\"completed\",\"usage\":{\"input_tokens\":3,\"output_tokens\":4,\"total_tokens\":7}}}\n\n";
+    let (out, p) = run(Protocol::Responses, Protocol::Responses, opts("m"), input);
+    assert_eq!(out, input);
+    let merged = p.merged().unwrap();
+    assert_eq!(
+        merged["output"],
+        json!([{"type": "function_call", "id": "fc_0", "call_id": "call_9", "name": "lookup",
+            "arguments": "{\"q\":1}", "status": "completed"}])
+    );
+    assert_eq!(p.text_so_far(), "lookup{\"q\":1}");
 }

@@ -7,7 +7,9 @@
 //! `response.output_item.added` with a `function_call` item -> ToolStart (ordinal of the
 //! call, its `call_id`, name); `response.function_call_arguments.delta` -> ToolArgs (by
 //! `item_id`); `response.completed` / `response.incomplete` -> final Usage, Finish, Done;
-//! `response.failed` and `error` -> Error. Other event types carry nothing we read.
+//! `response.failed` and `error` -> Error. Other event types carry nothing we read. A
+//! function call whose arguments came in no delta has them read from its
+//! `response.output_item.done`; refusal deltas count as text.
 
 use serde::Deserialize;
 
@@ -48,6 +50,8 @@ struct Item {
     call_id: Option<String>,
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -94,10 +98,11 @@ struct ResponseError {
     message: Option<String>,
 }
 
+/// Reads a native Responses stream on the side of a passthrough.
 #[derive(Default)]
 pub(crate) struct ResponsesDecoder {
-    /// Function call item id -> call ordinal (position).
-    calls: Vec<String>,
+    /// Function call items by ordinal: (item id, arguments seen).
+    calls: Vec<(String, bool)>,
     /// The last `sequence_number` seen.
     last_seq: Option<u64>,
 }
@@ -154,7 +159,34 @@ impl ResponsesDecoder {
             id: item.call_id.unwrap_or_else(|| item_id.clone()),
             name: item.name.unwrap_or_default(),
         });
-        self.calls.push(item_id);
+        self.calls.push((item_id, false));
+    }
+
+    /// A function call's arguments, as a delta.
+    fn args(&mut self, item_id: Option<&str>, args: Option<String>, out: &mut Vec<Ev>) {
+        let Some(index) = item_id.and_then(|id| self.calls.iter().position(|c| c.0 == id)) else {
+            return;
+        };
+        if let Some(args) = args.filter(|a| !a.is_empty()) {
+            self.calls[index].1 = true;
+            out.push(Ev::ToolArgs { index, args });
+        }
+    }
+
+    /// A finished function call whose arguments came in no delta (servers that send the
+    /// call whole): they are read from the item.
+    fn item_done(&mut self, item: Option<Item>, out: &mut Vec<Ev>) {
+        let Some(item) = item.filter(|i| i.kind == "function_call") else {
+            return;
+        };
+        let seen = item
+            .id
+            .as_deref()
+            .and_then(|id| self.calls.iter().find(|c| c.0 == id))
+            .is_some_and(|c| c.1);
+        if !seen {
+            self.args(item.id.as_deref(), item.arguments, out);
+        }
     }
 }
 
@@ -176,19 +208,17 @@ impl Decode for ResponsesDecoder {
                     model: r.and_then(|r| r.model),
                 });
             }
-            "response.output_text.delta" => out.extend(e.delta.map(Ev::Text)),
+            // A refusal is the answer's text as far as usage and the record go.
+            "response.output_text.delta" | "response.refusal.delta" => {
+                out.extend(e.delta.map(Ev::Text))
+            }
             "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
                 out.extend(e.delta.map(Ev::Thinking))
             }
             "response.output_item.added" => self.item_added(e.item, out),
+            "response.output_item.done" => self.item_done(e.item, out),
             "response.function_call_arguments.delta" => {
-                let index = e
-                    .item_id
-                    .as_deref()
-                    .and_then(|id| self.calls.iter().position(|c| c == id));
-                if let (Some(index), Some(args)) = (index, e.delta) {
-                    out.push(Ev::ToolArgs { index, args });
-                }
+                self.args(e.item_id.as_deref(), e.delta, out)
             }
             "response.completed" => self.end(e.response, false, out),
             "response.incomplete" => self.end(e.response, true, out),

@@ -96,7 +96,7 @@ pub(crate) fn call_item(id: &str, call_id: &str, name: &str, args: &str, done: b
         "arguments": args, "status": if done { "completed" } else { "in_progress" }})
 }
 
-/// The `response` object (see RESPONSES_SHAPE in the design notes).
+/// What varies in a `response` object.
 pub(crate) struct ResponseParts<'a> {
     pub id: &'a str,
     pub created_at: i64,
@@ -135,6 +135,7 @@ pub(crate) fn response_object(p: ResponseParts<'_>) -> Value {
     })
 }
 
+/// The kinds of output item a translated stream produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ItemKind {
     Reasoning,
@@ -179,6 +180,7 @@ struct Delta<'a> {
     logprobs: Option<[u8; 0]>,
 }
 
+/// Neutral events -> Responses API streaming events (see the module docs).
 pub(crate) struct ResponsesEncoder {
     model: String,
     id: String,
