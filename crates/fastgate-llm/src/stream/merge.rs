@@ -196,8 +196,29 @@ impl Merger {
 
     /// The merged answer as a Responses API `response` object.
     fn responses(&self) -> Value {
-        // Filled in with the Responses stream encoder.
-        serde_json::json!({"object": "response", "model": self.model, "output": []})
+        use super::encode_responses as r;
+        let output = self
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(n, b)| match b {
+                Block::Text(t) => r::message_item(&format!("msg_{n}"), Some(t)),
+                Block::Thinking { text, .. } => r::reasoning_item(&format!("rs_{n}"), Some(text)),
+                Block::Tool { id, name, args, .. } => {
+                    r::call_item(&format!("fc_{n}"), id, name, args, true)
+                }
+            })
+            .collect();
+        let (status, reason) = r::status_for(self.finish.as_ref());
+        r::response_object(r::ResponseParts {
+            id: &r::response_id(self.id.as_deref()),
+            created_at: unix_now(),
+            model: &self.model,
+            status,
+            incomplete_reason: reason,
+            output,
+            usage: self.usage.as_ref(),
+        })
     }
 
     fn gemini(&self) -> Value {

@@ -69,6 +69,11 @@ pub(crate) trait Decode: Send {
     fn reported_cost(&self) -> Option<f64> {
         None
     }
+    /// Responses API streams: the `sequence_number` a terminal error event written after the
+    /// events decoded so far must carry.
+    fn next_sequence_number(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Client side: neutral events -> SSE bytes.

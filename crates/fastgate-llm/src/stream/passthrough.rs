@@ -122,7 +122,13 @@ impl StreamProcessor for Passthrough {
             // The client already got part of an event: end it so the error is its own event.
             out.extend_from_slice(b"\n\n");
         }
-        out.extend_from_slice(&errors::stream_event(self.protocol, Kind::Server, message));
+        match self.upstream.next_sequence_number() {
+            // The Responses error event continues the upstream's sequence numbers.
+            Some(seq) if self.protocol == Protocol::Responses => {
+                out.extend_from_slice(&errors::responses_error_event(Kind::Server, message, seq));
+            }
+            _ => out.extend_from_slice(&errors::stream_event(self.protocol, Kind::Server, message)),
+        }
         out.freeze()
     }
 
