@@ -42,6 +42,16 @@ def main() -> int:
             raise SystemExit(f"{version}: count_tokens gave {count}")
         checks.append(f"{version}: {text!r} ({resp.usage_metadata.total_token_count} tokens), "
                       f"stream identical, countTokens {count.total_tokens}")
+    # embed_content calls batchEmbedContents, translated to the mock's /v1/embeddings.
+    embedder = genai.Client(api_key=key, http_options=types.HttpOptions(base_url=url, timeout=10_000))
+    emb = embedder.models.embed_content(model="demo", contents=["first text", "second text"])
+    if emb.embeddings is None or len(emb.embeddings) != 2:
+        raise SystemExit(f"embed_content: {emb}")
+    if not all(e.values for e in emb.embeddings):
+        raise SystemExit(f"embed_content: empty vectors: {emb}")
+    if emb.embeddings[0].values == emb.embeddings[1].values:
+        raise SystemExit("embed_content: the two texts got the same vector")
+    checks.append(f"embed_content: 2 vectors of {len(emb.embeddings[0].values)} floats")
     # Kept in a variable: the pager uses the client after `list()` returns.
     lister = genai.Client(api_key=key, http_options=types.HttpOptions(base_url=url, timeout=10_000))
     names = [m.name for m in lister.models.list()]

@@ -520,3 +520,97 @@ async fn errors_in_google_shape() {
     check(&resp.json().await.unwrap(), 429, "RESOURCE_EXHAUSTED");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embeddings_through_openai_and_gemini() {
+    let h = Harness::start(Backend::Sqlite, MODELS).await;
+    let key = h.key().await;
+
+    // batchEmbedContents (what google-genai's embed_content calls) to an OpenAI upstream.
+    let batch = json!({ "requests": [
+        { "model": "models/gpt", "content": { "parts": [{ "text": "first text" }] }, "outputDimensionality": 8 },
+        { "model": "models/gpt", "content": { "parts": [{ "text": "second" }, { "text": "text" }] }, "outputDimensionality": 8 }
+    ]});
+    let resp = post_goog(&h, &key, "/v1beta/models/gpt:batchEmbedContents", &batch).await;
+    assert_eq!(resp.status(), 200);
+    let rid = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    let v: Value = resp.json().await.unwrap();
+    let seen = h.mock.last_request().unwrap();
+    assert_eq!(seen.path_only(), "/v1/embeddings");
+    assert_eq!(
+        seen.header("authorization"),
+        Some("Bearer sk-openai-secret")
+    );
+    let up = seen.json().unwrap();
+    assert_eq!(up["model"], "gpt-4o-upstream");
+    assert_eq!(up["input"], json!(["first text", "second\ntext"]));
+    assert_eq!(up["dimensions"], 8);
+    let embeddings = v["embeddings"].as_array().unwrap();
+    assert_eq!(embeddings.len(), 2, "{v}");
+    assert_eq!(embeddings[0]["values"].as_array().unwrap().len(), 8);
+    assert_ne!(embeddings[0]["values"], embeddings[1]["values"]);
+    let rec = h.audit_of(&rid).await;
+    assert_eq!(rec.model.as_deref(), Some("gpt"));
+    assert!(rec.tokens_in.unwrap() > 0);
+
+    // embedContent, one text.
+    let one = json!({ "content": { "parts": [{ "text": "just one" }] } });
+    let v: Value = post_goog(&h, &key, "/v1/models/gpt:embedContent", &one)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["embedding"]["values"].as_array().unwrap().len(), 8, "{v}");
+
+    // A Gemini upstream gets the request as sent, its models renamed.
+    h.mock.enqueue(MockReply::Status {
+        status: 200,
+        body: json!({ "embeddings": [{ "values": [0.1, 0.2] }, { "values": [0.3, 0.4] }] })
+            .to_string(),
+        headers: Vec::new(),
+    });
+    let mut batch = batch;
+    batch["requests"][0]["model"] = json!("models/gem");
+    batch["requests"][1]["model"] = json!("models/gem");
+    let resp = post_goog(&h, &key, "/v1beta/models/gem:batchEmbedContents", &batch).await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["embeddings"][1]["values"], json!([0.3, 0.4]));
+    let seen = h.mock.last_request().unwrap();
+    assert_eq!(
+        seen.path_only(),
+        "/v1beta/models/gemini-upstream:batchEmbedContents"
+    );
+    let up = seen.json().unwrap();
+    assert_eq!(up["requests"][0]["model"], "models/gemini-upstream");
+    assert_eq!(up["requests"][1]["content"]["parts"][1]["text"], "text");
+
+    // Anthropic has no embeddings: 400 in Google's shape, nothing sent.
+    let before = h.mock.request_count();
+    let resp = post_goog(&h, &key, "/v1beta/models/claude:embedContent", &one).await;
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["status"], "INVALID_ARGUMENT");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("embedContent"),
+        "{v}"
+    );
+    assert_eq!(h.mock.request_count(), before);
+
+    // An image cannot be embedded by an OpenAI-compatible upstream: named.
+    let img = json!({ "content": { "parts": [{ "inlineData": { "mimeType": "image/png", "data": "AAAA" } }] } });
+    let resp = post_goog(&h, &key, "/v1beta/models/gpt:embedContent", &img).await;
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("content.parts[0]"),
+        "{v}"
+    );
+    h.stop().await;
+}
