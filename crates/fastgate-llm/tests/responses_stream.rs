@@ -83,7 +83,10 @@ fn openai_chat_stream_to_responses_events() {
     );
     assert_sequence(&evs);
     let created = &evs[0].1["response"];
-    assert_eq!(created["id"], "resp_chatcmpl-s1");
+    assert_eq!(
+        created["id"], "resp_s1",
+        "the same id rule as whole answers"
+    );
     assert_eq!(created["status"], "in_progress");
     assert_eq!(created["model"], "my-model");
     assert_eq!(created["output"], json!([]));

@@ -409,15 +409,15 @@ pub(crate) fn response(
         output_items(choice.message, &id, &mut output);
     }
     let (status, reason) = shape::status_of(&finish);
-    shape::response_object(
-        &id,
+    shape::response_object(shape::ResponseParts {
+        id: &id,
         created_at,
-        client_model,
+        model: client_model,
         status,
-        reason,
+        incomplete_reason: reason,
         output,
-        usage.as_ref(),
-    )
+        usage: usage.as_ref(),
+    })
 }
 
 fn output_items(m: oa::ChatMessage, id: &str, output: &mut Vec<Value>) {

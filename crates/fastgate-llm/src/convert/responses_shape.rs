@@ -48,17 +48,34 @@ pub(crate) fn status_of(finish: &Finish) -> (&'static str, Option<&'static str>)
     }
 }
 
+/// [`status_of`] for a stream that may end without a finish reason (completed).
+pub(crate) fn status_for(finish: Option<&Finish>) -> (&'static str, Option<&'static str>) {
+    finish.map_or(("completed", None), status_of)
+}
+
+/// What varies in a `response` object.
+pub(crate) struct ResponseParts<'a> {
+    pub id: &'a str,
+    pub created_at: i64,
+    pub model: &'a str,
+    pub status: &'a str,
+    pub incomplete_reason: Option<&'a str>,
+    pub output: Vec<Value>,
+    pub usage: Option<&'a Usage>,
+}
+
 /// The `response` object. Request echo fields (`tools`, `temperature`, …) carry neutral
 /// defaults: FastGate does not keep the request next to the response.
-pub(crate) fn response_object(
-    id: &str,
-    created_at: i64,
-    model: &str,
-    status: &str,
-    incomplete_reason: Option<&str>,
-    output: Vec<Value>,
-    usage: Option<&Usage>,
-) -> Value {
+pub(crate) fn response_object(p: ResponseParts<'_>) -> Value {
+    let ResponseParts {
+        id,
+        created_at,
+        model,
+        status,
+        incomplete_reason,
+        output,
+        usage,
+    } = p;
     json!({
         "id": id,
         "object": "response",
@@ -118,12 +135,25 @@ pub(crate) fn message_item_parts(id: &str, content: Vec<Value>) -> Value {
 }
 
 /// An assistant `message` item holding one `output_text` part.
-#[allow(
-    dead_code,
-    reason = "for the Responses stream encoder's final response object"
-)]
 pub(crate) fn message_item(id: &str, text: &str) -> Value {
     message_item_parts(id, vec![output_text(text)])
+}
+
+/// A `message` item just opened in a stream: no content yet, `in_progress`.
+pub(crate) fn message_item_open(id: &str) -> Value {
+    json!({"type": "message", "id": id, "status": "in_progress", "role": "assistant",
+        "content": []})
+}
+
+/// A `reasoning` item just opened in a stream: an empty summary.
+pub(crate) fn reasoning_item_open(id: &str) -> Value {
+    json!({"type": "reasoning", "id": id, "summary": []})
+}
+
+/// A `function_call` item just opened in a stream: no arguments yet, `in_progress`.
+pub(crate) fn function_call_item_open(id: &str, call_id: &str, name: &str) -> Value {
+    json!({"type": "function_call", "id": id, "call_id": call_id, "name": name,
+        "arguments": "", "status": "in_progress"})
 }
 
 /// A `reasoning` item whose summary is the upstream's reasoning text.
@@ -184,20 +214,28 @@ mod tests {
             cached_input_tokens: 3,
             ..Default::default()
         };
-        let v = response_object(
-            "resp_1",
-            7,
-            "m",
-            "incomplete",
-            Some("max_output_tokens"),
-            vec![message_item("msg_1_0", "hi")],
-            Some(&u),
-        );
+        let v = response_object(ResponseParts {
+            id: "resp_1",
+            created_at: 7,
+            model: "m",
+            status: "incomplete",
+            incomplete_reason: Some("max_output_tokens"),
+            output: vec![message_item("msg_1_0", "hi")],
+            usage: Some(&u),
+        });
         assert_eq!(v["incomplete_details"]["reason"], "max_output_tokens");
         assert_eq!(v["output"][0]["content"][0]["text"], "hi");
         assert_eq!(v["usage"]["total_tokens"], 14);
         assert_eq!(v["usage"]["input_tokens_details"]["cached_tokens"], 3);
-        let none = response_object("r", 0, "m", "completed", None, vec![], None);
+        let none = response_object(ResponseParts {
+            id: "r",
+            created_at: 0,
+            model: "m",
+            status: "completed",
+            incomplete_reason: None,
+            output: vec![],
+            usage: None,
+        });
         assert!(none["incomplete_details"].is_null() && none["usage"].is_null());
     }
 }

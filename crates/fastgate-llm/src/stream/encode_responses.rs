@@ -27,113 +27,12 @@ use serde_json::{Value, json};
 
 use super::{Encode, Ev};
 use crate::Usage;
+use crate::convert::responses_shape::{
+    ResponseParts, function_call_item, function_call_item_open, message_item, message_item_open,
+    output_text, reasoning_item, reasoning_item_open, response_id, response_object, status_for,
+};
 use crate::convert::{Finish, unix_now};
 use crate::errors::{self, Kind};
-
-/// The Responses `status` and `incomplete_details.reason` for a finish reason.
-pub(crate) fn status_for(finish: Option<&Finish>) -> (&'static str, Option<&'static str>) {
-    match finish {
-        Some(Finish::Length) => ("incomplete", Some("max_output_tokens")),
-        Some(Finish::ContentFilter) => ("incomplete", Some("content_filter")),
-        _ => ("completed", None),
-    }
-}
-
-/// The response id for an upstream id: kept when it already is a Responses id, else
-/// prefixed with `resp_`; generated when the upstream gave none.
-pub(crate) fn response_id(upstream: Option<&str>) -> String {
-    match upstream.filter(|i| !i.is_empty()) {
-        Some(i) if i.starts_with("resp_") => i.to_owned(),
-        Some(i) => format!("resp_{i}"),
-        None => {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            format!("resp_fastgate_{nanos:x}")
-        }
-    }
-}
-
-/// The Responses `usage` object.
-pub(crate) fn usage_json(u: &Usage) -> Value {
-    json!({
-        "input_tokens": u.input_tokens,
-        "input_tokens_details": {"cached_tokens": u.cached_input_tokens},
-        "output_tokens": u.output_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": u.input_tokens + u.output_tokens,
-    })
-}
-
-/// A reasoning output item (its summary is the thinking text; none yet: empty summary).
-pub(crate) fn reasoning_item(id: &str, text: Option<&str>) -> Value {
-    let summary = match text {
-        Some(t) => json!([{"type": "summary_text", "text": t}]),
-        None => json!([]),
-    };
-    json!({"type": "reasoning", "id": id, "summary": summary})
-}
-
-/// An `output_text` content part.
-fn text_part(text: &str) -> Value {
-    json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
-}
-
-/// An assistant message output item (no text yet: empty content, `in_progress`).
-pub(crate) fn message_item(id: &str, text: Option<&str>) -> Value {
-    let (status, content) = match text {
-        Some(t) => ("completed", json!([text_part(t)])),
-        None => ("in_progress", json!([])),
-    };
-    json!({"type": "message", "id": id, "status": status, "role": "assistant",
-        "content": content})
-}
-
-/// A function call output item.
-pub(crate) fn call_item(id: &str, call_id: &str, name: &str, args: &str, done: bool) -> Value {
-    json!({"type": "function_call", "id": id, "call_id": call_id, "name": name,
-        "arguments": args, "status": if done { "completed" } else { "in_progress" }})
-}
-
-/// What varies in a `response` object.
-pub(crate) struct ResponseParts<'a> {
-    pub id: &'a str,
-    pub created_at: i64,
-    pub model: &'a str,
-    pub status: &'a str,
-    pub incomplete_reason: Option<&'a str>,
-    pub output: Vec<Value>,
-    pub usage: Option<&'a Usage>,
-}
-
-/// The whole Responses `response` object.
-pub(crate) fn response_object(p: ResponseParts<'_>) -> Value {
-    json!({
-        "id": p.id,
-        "object": "response",
-        "created_at": p.created_at,
-        "status": p.status,
-        "error": null,
-        "incomplete_details": p.incomplete_reason.map(|r| json!({"reason": r})),
-        "instructions": null,
-        "max_output_tokens": null,
-        "model": p.model,
-        "output": p.output,
-        "parallel_tool_calls": true,
-        "previous_response_id": null,
-        "reasoning": {"effort": null, "summary": null},
-        "store": false,
-        "temperature": null,
-        "text": {"format": {"type": "text"}},
-        "tool_choice": "auto",
-        "tools": [],
-        "top_p": null,
-        "truncation": "disabled",
-        "usage": p.usage.map(usage_json),
-        "metadata": {},
-    })
-}
 
 /// The kinds of output item a translated stream produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,9 +55,9 @@ struct Item {
 impl Item {
     fn to_value(&self) -> Value {
         match self.kind {
-            ItemKind::Reasoning => reasoning_item(&self.id, Some(&self.text)),
-            ItemKind::Message => message_item(&self.id, Some(&self.text)),
-            ItemKind::Call => call_item(&self.id, &self.call_id, &self.name, &self.text, true),
+            ItemKind::Reasoning => reasoning_item(&self.id, &self.text),
+            ItemKind::Message => message_item(&self.id, &self.text),
+            ItemKind::Call => function_call_item(&self.id, &self.call_id, &self.name, &self.text),
         }
     }
 }
@@ -266,7 +165,7 @@ impl ResponsesEncoder {
             return;
         }
         self.started = true;
-        self.id = response_id(id);
+        self.id = response_id(id.unwrap_or(""));
         self.created_at = unix_now();
         let response = self.in_progress();
         self.emit(out, "response.created", json!({"response": response}));
@@ -283,9 +182,9 @@ impl ResponsesEncoder {
         };
         let id = format!("{prefix}_{index}");
         let item = match kind {
-            ItemKind::Reasoning => reasoning_item(&id, None),
-            ItemKind::Message => message_item(&id, None),
-            ItemKind::Call => call_item(&id, call_id, name, "", false),
+            ItemKind::Reasoning => reasoning_item_open(&id),
+            ItemKind::Message => message_item_open(&id),
+            ItemKind::Call => function_call_item_open(&id, call_id, name),
         };
         self.emit(
             out,
@@ -303,7 +202,7 @@ impl ResponsesEncoder {
                 out,
                 "response.content_part.added",
                 json!({"item_id": id, "output_index": index, "content_index": 0,
-                    "part": text_part("")}),
+                    "part": output_text("")}),
             ),
             ItemKind::Call => {}
         }
@@ -350,7 +249,7 @@ impl ResponsesEncoder {
                 (
                     "response.content_part.done",
                     json!({"item_id": id, "output_index": index, "content_index": 0,
-                        "part": text_part(text)}),
+                        "part": output_text(text)}),
                 ),
             ],
             ItemKind::Call => vec![(

@@ -196,22 +196,22 @@ impl Merger {
 
     /// The merged answer as a Responses API `response` object.
     fn responses(&self) -> Value {
-        use super::encode_responses as r;
+        use crate::convert::responses_shape as r;
         let output = self
             .blocks
             .iter()
             .enumerate()
             .map(|(n, b)| match b {
-                Block::Text(t) => r::message_item(&format!("msg_{n}"), Some(t)),
-                Block::Thinking { text, .. } => r::reasoning_item(&format!("rs_{n}"), Some(text)),
+                Block::Text(t) => r::message_item(&format!("msg_{n}"), t),
+                Block::Thinking { text, .. } => r::reasoning_item(&format!("rs_{n}"), text),
                 Block::Tool { id, name, args, .. } => {
-                    r::call_item(&format!("fc_{n}"), id, name, args, true)
+                    r::function_call_item(&format!("fc_{n}"), id, name, args)
                 }
             })
             .collect();
         let (status, reason) = r::status_for(self.finish.as_ref());
         r::response_object(r::ResponseParts {
-            id: &r::response_id(self.id.as_deref()),
+            id: &r::response_id(self.id.as_deref().unwrap_or("")),
             created_at: unix_now(),
             model: &self.model,
             status,
