@@ -138,7 +138,7 @@ fn openai_chat_stream_to_responses_events() {
     let merged = p.merged().unwrap();
     assert_eq!(merged["output"], done["output"]);
     assert_eq!(merged["usage"], done["usage"]);
-    assert_eq!(merged["id"], "resp_chatcmpl-s1");
+    assert_eq!(merged["id"], "resp_s1");
 }
 
 #[test]
