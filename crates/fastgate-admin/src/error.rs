@@ -13,6 +13,10 @@ use http::StatusCode;
 pub enum AdminError {
     #[error("admin token required: send 'Authorization: Bearer <admin token>'")]
     Unauthorized,
+    /// Authenticated, but this request may not proceed (e.g. a UI session's change
+    /// without its CSRF token).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     BadRequest(String),
     #[error("{0} not found")]
@@ -31,6 +35,7 @@ impl AdminError {
     fn status(&self) -> StatusCode {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,

@@ -96,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics::metrics))
         .nest("/admin/api", admin)
+        .nest("/admin/ui", fastgate_ui::router())
         .fallback(fastgate_proxy::proxy_handler)
         .with_state(state)
 }
@@ -113,10 +114,29 @@ pub(crate) fn is_admin(state: &AppState, headers: &http::HeaderMap) -> bool {
 }
 
 async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if !is_admin(&state, req.headers()) {
-        return AdminError::Unauthorized.into_response();
+    if is_admin(&state, req.headers()) {
+        return next.run(req).await;
     }
-    next.run(req).await
+    // A browser signed in to the UI: its session cookie, with CSRF protection.
+    if fastgate_ui::session::cookie_value(req.headers()).is_some() {
+        use fastgate_ui::session::{Denied, authorize};
+        let token = state.inner().admin_token.expose();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        return match authorize(token, req.method(), req.headers(), now) {
+            Ok(_) => next.run(req).await,
+            Err(Denied::NoSession) => AdminError::Unauthorized.into_response(),
+            Err(Denied::Csrf) => AdminError::Forbidden(
+                "a signed-in browser's change needs the page's X-CSRF-Token".into(),
+            )
+            .into_response(),
+            Err(Denied::CrossOrigin) => {
+                AdminError::Forbidden("cross-site request refused".into()).into_response()
+            }
+        };
+    }
+    AdminError::Unauthorized.into_response()
 }
 
 async fn admin_not_found() -> AdminError {

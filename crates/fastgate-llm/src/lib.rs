@@ -259,7 +259,7 @@ pub enum Protocol {
     /// Google Gemini generateContent.
     Gemini,
     /// OpenAI Responses API (`POST /v1/responses`). A client protocol, served by every
-    /// upstream through the Chat Completions representation ([`convert::responses_chat`]);
+    /// upstream through the Chat Completions representation (`convert::responses_chat`);
     /// as an upstream protocol only for OpenAI upstreams that serve `/v1/responses`
     /// themselves (the body then passes through, `model` rewritten).
     Responses,

@@ -410,6 +410,60 @@ async fn other_clients_and_endpoints_reach_vertex() {
     );
     assert_eq!(seen.json().unwrap()["model"], "claude-sonnet-4@20250514");
 
+    // Responses API and Anthropic clients reach both publishers, translated.
+    for (model, endpoint, publisher_path) in [
+        (
+            "sonnet",
+            "/v1/responses",
+            "/anthropic/models/claude-sonnet-4@20250514:rawPredict",
+        ),
+        (
+            "flash",
+            "/v1/responses",
+            "/google/models/gemini-2.0-flash:generateContent",
+        ),
+        (
+            "flash",
+            "/v1/messages",
+            "/google/models/gemini-2.0-flash:generateContent",
+        ),
+    ] {
+        let body = if endpoint == "/v1/responses" {
+            json!({ "model": model, "input": "hi", "max_output_tokens": 32 })
+        } else {
+            json!({ "model": model, "max_tokens": 32, "messages": [{ "role": "user", "content": "hi" }] })
+        };
+        let resp = h
+            .http
+            .post(h.url(endpoint))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "{model} {endpoint}: {v}");
+        let text = if endpoint == "/v1/responses" {
+            assert_eq!(v["status"], "completed", "{v}");
+            v["output"][0]["content"][0]["text"].clone()
+        } else {
+            assert_eq!(v["type"], "message", "{v}");
+            v["content"][0]["text"].clone()
+        };
+        assert!(
+            text.as_str().is_some_and(|t| !t.is_empty()),
+            "{model} {endpoint}: {v}"
+        );
+        let seen = model_calls(&h).pop().unwrap();
+        assert_eq!(
+            seen.path,
+            format!("{PREFIX}{publisher_path}"),
+            "{model} {endpoint}"
+        );
+        assert_minted_token(&seen);
+    }
+
     // The passthrough gets a minted token too.
     let path = format!("{PREFIX}/google/models/gemini-2.0-flash:generateContent");
     let resp = h

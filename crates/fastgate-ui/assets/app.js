@@ -1,0 +1,237 @@
+// FastGate admin UI: fills the page's <main> from the admin API.
+// Every value from the API is written with textContent (never as HTML), so a key
+// name or a request body holding markup is shown, never run.
+"use strict";
+
+(function () {
+  const body = document.body;
+  const page = body.dataset.page;
+  const csrf = body.dataset.csrf;
+  const tz = body.dataset.tz || "UTC";
+  const lang = body.dataset.lang === "zh" ? "zh-CN" : "en";
+  const dict = JSON.parse(document.getElementById("fg-i18n").textContent);
+  const t = (k) => dict[k] || k;
+  const content = document.getElementById("content");
+  const status = document.getElementById("status");
+
+  // --- helpers -------------------------------------------------------------
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") e.className = v;
+      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v);
+    }
+    for (const c of children) {
+      if (c === null || c === undefined) continue;
+      e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return e;
+  }
+
+  async function api(path, opts) {
+    const o = Object.assign({ credentials: "same-origin", headers: {} }, opts || {});
+    if (o.method && o.method !== "GET") o.headers["X-CSRF-Token"] = csrf;
+    if (o.json !== undefined) {
+      o.headers["Content-Type"] = "application/json";
+      o.body = JSON.stringify(o.json);
+    }
+    const resp = await fetch(path, o);
+    if (resp.status === 401) { window.location.href = "/admin/ui/login"; throw new Error("signed out"); }
+    const text = await resp.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch (_) { data = text; }
+    if (!resp.ok) {
+      const msg = data && data.error ? (data.error.message || JSON.stringify(data.error)) : resp.status;
+      const err = new Error(String(msg));
+      err.status = resp.status;
+      throw err;
+    }
+    return data;
+  }
+
+  const timeFmt = new Intl.DateTimeFormat(lang, {
+    timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+  });
+  function when(v) {
+    if (v === null || v === undefined || v === "") return "—";
+    const d = new Date(typeof v === "number" ? v : String(v));
+    return isNaN(d.getTime()) ? String(v) : timeFmt.format(d);
+  }
+  function num(v, digits) {
+    if (v === null || v === undefined) return "—";
+    return Number(v).toLocaleString(lang, { maximumFractionDigits: digits === undefined ? 0 : digits });
+  }
+  function show(...nodes) { content.replaceChildren(...nodes); status.textContent = ""; }
+  function fail(e) { status.textContent = t("common.error") + ": " + e.message; status.className = "error"; }
+  function cell(v) {
+    if (v === null || v === undefined) return "—";
+    return typeof v === "object" ? JSON.stringify(v) : String(v);
+  }
+  function table(columns, rows, onClick) {
+    const head = el("tr", {}, ...columns.map((c) => el("th", {}, c.label)));
+    const trs = rows.map((r) => {
+      const tr = el("tr", onClick ? { class: "clickable" } : {},
+        ...columns.map((c) => el("td", {}, c.render ? c.render(r) : cell(r[c.key]))));
+      if (onClick) tr.addEventListener("click", () => onClick(r));
+      return tr;
+    });
+    if (!rows.length) trs.push(el("tr", {}, el("td", { colspan: String(columns.length) }, t("common.none"))));
+    return el("div", { class: "table-wrap" }, el("table", {}, el("thead", {}, head), el("tbody", {}, ...trs)));
+  }
+  function card(label, value) {
+    return el("div", { class: "card" }, el("div", { class: "label" }, label), el("div", { class: "value" }, value));
+  }
+  function statusPill(code) {
+    return el("span", { class: "pill " + (code >= 400 ? "bad" : "ok") }, code);
+  }
+
+  // --- pages ---------------------------------------------------------------
+  async function dashboard() {
+    const toolbar = el("div", { class: "toolbar" });
+    const auto = el("input", { type: "checkbox", id: "autorefresh" });
+    auto.checked = true;
+    toolbar.append(el("button", { onclick: () => load() }, t("common.refresh")),
+      el("label", {}, auto, " ", t("common.autorefresh")));
+    const cards = el("div", { class: "cards" });
+    const latest = el("div");
+    async function load() {
+      try {
+        let s = null;
+        try { s = await api("/admin/api/stats/summary"); } catch (e) { if (e.status !== 404) throw e; }
+        const logs = await api("/admin/api/logs?limit=10");
+        const rows = logs.data || [];
+        cards.replaceChildren(
+          card(t("dash.requests"), s ? num(s.requests) : "—"),
+          card(t("dash.success"), s && s.success_rate !== undefined ? num(s.success_rate * 100, 1) + "%" : "—"),
+          card(t("dash.latency"), s && s.latency_ms ? num(s.latency_ms.avg, 1) + " / " + num(s.latency_ms.p95, 1) + " ms" : "—"),
+          card(t("dash.tokens"), s && s.tokens ? num(s.tokens.input) + " / " + num(s.tokens.output) : "—"),
+          card(t("dash.cost"), s && s.cost !== undefined ? "$" + num(s.cost, 4) : "—"),
+          card(t("dash.active_keys"), s ? num(s.active_keys) : "—"));
+        latest.replaceChildren(el("h2", {}, t("dash.latest")), logTable(rows));
+        status.textContent = "";
+      } catch (e) { fail(e); }
+    }
+    show(toolbar, cards, latest);
+    await load();
+    setInterval(() => { if (auto.checked) load(); }, 30000);
+  }
+
+  function logTable(rows) {
+    return table([
+      { label: t("logs.time"), render: (r) => when(r.request_time) },
+      { label: t("logs.method"), key: "method" },
+      { label: t("logs.path"), key: "path" },
+      { label: t("logs.status"), render: (r) => statusPill(r.status_code) },
+      { label: t("logs.model"), key: "model" },
+      { label: t("logs.key"), key: "key_name" },
+      { label: t("logs.duration"), render: (r) => num(r.duration_ms, 1) + " ms" },
+    ], rows, (r) => { window.location.href = "/admin/ui/logs#" + encodeURIComponent(r.request_id); });
+  }
+
+  async function keys() {
+    const secret = el("div");
+    const name = el("input", { placeholder: t("keys.name"), maxlength: "128" });
+    const form = el("form", { class: "toolbar" }, name,
+      el("button", { class: "primary", type: "submit" }, t("keys.new")));
+    const list = el("div");
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      try {
+        const created = await api("/admin/api/keys", { method: "POST", json: { name: name.value } });
+        const copy = el("button", {}, t("common.copy"));
+        copy.addEventListener("click", async () => {
+          await navigator.clipboard.writeText(created.key);
+          copy.textContent = t("common.copied");
+        });
+        secret.replaceChildren(el("p", {}, t("keys.once")),
+          el("div", { class: "toolbar" }, el("code", { class: "secret", id: "new-key" }, created.key), copy));
+        name.value = "";
+        await load();
+      } catch (e) { fail(e); }
+    });
+    async function load() {
+      const data = (await api("/admin/api/keys")).data || [];
+      list.replaceChildren(table([
+        { label: t("keys.name"), key: "name" },
+        { label: t("keys.prefix"), render: (k) => (k.prefix || "") + "…" },
+        { label: t("keys.status"), render: (k) => el("span", { class: "pill " + (k.is_active ? "ok" : "bad") },
+          k.is_active ? t("keys.active") : t("keys.revoked")) },
+        { label: t("keys.created"), render: (k) => when(k.created_at) },
+        { label: t("keys.expires"), render: (k) => when(k.expires_at) },
+        { label: "", render: (k) => k.is_active ? el("button", { class: "danger", onclick: async (ev) => {
+          ev.stopPropagation();
+          try { await api("/admin/api/keys/" + encodeURIComponent(k.id), { method: "DELETE" }); await load(); }
+          catch (e) { fail(e); }
+        } }, t("common.revoke")) : "" },
+      ], data));
+    }
+    show(form, secret, list);
+    try { await load(); } catch (e) { fail(e); }
+  }
+
+  async function logs() {
+    const limit = 50;
+    let offset = 0;
+    const detail = el("div");
+    const list = el("div");
+    const prev = el("button", { onclick: () => { offset = Math.max(0, offset - limit); load(); } }, t("common.prev"));
+    const next = el("button", { onclick: () => { offset += limit; load(); } }, t("common.next"));
+    const exports = ["csv", "json", "ndjson"].map((f) =>
+      el("a", { class: "button", href: "/admin/api/logs/export?format=" + f + (f === "csv" ? "&bom=true" : "") },
+        t("logs.export") + " " + f.toUpperCase()));
+    async function open(id) {
+      try {
+        const r = await api("/admin/api/logs/" + encodeURIComponent(id));
+        detail.replaceChildren(el("h2", {}, t("common.details") + " " + id), el("pre", {}, JSON.stringify(r, null, 2)));
+      } catch (e) { fail(e); }
+    }
+    async function load() {
+      try {
+        const data = (await api("/admin/api/logs?limit=" + limit + "&offset=" + offset)).data || [];
+        list.replaceChildren(table([
+          { label: t("logs.time"), render: (r) => when(r.request_time) },
+          { label: t("logs.method"), key: "method" },
+          { label: t("logs.path"), key: "path" },
+          { label: t("logs.status"), render: (r) => statusPill(r.status_code) },
+          { label: t("logs.model"), key: "model" },
+          { label: t("logs.key"), key: "key_name" },
+          { label: t("logs.duration"), render: (r) => num(r.duration_ms, 1) + " ms" },
+        ], data, (r) => open(r.request_id)));
+        prev.disabled = offset === 0;
+        next.disabled = data.length < limit;
+        status.textContent = "";
+      } catch (e) { fail(e); }
+    }
+    show(el("div", { class: "toolbar" }, prev, next, ...exports), detail, list);
+    await load();
+    if (window.location.hash.length > 1) await open(decodeURIComponent(window.location.hash.slice(1)));
+  }
+
+  // Pages without their own editor yet: the API's list, read-only.
+  function listPage(path) {
+    return async function () {
+      try {
+        const v = await api(path);
+        const rows = Array.isArray(v) ? v : (v && (v.data || v.events || v.rules)) || [];
+        const keysOf = rows.length ? Object.keys(rows[0]).slice(0, 8) : [];
+        show(table(keysOf.map((k) => ({ label: k, key: k })), rows));
+      } catch (e) { fail(e); }
+    };
+  }
+
+  async function settings() {
+    try { show(el("pre", {}, JSON.stringify(await api("/admin/api/config"), null, 2))); } catch (e) { fail(e); }
+  }
+
+  const pages = {
+    dashboard, keys, logs, settings,
+    routes: listPage("/admin/api/routes"),
+    upstreams: listPage("/admin/api/upstreams"),
+    models: listPage("/admin/api/models"),
+    rules: listPage("/admin/api/rules"),
+    events: listPage("/admin/api/admin-events"),
+  };
+  (pages[page] || (() => show(el("p", {}, t("soon")))))();
+})();

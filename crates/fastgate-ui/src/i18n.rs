@@ -1,0 +1,206 @@
+//! The UI's two languages. The server renders a page's fixed text in the chosen
+//! language and embeds the same dictionary (as JSON data, never as script) for the
+//! text the page's script writes. The choice: the `fg_lang` cookie (set by the
+//! switch), else the browser's `Accept-Language`, else English.
+
+use http::{HeaderMap, header};
+
+/// A UI language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Zh,
+}
+
+/// The language cookie's name.
+pub const COOKIE: &str = "fg_lang";
+
+impl Lang {
+    /// `en` / `zh`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Zh => "zh",
+        }
+    }
+
+    /// The `lang` attribute of the page.
+    pub fn html_lang(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Zh => "zh-CN",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Lang> {
+        match code {
+            "en" => Some(Lang::En),
+            "zh" => Some(Lang::Zh),
+            _ => None,
+        }
+    }
+
+    /// The language a request asks for.
+    pub fn of(headers: &HeaderMap) -> Lang {
+        let cookie = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|p| p.trim().split_once('='))
+            .find(|(n, _)| *n == COOKIE)
+            .and_then(|(_, v)| Lang::parse(v));
+        if let Some(lang) = cookie {
+            return lang;
+        }
+        let accept = headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        // The first language the browser lists decides.
+        let first = accept.split(',').next().unwrap_or("").trim();
+        if first.to_ascii_lowercase().starts_with("zh") {
+            Lang::Zh
+        } else {
+            Lang::En
+        }
+    }
+
+    /// The text of `key` (the key itself when missing, so a gap shows, never breaks).
+    pub fn t(self, key: &'static str) -> &'static str {
+        TEXT.iter()
+            .find(|(k, _, _)| *k == key)
+            .map_or(key, |(_, en, zh)| match self {
+                Lang::En => en,
+                Lang::Zh => zh,
+            })
+    }
+
+    /// The whole dictionary for this language as a JSON object (for the page's script).
+    pub fn dictionary_json(self) -> String {
+        let map: serde_json::Map<String, serde_json::Value> = TEXT
+            .iter()
+            .map(|(k, en, zh)| {
+                let text = match self {
+                    Lang::En => en,
+                    Lang::Zh => zh,
+                };
+                ((*k).to_owned(), serde_json::Value::from(*text))
+            })
+            .collect();
+        serde_json::Value::Object(map).to_string()
+    }
+}
+
+/// (key, English, Chinese).
+const TEXT: &[(&str, &str, &str)] = &[
+    ("app.title", "FastGate admin", "FastGate 管理"),
+    ("nav.dashboard", "Dashboard", "仪表盘"),
+    ("nav.keys", "Keys", "密钥"),
+    ("nav.routes", "Routes", "路由"),
+    ("nav.upstreams", "Upstreams", "上游"),
+    ("nav.models", "Models", "模型"),
+    ("nav.rules", "Rules", "规则"),
+    ("nav.logs", "Logs", "日志"),
+    ("nav.settings", "Settings", "设置"),
+    ("nav.events", "Admin events", "管理事件"),
+    ("nav.signout", "Sign out", "退出登录"),
+    ("lang.switch", "中文", "English"),
+    ("signin.title", "Sign in", "登录"),
+    ("signin.token", "Admin token", "管理令牌"),
+    ("signin.submit", "Sign in", "登录"),
+    (
+        "signin.hint",
+        "The admin token is in data/admin_token or the config's admin.token.",
+        "管理令牌位于 data/admin_token 或配置中的 admin.token。",
+    ),
+    (
+        "signin.wrong",
+        "That token is not the admin token.",
+        "该令牌不是管理令牌。",
+    ),
+    ("common.loading", "Loading…", "加载中…"),
+    ("common.error", "Could not load", "加载失败"),
+    ("common.refresh", "Refresh", "刷新"),
+    (
+        "common.autorefresh",
+        "Auto-refresh (30 s)",
+        "自动刷新（30 秒）",
+    ),
+    ("common.search", "Search", "搜索"),
+    ("common.prev", "Previous", "上一页"),
+    ("common.next", "Next", "下一页"),
+    ("common.none", "Nothing yet", "暂无数据"),
+    ("common.copy", "Copy", "复制"),
+    ("common.copied", "Copied", "已复制"),
+    ("common.create", "Create", "创建"),
+    ("common.cancel", "Cancel", "取消"),
+    ("common.revoke", "Revoke", "吊销"),
+    ("common.details", "Details", "详情"),
+    ("dash.requests", "Requests (24 h)", "请求数（24 小时）"),
+    ("dash.success", "Success rate", "成功率"),
+    ("dash.latency", "Latency avg / p95", "延迟 平均 / p95"),
+    ("dash.tokens", "Tokens in / out", "Token 输入 / 输出"),
+    ("dash.cost", "Cost", "费用"),
+    ("dash.active_keys", "Active keys", "活跃密钥"),
+    ("dash.latest", "Latest requests", "最近请求"),
+    ("keys.name", "Name", "名称"),
+    ("keys.prefix", "Key", "密钥"),
+    ("keys.status", "Status", "状态"),
+    ("keys.created", "Created", "创建时间"),
+    ("keys.expires", "Expires", "过期时间"),
+    ("keys.new", "New key", "新建密钥"),
+    (
+        "keys.once",
+        "Copy this key now: it is shown only once.",
+        "请立即复制此密钥：它只显示这一次。",
+    ),
+    ("keys.active", "active", "启用"),
+    ("keys.revoked", "revoked", "已吊销"),
+    ("logs.time", "Time", "时间"),
+    ("logs.method", "Method", "方法"),
+    ("logs.path", "Path", "路径"),
+    ("logs.status", "Status", "状态码"),
+    ("logs.model", "Model", "模型"),
+    ("logs.key", "Key", "密钥"),
+    ("logs.duration", "Duration", "耗时"),
+    ("logs.export", "Export", "导出"),
+    (
+        "soon",
+        "This page comes with a later release.",
+        "此页面将在后续版本提供。",
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn choice_and_lookup() {
+        let mut h = HeaderMap::new();
+        assert_eq!(Lang::of(&h), Lang::En);
+        h.insert(
+            header::ACCEPT_LANGUAGE,
+            HeaderValue::from_static("zh-CN,zh;q=0.9,en;q=0.8"),
+        );
+        assert_eq!(Lang::of(&h), Lang::Zh);
+        h.insert(header::COOKIE, HeaderValue::from_static("fg_lang=en"));
+        assert_eq!(Lang::of(&h), Lang::En, "the switch wins");
+        assert_eq!(Lang::Zh.t("nav.keys"), "密钥");
+        assert_eq!(Lang::En.t("no.such.key"), "no.such.key");
+        let d: serde_json::Value =
+            serde_json::from_str(&Lang::Zh.dictionary_json()).unwrap_or_default();
+        assert_eq!(d["nav.logs"], "日志");
+    }
+
+    #[test]
+    fn every_key_is_unique() {
+        let mut keys: Vec<&str> = TEXT.iter().map(|(k, _, _)| *k).collect();
+        keys.sort_unstable();
+        let n = keys.len();
+        keys.dedup();
+        assert_eq!(keys.len(), n);
+    }
+}
