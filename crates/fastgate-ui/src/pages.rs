@@ -34,7 +34,7 @@ fn head(lang: Lang, title: &str) -> Markup {
         head {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
-            meta name="referrer" content="no-referrer";
+            meta name="referrer" content="same-origin";
             title { (title) " · " (lang.t("app.title")) }
             link rel="stylesheet" href="/admin/ui/assets/app.css";
         }
