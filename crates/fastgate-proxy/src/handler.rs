@@ -37,7 +37,27 @@ struct Admitted {
     body: Bytes,
 }
 
+/// Every request the admin router does not serve: `GET /`, CORS (when on), then
+/// the proxy phases.
 pub async fn proxy_handler(State(state): State<AppState>, req: Request) -> Response {
+    let Some(cors) = crate::cors::for_request(&state, &req) else {
+        return match crate::root::answer(&state, &req) {
+            Some(resp) => resp,
+            None => proxy(state, req).await,
+        };
+    };
+    if let Some(resp) = cors.preflight(&req) {
+        return resp;
+    }
+    let mut resp = match crate::root::answer(&state, &req) {
+        Some(resp) => resp,
+        None => proxy(state, req).await,
+    };
+    cors.apply(resp.headers_mut());
+    resp
+}
+
+async fn proxy(state: AppState, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let mut ctx = RequestContext::new(
         state.clone(),
