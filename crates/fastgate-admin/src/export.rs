@@ -57,7 +57,10 @@ impl Format {
             Some("ndjson") => Ok(Self::Ndjson),
             Some(other) => Err(AdminError::field(
                 "format",
-                format!("expected csv, json or ndjson, got '{}'", other.escape_debug()),
+                format!(
+                    "expected csv, json or ndjson, got '{}'",
+                    other.escape_debug()
+                ),
             )),
         }
     }
@@ -403,7 +406,15 @@ mod tests {
 
     #[test]
     fn guards_cells_a_spreadsheet_would_run() {
-        for bad in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "=cmd|' /C calc'!A0"] {
+        for bad in [
+            "=1+1",
+            "+1",
+            "-1",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "=cmd|' /C calc'!A0",
+        ] {
             assert_eq!(guard_formula(bad), format!("'{bad}"), "{bad:?}");
         }
         for fine in ["", "a=1", "/v1/x", "1-2", " =x", "'=x", "路由"] {
@@ -426,7 +437,12 @@ mod tests {
         assert_eq!(keys, cols);
         assert_eq!(
             &COLUMNS[LEAN_COLUMNS..],
-            ["request_headers", "response_headers", "request_body", "response_body"]
+            [
+                "request_headers",
+                "response_headers",
+                "request_body",
+                "response_body"
+            ]
         );
     }
 

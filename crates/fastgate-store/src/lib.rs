@@ -49,8 +49,8 @@ mod store;
 mod tasks;
 pub mod testing;
 
-pub use audit_export::{AuditExport, EXPORT_CHUNK_ROWS};
 pub use admin_events::{AdminEvent, AdminEventFilter};
+pub use audit_export::{AuditExport, EXPORT_CHUNK_ROWS};
 pub use changes::{CHANGE_CHANNEL, ChangeKind, ChangeListener, ChangeVersions};
 pub use convert::NUL_REPLACEMENT;
 pub use error::StoreError;

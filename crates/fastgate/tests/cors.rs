@@ -43,7 +43,10 @@ async fn preflight(h: &Harness, path: &str, origin: &str) -> reqwest::Response {
         .request(Method::OPTIONS, h.url(path))
         .header("origin", origin)
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "authorization,content-type")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
         .send()
         .await
         .unwrap()
@@ -100,7 +103,12 @@ async fn preflight_answered_without_a_key() {
         let methods = header(&resp, "access-control-allow-methods").unwrap();
         assert_eq!(methods, "GET, POST, OPTIONS");
         let allowed = header(&resp, "access-control-allow-headers").unwrap();
-        for h in ["authorization", "content-type", "x-api-key", "anthropic-version"] {
+        for h in [
+            "authorization",
+            "content-type",
+            "x-api-key",
+            "anthropic-version",
+        ] {
             assert!(allowed.split(", ").any(|a| a == h), "{h} in {allowed}");
         }
         assert_eq!(header(&resp, "access-control-max-age"), Some("120"));
@@ -114,7 +122,12 @@ async fn preflight_answered_without_a_key() {
         Some("http://localhost:3000")
     );
     // Not allowed: 403 and nothing a browser could take as permission.
-    for origin in [EVIL, "https://app.example.com.evil.net", "http://app.example.com", "null"] {
+    for origin in [
+        EVIL,
+        "https://app.example.com.evil.net",
+        "http://app.example.com",
+        "null",
+    ] {
         let resp = preflight(&h, "/v1/chat/completions", origin).await;
         assert_eq!(resp.status(), 403, "{origin}");
         no_cors_headers(&resp, origin);
@@ -152,8 +165,15 @@ async fn responses_and_errors_carry_the_origin() {
     assert_eq!(header(&resp, "access-control-allow-origin"), Some(APP));
     assert!(vary(&resp).contains(&"origin".to_owned()));
     let exposed = header(&resp, "access-control-expose-headers").unwrap();
-    for name in ["x-request-id", "retry-after", "x-ratelimit-remaining-requests"] {
-        assert!(exposed.split(", ").any(|e| e == name), "{name} in {exposed}");
+    for name in [
+        "x-request-id",
+        "retry-after",
+        "x-ratelimit-remaining-requests",
+    ] {
+        assert!(
+            exposed.split(", ").any(|e| e == name),
+            "{name} in {exposed}"
+        );
     }
     assert!(header(&resp, "access-control-allow-credentials").is_none());
 
@@ -217,11 +237,7 @@ async fn responses_and_errors_carry_the_origin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_never_gets_cors() {
-    let h = Harness::start(
-        Backend::Sqlite,
-        &with_cors(r#"{ allowed_origins: ["*"] }"#),
-    )
-    .await;
+    let h = Harness::start(Backend::Sqlite, &with_cors(r#"{ allowed_origins: ["*"] }"#)).await;
     for path in ["/admin/api/keys", "/admin/api/logs", "/health", "/metrics"] {
         let resp = h
             .http
@@ -271,16 +287,28 @@ async fn credentials_and_custom_lists() {
     let origin = "http://localhost:5173";
     let resp = preflight(&h, "/v1/chat/completions", origin).await;
     assert_eq!(resp.status(), 204);
-    assert_eq!(header(&resp, "access-control-allow-credentials"), Some("true"));
-    assert_eq!(header(&resp, "access-control-allow-headers"), Some("authorization, x-custom"));
+    assert_eq!(
+        header(&resp, "access-control-allow-credentials"),
+        Some("true")
+    );
+    assert_eq!(
+        header(&resp, "access-control-allow-headers"),
+        Some("authorization, x-custom")
+    );
     assert_eq!(header(&resp, "access-control-allow-methods"), Some("POST"));
     assert_eq!(header(&resp, "access-control-max-age"), Some("600"));
     let key = h.key().await;
     let resp = chat(&h, Some(&key), Some(origin)).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(header(&resp, "access-control-allow-origin"), Some(origin));
-    assert_eq!(header(&resp, "access-control-allow-credentials"), Some("true"));
-    assert_eq!(header(&resp, "access-control-expose-headers"), Some("x-request-id"));
+    assert_eq!(
+        header(&resp, "access-control-allow-credentials"),
+        Some("true")
+    );
+    assert_eq!(
+        header(&resp, "access-control-expose-headers"),
+        Some("x-request-id")
+    );
     h.stop().await;
 }
 
@@ -300,7 +328,11 @@ async fn root_document_unless_a_route_takes_slash() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(header(&resp, "access-control-allow-origin"), Some(APP));
-    assert!(header(&resp, "content-type").unwrap().starts_with("application/json"));
+    assert!(
+        header(&resp, "content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
     let doc: Value = resp.json().await.unwrap();
     assert_eq!(doc["name"], "FastGate");
     assert_eq!(doc["version"], env!("CARGO_PKG_VERSION"));

@@ -31,9 +31,24 @@ pub(super) fn check(c: &CorsConfig, r: &mut Report) {
              wildcard origin); list the origins",
         );
     }
-    tokens(r, "cors.allowed_headers", &c.allowed_headers, c.allow_credentials);
-    tokens(r, "cors.allowed_methods", &c.allowed_methods, c.allow_credentials);
-    tokens(r, "cors.expose_headers", &c.expose_headers, c.allow_credentials);
+    tokens(
+        r,
+        "cors.allowed_headers",
+        &c.allowed_headers,
+        c.allow_credentials,
+    );
+    tokens(
+        r,
+        "cors.allowed_methods",
+        &c.allowed_methods,
+        c.allow_credentials,
+    );
+    tokens(
+        r,
+        "cors.expose_headers",
+        &c.expose_headers,
+        c.allow_credentials,
+    );
     if c.max_age > MAX_AGE_LIMIT {
         r.err(
             "cors.max_age",
@@ -53,7 +68,10 @@ fn tokens(r: &mut Report, field: &str, values: &[String], credentials: bool) {
                 "`*` is not a wildcard when allow_credentials is true; list the names",
             );
         } else if !is_token(v) {
-            r.err(path, format!("`{}` is not a header or method name", v.escape_debug()));
+            r.err(
+                path,
+                format!("`{}` is not a header or method name", v.escape_debug()),
+            );
         }
     }
 }
@@ -68,7 +86,10 @@ pub(crate) fn origin_problem(origin: &str) -> Option<String> {
     let Some((scheme, rest)) = origin.split_once("://") else {
         return Some(format!("`{}`: {FORM}", origin.escape_debug()));
     };
-    let scheme_ok = scheme.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+    let scheme_ok = scheme
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase())
         && scheme
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+.-".contains(&b));
@@ -97,7 +118,10 @@ pub(crate) fn origin_problem(origin: &str) -> Option<String> {
             origin.to_ascii_lowercase()
         ));
     }
-    let default_port = matches!((scheme, port), ("https", Some("443")) | ("http", Some("80")));
+    let default_port = matches!(
+        (scheme, port),
+        ("https", Some("443")) | ("http", Some("80"))
+    );
     if default_port {
         return Some(format!(
             "`{origin}`: browsers leave the default port out; write `{scheme}://{host}`"
@@ -142,7 +166,11 @@ mod tests {
         assert!(!c.is_enabled());
         assert!(errors(&c).is_empty());
         assert!(c.allowed_headers.iter().any(|h| h == "authorization"));
-        assert!(c.expose_headers.iter().any(|h| h == "x-ratelimit-remaining-requests"));
+        assert!(
+            c.expose_headers
+                .iter()
+                .any(|h| h == "x-ratelimit-remaining-requests")
+        );
         assert_eq!(c.max_age, 600);
     }
 
@@ -236,9 +264,12 @@ mod tests {
         assert!(cfg.cors.is_enabled());
         assert_eq!(cfg.cors.max_age, 60);
         assert_eq!(cfg.cors.allowed_methods, ["GET", "POST", "OPTIONS"]);
-        let err = crate::load_str("cors:\n  allowed_origins: [\"*\"]\n  allow_credentials: true\n", &|_| None)
-            .unwrap_err()
-            .to_string();
+        let err = crate::load_str(
+            "cors:\n  allowed_origins: [\"*\"]\n  allow_credentials: true\n",
+            &|_| None,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("cors.allow_credentials"), "{err}");
         let err = crate::load_str("cors:\n  origins: []\n", &|_| None)
             .unwrap_err()
