@@ -3,6 +3,7 @@
 
 mod error;
 mod events;
+mod export;
 mod health;
 mod key_usage;
 mod keys;
@@ -87,6 +88,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::put(models::replace).delete(models::delete),
         )
         .route("/logs", get(logs::query))
+        .route("/logs/export", get(export::export))
         .route("/logs/{id}", get(logs::detail))
         .route("/config", get(config))
         .route("/config/reload", post(reload))

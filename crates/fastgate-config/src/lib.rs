@@ -10,6 +10,7 @@
 //! The pipeline and every setting are described in `docs/configuration.md`.
 
 pub mod alerts;
+pub mod cors;
 mod env;
 mod error;
 pub mod health;
@@ -24,6 +25,7 @@ mod validate;
 pub mod vertex;
 
 pub use alerts::{AlertConfig, AlertKind};
+pub use cors::CorsConfig;
 pub use env::{ENV_PREFIX, ENV_SHORTCUTS, override_vars};
 pub use error::ConfigError;
 pub use health::{CircuitConfig, CredentialQuota, HealthConfig, ProbeConfig};

@@ -48,6 +48,8 @@ pub struct Config {
     pub limits: crate::limits::LimitsConfig,
     /// Shared counters for a fleet; off without `redis.url`.
     pub redis: crate::limits::RedisConfig,
+    /// CORS for the proxy endpoints (browsers calling the gateway); off by default.
+    pub cors: crate::cors::CorsConfig,
 }
 
 /// An IANA time zone name (`UTC`, `Asia/Shanghai`), checked by validation.

@@ -37,7 +37,24 @@ struct Admitted {
     body: Bytes,
 }
 
+/// Every request the admin router does not serve: CORS preflights (when `cors` is
+/// on), `GET /`, then the proxy phases. With CORS off this costs one branch.
 pub async fn proxy_handler(State(state): State<AppState>, req: Request) -> Response {
+    let cors = crate::cors::for_request(&state, &req);
+    if let Some(preflight) = cors.as_ref().and_then(|c| c.preflight(&req)) {
+        return preflight;
+    }
+    let mut resp = match crate::root::answer(&state, &req) {
+        Some(resp) => resp,
+        None => proxy(state, req).await,
+    };
+    if let Some(cors) = cors {
+        cors.apply(resp.headers_mut());
+    }
+    resp
+}
+
+async fn proxy(state: AppState, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let mut ctx = RequestContext::new(
         state.clone(),

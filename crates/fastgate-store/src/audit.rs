@@ -55,7 +55,7 @@ fn chunk_plan(mut n: usize) -> Vec<usize> {
 }
 
 const INSERT_HEAD: &str = concat!("INSERT INTO audit_logs (", audit_cols!(), ") ");
-const SELECT_HEAD: &str = concat!("SELECT ", audit_cols!(), " FROM audit_logs");
+pub(crate) const SELECT_HEAD: &str = concat!("SELECT ", audit_cols!(), " FROM audit_logs");
 const SELECT_ONE: &str = concat!(
     "SELECT ",
     audit_cols!(),
@@ -66,8 +66,8 @@ const DELETE_BATCH: &str = "DELETE FROM audit_logs WHERE id IN \
 
 /// `audit_logs` as stored.
 #[derive(sqlx::FromRow)]
-struct AuditRow {
-    request_id: String,
+pub(crate) struct AuditRow {
+    pub(crate) request_id: String,
     key_id: Option<String>,
     key_name: Option<String>,
     source: Option<String>,
@@ -79,7 +79,7 @@ struct AuditRow {
     credential: Option<String>,
     target_url: Option<String>,
     status_code: i32,
-    request_time: i64,
+    pub(crate) request_time: i64,
     ttfb_ms: Option<f64>,
     duration_ms: f64,
     request_bytes: i64,
@@ -144,7 +144,7 @@ impl AuditRow {
         })
     }
 
-    fn into_record(self) -> Result<AuditRecord, StoreError> {
+    pub(crate) fn into_record(self) -> Result<AuditRecord, StoreError> {
         Ok(AuditRecord {
             status_code: i32_to_u16("status_code", self.status_code)?,
             request_time: from_ms("request_time", self.request_time)?,

@@ -34,6 +34,7 @@ macro_rules! with_pool {
 
 mod admin_events;
 mod audit;
+mod audit_export;
 mod audit_filter;
 mod changes;
 mod convert;
@@ -49,6 +50,7 @@ mod tasks;
 pub mod testing;
 
 pub use admin_events::{AdminEvent, AdminEventFilter};
+pub use audit_export::{AuditExport, EXPORT_CHUNK_ROWS};
 pub use changes::{CHANGE_CHANNEL, ChangeKind, ChangeListener, ChangeVersions};
 pub use convert::NUL_REPLACEMENT;
 pub use error::StoreError;

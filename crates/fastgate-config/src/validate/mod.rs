@@ -2,6 +2,7 @@
 //! syntax of strings). Every error carries the field path of the offending value.
 
 mod alerts;
+mod cors;
 mod health;
 mod http;
 mod limits;
@@ -67,6 +68,7 @@ pub fn validate_all(cfg: &Config) -> Vec<ConfigError> {
     rules::check(cfg, &mut r);
     alerts::check(cfg, &mut r);
     limits::check(cfg, &mut r);
+    cors::check(&cfg.cors, &mut r);
     if cfg.llm.default_max_tokens == 0 {
         r.err("llm.default_max_tokens", "must be greater than 0");
     }
