@@ -602,7 +602,7 @@ async fn responses_and_completions_pass_through(backend: Backend) {
     assert_eq!(seen.path, "/v1/responses");
     assert_eq!(seen.json().unwrap()["model"], "gpt-4o-upstream");
     assert_eq!(seen.json().unwrap()["input"], "hello");
-    // Only OpenAI-kind upstreams serve it.
+    // Other upstreams serve it through translation (tests/responses_client.rs).
     let resp = post(
         &h,
         &key,
@@ -610,7 +610,10 @@ async fn responses_and_completions_pass_through(backend: Backend) {
         json!({ "model": "claude", "input": "hello" }),
     )
     .await;
-    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.status(), 200);
+    assert_eq!(h.mock.last_request().unwrap().path_only(), "/v1/messages");
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["object"], "response");
     let resp = post(
         &h,
         &key,

@@ -143,6 +143,7 @@ fn print_banner(handle: &server::ServerHandle, cfg: &fastgate_config::Config, pa
     );
     println!("  data dir:   {}", server::describe_data_dir(&cfg.data_dir));
     println!("  proxy API:  {url}/v1/...  (gateway key as 'Authorization: Bearer fg_...')");
+    println!("  admin UI:   {url}/admin/ui  (sign in with the admin token)");
     println!("  admin API:  {url}/admin/api  (admin token as 'Authorization: Bearer ...')");
     println!("  health:     {url}/health    metrics: {url}/metrics");
     println!(
