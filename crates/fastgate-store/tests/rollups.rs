@@ -35,7 +35,7 @@ impl Lcg {
     }
 }
 
-fn pick<'a>(rng: &mut Lcg, options: &[Option<&'a str>]) -> Option<String> {
+fn pick(rng: &mut Lcg, options: &[Option<&str>]) -> Option<String> {
     options[rng.next(options.len() as u64) as usize].map(str::to_owned)
 }
 
