@@ -15,6 +15,7 @@ pub mod redact;
 mod route_test;
 mod routes;
 mod rules;
+mod stats;
 mod upstreams;
 mod validate;
 
@@ -90,6 +91,9 @@ pub fn router(state: AppState) -> Router {
         .route("/logs", get(logs::query))
         .route("/logs/export", get(export::export))
         .route("/logs/{id}", get(logs::detail))
+        .route("/stats/summary", get(stats::summary))
+        .route("/stats/timeseries", get(stats::timeseries))
+        .route("/stats/top", get(stats::top))
         .route("/config", get(config))
         .route("/config/reload", post(reload))
         .fallback(admin_not_found)

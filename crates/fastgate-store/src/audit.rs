@@ -1,5 +1,7 @@
 //! The audit log (`audit_logs`): batched idempotent inserts, filtered reads, retention.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use fastgate_audit::{AuditFilter, AuditRecord};
 use sqlx::query_builder::Separated;
@@ -10,7 +12,7 @@ use crate::convert::{
     from_ms, i32_to_u16, i64_to_u64, opt_i64_to_u64, opt_storable, opt_u64_to_i64, storable, to_ms,
     u64_to_i64,
 };
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, rollups};
 
 macro_rules! audit_cols {
     () => {
@@ -229,33 +231,58 @@ where
         .push_bind(r.client_request_id.clone());
 }
 
+/// The records whose rows were inserted: for a request id inserted, its first
+/// occurrence in the batch (rows are inserted in order; later duplicates conflict).
+fn inserted_records<'a>(
+    rows: &'a [AuditRow],
+    records: &'a [AuditRecord],
+    mut new_ids: HashSet<String>,
+) -> impl Iterator<Item = &'a AuditRecord> {
+    rows.iter()
+        .zip(records)
+        .filter(move |(row, _)| new_ids.remove(&row.request_id))
+        .map(|(_, record)| record)
+}
+
 impl Store {
     /// Inserts records in one transaction, as multi-row `INSERT`s of the fixed
     /// sizes in `CHUNK_SIZES`. Idempotent on `request_id` — the gateway's own id, never
     /// the client's — (`ON CONFLICT DO NOTHING`), so replaying a spill file or the
     /// journal is safe. Text is stored as [`crate::convert::storable`] makes it (NUL
-    /// becomes U+FFFD on both backends). Returns the number of rows inserted.
-    pub async fn insert_audit_batch(&self, rows: &[AuditRecord]) -> Result<u64, StoreError> {
-        if rows.is_empty() {
+    /// becomes U+FFFD on both backends). The rows inserted are added to the rollups
+    /// in the same transaction (see [`crate::rollups`]). Returns the number of rows
+    /// inserted.
+    pub async fn insert_audit_batch(&self, records: &[AuditRecord]) -> Result<u64, StoreError> {
+        if records.is_empty() {
             return Ok(0);
         }
-        let rows = rows
+        let rows = records
             .iter()
             .map(AuditRow::from_record)
             .collect::<Result<Vec<_>, _>>()?;
-        let mut inserted = 0u64;
-        with_pool!(self, pool, DB => {
+        let inserted = with_pool!(self, pool, DB => {
             let mut tx = pool.begin().await?;
+            let mut new_ids = HashSet::new();
             let mut rest = rows.as_slice();
             for size in chunk_plan(rows.len()) {
                 let (chunk, tail) = rest.split_at(size);
                 rest = tail;
                 let mut qb = QueryBuilder::<DB>::new(INSERT_HEAD);
                 qb.push_values(chunk, push_row);
-                qb.push(" ON CONFLICT (request_id) DO NOTHING");
-                inserted += qb.build().execute(&mut *tx).await?.rows_affected();
+                qb.push(" ON CONFLICT (request_id) DO NOTHING RETURNING request_id");
+                let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
+                new_ids.extend(ids);
+            }
+            let inserted = new_ids.len() as u64;
+            let groups = rollups::aggregate(inserted_records(&rows, records, new_ids));
+            for chunk in rollups::chunks(&groups) {
+                let mut qb = QueryBuilder::<DB>::new(rollups::UPSERT_HEAD.as_str());
+                qb.push_values(chunk, rollups::push_group);
+                qb.push(rollups::UPSERT_TAIL.as_str());
+                qb.build().execute(&mut *tx).await?;
             }
             tx.commit().await?;
+            inserted
         });
         Ok(inserted)
     }

@@ -44,6 +44,7 @@ mod key_usage;
 mod keys;
 mod live;
 mod models;
+pub mod rollups;
 mod rule_events;
 mod store;
 mod tasks;
@@ -59,6 +60,9 @@ pub use key_usage::KeyPeriodUsage;
 pub use keys::{KeyUsage, KeysVersion};
 pub use live::{SpecTable, StoredCredential, StoredSpec};
 pub use models::StoredModelGroup;
+pub use rollups::{
+    Grain, MAX_SERIES_POINTS, StatsFilter, StatsPoint, StatsSummary, StatsTotals, TopBy, TopItem,
+};
 pub use rule_events::{
     NewRuleEvent, RULE_EVENTS_DEFAULT_LIMIT, RULE_EVENTS_MAX_LIMIT, RuleEventFilter, RuleEventRow,
 };

@@ -179,10 +179,18 @@ async fn retention(state: &AppState) -> Result<String, String> {
         .prune_key_period_usage(usage_before.timestamp_millis())
         .await
         .map_err(|e| e.to_string())?;
+    // Statistics rollups: minute rows 2 days, hour rows 90 days, day rows kept,
+    // whatever the audit retention.
+    let rollups = state
+        .store()
+        .prune_rollups(Utc::now())
+        .await
+        .map_err(|e| e.to_string())?;
     let days = state.inner().config.load().audit.retention_days;
     if days == 0 {
         return Ok(format!(
-            "audit retention off (audit.retention_days: 0); deleted {usage} old quota usage row(s)"
+            "audit retention off (audit.retention_days: 0); deleted {usage} old quota usage \
+             row(s) and {rollups} statistics rollup row(s)"
         ));
     }
     let before = Utc::now() - chrono::Duration::days(i64::from(days));
@@ -197,7 +205,8 @@ async fn retention(state: &AppState) -> Result<String, String> {
         .await
         .map_err(|e| e.to_string())?;
     Ok(format!(
-        "deleted {audit} audit row(s), {events} rule event(s) and {usage} old quota usage row(s)"
+        "deleted {audit} audit row(s), {events} rule event(s), {usage} old quota usage row(s) \
+         and {rollups} statistics rollup row(s)"
     ))
 }
 
