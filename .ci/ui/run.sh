@@ -8,6 +8,11 @@ cd "$(dirname "$0")/../.."
 if [ ! -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -q chromium >/dev/null
 fi
+# A CJK font, so the Chinese pages' screenshots show characters (the checks read text
+# and do not need it).
+if [ -n "${SHOTS:-}" ] && ! fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk"; then
+  DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -q fonts-wqy-zenhei >/dev/null
+fi
 if [ ! -d .ci/ui/node_modules/playwright-core ]; then
   (cd .ci/ui && timeout 300 npm install --silent --no-audit --no-fund)
 fi

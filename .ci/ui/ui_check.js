@@ -116,7 +116,15 @@ async function main() {
     const problems = [];
     page.on("dialog", (d) => { problems.push("a dialog opened: " + d.message()); d.dismiss(); });
     page.on("pageerror", (e) => problems.push("script error: " + e));
-    page.on("console", (m) => { if (m.type() === "error") problems.push("console: " + m.text()); });
+    // Failed loads are judged by their URL below, not by the console's generic line.
+    page.on("console", (m) => {
+      if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) problems.push("console: " + m.text());
+    });
+    page.on("response", (r) => {
+      const u = new URL(r.url());
+      const expected = u.pathname === "/admin/ui/login" && r.status() === 401; // the wrong token
+      if (r.status() >= 400 && !expected) problems.push(`HTTP ${r.status()} for ${u.pathname}${u.search}`);
+    });
     await signIn(page);
     await dashboard(page, "en");
     await keys(page, "en");

@@ -88,6 +88,59 @@
   }
 
   // --- pages ---------------------------------------------------------------
+  // A 24-hour trend as an SVG bar chart drawn here (no chart library): requests per
+  // hour, the error part of each bar in red, hour labels every 6 bars.
+  function trendChart(points) {
+    const NS = "http://www.w3.org/2000/svg";
+    const w = 720, h = 180, pad = 24;
+    const svg = document.createElementNS(NS, "svg");
+    svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+    svg.setAttribute("class", "chart");
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", t("dash.trend"));
+    const max = Math.max(1, ...points.map((p) => p.requests));
+    const bw = (w - pad) / Math.max(1, points.length);
+    const hourFmt = new Intl.DateTimeFormat(lang, { timeZone: tz, hour: "2-digit", hour12: false });
+    points.forEach((p, i) => {
+      const x = pad + i * bw;
+      const total = ((h - pad) * p.requests) / max;
+      const errs = ((h - pad) * (p.errors ? p.errors.total : 0)) / max;
+      for (const [cls, height] of [["bar", total], ["bar err", errs]]) {
+        if (height <= 0) continue;
+        const r = document.createElementNS(NS, "rect");
+        r.setAttribute("x", String(x + 1));
+        r.setAttribute("y", String(h - pad - height));
+        r.setAttribute("width", String(Math.max(1, bw - 2)));
+        r.setAttribute("height", String(height));
+        r.setAttribute("class", cls);
+        const title = document.createElementNS(NS, "title");
+        title.textContent = `${when(p.start)}: ${p.requests} / ${p.errors ? p.errors.total : 0}`;
+        r.append(title);
+        svg.append(r);
+      }
+      if (i % 6 === 0) {
+        const label = document.createElementNS(NS, "text");
+        label.setAttribute("x", String(x + 2));
+        label.setAttribute("y", String(h - 6));
+        label.textContent = hourFmt.format(new Date(p.start));
+        svg.append(label);
+      }
+    });
+    const top = document.createElementNS(NS, "text");
+    top.setAttribute("x", "0");
+    top.setAttribute("y", "12");
+    top.textContent = String(max);
+    svg.append(top);
+    return el("div", { class: "card chart-card" }, el("div", { class: "label" }, t("dash.trend")), svg);
+  }
+
+  function topList(title, items, label) {
+    return el("div", { class: "card" }, el("div", { class: "label" }, title),
+      items.length ? el("ol", { class: "top" }, ...items.map((it) =>
+        el("li", {}, el("span", {}, label(it)), el("span", { class: "muted" }, " " + num(it.requests)))))
+        : el("p", { class: "muted" }, t("common.none")));
+  }
+
   async function dashboard() {
     const toolbar = el("div", { class: "toolbar" });
     const auto = el("input", { type: "checkbox", id: "autorefresh" });
@@ -95,25 +148,37 @@
     toolbar.append(el("button", { onclick: () => load() }, t("common.refresh")),
       el("label", {}, auto, " ", t("common.autorefresh")));
     const cards = el("div", { class: "cards" });
+    const trend = el("div");
+    const tops = el("div", { class: "cards" });
     const latest = el("div");
     async function load() {
       try {
-        let s = null;
-        try { s = await api("/admin/api/stats/summary"); } catch (e) { if (e.status !== 404) throw e; }
-        const logs = await api("/admin/api/logs?limit=10");
-        const rows = logs.data || [];
+        const [s, series, models, keysTop, statuses, logs] = await Promise.all([
+          api("/admin/api/stats/summary"),
+          api("/admin/api/stats/timeseries?bucket=hour"),
+          api("/admin/api/stats/top?by=model&limit=5"),
+          api("/admin/api/stats/top?by=key&limit=5"),
+          api("/admin/api/stats/top?by=status&limit=5"),
+          api("/admin/api/logs?limit=10"),
+        ]);
         cards.replaceChildren(
-          card(t("dash.requests"), s ? num(s.requests) : "—"),
-          card(t("dash.success"), s && s.success_rate !== undefined ? num(s.success_rate * 100, 1) + "%" : "—"),
-          card(t("dash.latency"), s && s.latency_ms ? num(s.latency_ms.avg, 1) + " / " + num(s.latency_ms.p95, 1) + " ms" : "—"),
-          card(t("dash.tokens"), s && s.tokens ? num(s.tokens.input) + " / " + num(s.tokens.output) : "—"),
-          card(t("dash.cost"), s && s.cost !== undefined ? "$" + num(s.cost, 4) : "—"),
-          card(t("dash.active_keys"), s ? num(s.active_keys) : "—"));
-        latest.replaceChildren(el("h2", {}, t("dash.latest")), logTable(rows));
+          card(t("dash.requests"), num(s.requests)),
+          card(t("dash.success"), s.success_rate === null ? "—" : num(s.success_rate * 100, 1) + "%"),
+          card(t("dash.latency"), s.latency_ms.avg === null ? "—"
+            : num(s.latency_ms.avg, 1) + " / " + num(s.latency_ms.p95) + " ms"),
+          card(t("dash.tokens"), num(s.tokens_in) + " / " + num(s.tokens_out)),
+          card(t("dash.cost"), "$" + num(s.cost, 4)),
+          card(t("dash.active_keys"), num(s.active_keys)));
+        trend.replaceChildren(trendChart(series.points || []));
+        tops.replaceChildren(
+          topList(t("dash.top_models"), models.items || [], (it) => it.value || "—"),
+          topList(t("dash.top_keys"), keysTop.items || [], (it) => it.key_name || it.value || "—"),
+          topList(t("dash.statuses"), statuses.items || [], (it) => it.value || "—"));
+        latest.replaceChildren(el("h2", {}, t("dash.latest")), logTable(logs.data || []));
         status.textContent = "";
       } catch (e) { fail(e); }
     }
-    show(toolbar, cards, latest);
+    show(toolbar, cards, trend, tops, latest);
     await load();
     setInterval(() => { if (auto.checked) load(); }, 30000);
   }

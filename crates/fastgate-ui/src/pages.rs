@@ -36,6 +36,8 @@ fn head(lang: Lang, title: &str) -> Markup {
             meta name="viewport" content="width=device-width, initial-scale=1";
             meta name="referrer" content="same-origin";
             title { (title) " · " (lang.t("app.title")) }
+            // No favicon request: `/favicon.ico` is the proxy's (it would ask for a key).
+            link rel="icon" href="data:,";
             link rel="stylesheet" href="/admin/ui/assets/app.css";
         }
     }
