@@ -67,7 +67,18 @@ async function keys(page, lang) {
   if (html.includes(secret)) fail("the key's secret is still on the page after a reload");
   const names = await page.$$eval("main td", (tds) => tds.map((td) => td.textContent));
   if (!names.some((n) => n.includes(XSS))) fail("the hostile key name is not shown as text");
-  ok(`keys (${lang}): a new key shown once, a hostile name shown as text`);
+  // Search narrows the list; rotating shows a new secret once.
+  await page.fill("#key-search", "ui-check");
+  const rows = await page.$$eval("main table tbody tr", (trs) => trs.map((tr) => tr.textContent));
+  if (rows.length !== 1 || !rows[0].includes("ui-check")) fail("search for ui-check gave " + JSON.stringify(rows));
+  await page.fill("#key-search", "");
+  const before = await page.$$eval("main table tbody tr", (trs) => trs.length);
+  await page.click("main table tbody tr:last-child .row-actions button:not(.danger)");
+  const rotated = (await (await page.waitForSelector("#new-key", { timeout: 10000 })).textContent()).trim();
+  if (!rotated.startsWith("fg_") || rotated === secret) fail("rotation showed no new secret");
+  const after = await page.$$eval("main table tbody tr", (trs) => trs.length);
+  if (after !== before) fail("rotation changed the number of keys");
+  ok(`keys (${lang}): a new key shown once, a hostile name shown as text, search, rotate`);
 }
 
 async function logs(page, lang) {
@@ -79,6 +90,16 @@ async function logs(page, lang) {
   if (!detail.includes("request_id")) fail("the log detail shows no record");
   if (detail.includes(key)) fail("the gateway key appears in the log detail");
   await page.screenshot({ path: path.join(shots, `logs-${lang}.png`), fullPage: true });
+  // Filters: a path no request has leaves the list empty, and the export follows them.
+  await page.fill("#f-path", "/no/such/path");
+  await page.click("#log-filters button[type=submit]");
+  await page.waitForFunction(() => !document.querySelector("main table tbody tr.clickable"), null, { timeout: 10000 });
+  const href = await page.getAttribute("a[href*='format=csv']", "href");
+  if (!href.includes("path=%2Fno%2Fsuch%2Fpath")) fail("the export link ignores the filters: " + href);
+  await page.fill("#f-path", "");
+  await page.fill("#f-model", "demo");
+  await page.click("#log-filters button[type=submit]");
+  await page.waitForSelector("main table tbody tr.clickable", { timeout: 10000 });
   const [download] = await Promise.all([
     page.waitForEvent("download", { timeout: 10000 }),
     page.click("a[href*='format=csv']"),

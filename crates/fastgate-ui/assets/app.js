@@ -201,23 +201,41 @@
     const form = el("form", { class: "toolbar" }, name,
       el("button", { class: "primary", type: "submit" }, t("keys.new")));
     const list = el("div");
+    const search = el("input", { type: "search", id: "key-search", placeholder: t("common.search") });
+    let all = [];
+    // A secret (new or rotated) is shown once, with a copy button.
+    function reveal(created) {
+      const copy = el("button", {}, t("common.copy"));
+      copy.addEventListener("click", async () => {
+        await navigator.clipboard.writeText(created.key);
+        copy.textContent = t("common.copied");
+      });
+      secret.replaceChildren(el("p", {}, t("keys.once")),
+        el("div", { class: "toolbar" }, el("code", { class: "secret", id: "new-key" }, created.key), copy));
+    }
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       try {
-        const created = await api("/admin/api/keys", { method: "POST", json: { name: name.value } });
-        const copy = el("button", {}, t("common.copy"));
-        copy.addEventListener("click", async () => {
-          await navigator.clipboard.writeText(created.key);
-          copy.textContent = t("common.copied");
-        });
-        secret.replaceChildren(el("p", {}, t("keys.once")),
-          el("div", { class: "toolbar" }, el("code", { class: "secret", id: "new-key" }, created.key), copy));
+        reveal(await api("/admin/api/keys", { method: "POST", json: { name: name.value } }));
         name.value = "";
         await load();
       } catch (e) { fail(e); }
     });
+    search.addEventListener("input", () => render());
+    function action(label, cls, run) {
+      return el("button", { class: cls, onclick: async (ev) => {
+        ev.stopPropagation();
+        try { await run(); await load(); } catch (e) { fail(e); }
+      } }, label);
+    }
     async function load() {
-      const data = (await api("/admin/api/keys")).data || [];
+      all = (await api("/admin/api/keys")).data || [];
+      render();
+    }
+    function render() {
+      const q = search.value.trim().toLowerCase();
+      const data = q ? all.filter((k) => (k.name || "").toLowerCase().includes(q)
+        || (k.prefix || "").toLowerCase().includes(q)) : all;
       list.replaceChildren(table([
         { label: t("keys.name"), key: "name" },
         { label: t("keys.prefix"), render: (k) => (k.prefix || "") + "…" },
@@ -225,14 +243,14 @@
           k.is_active ? t("keys.active") : t("keys.revoked")) },
         { label: t("keys.created"), render: (k) => when(k.created_at) },
         { label: t("keys.expires"), render: (k) => when(k.expires_at) },
-        { label: "", render: (k) => k.is_active ? el("button", { class: "danger", onclick: async (ev) => {
-          ev.stopPropagation();
-          try { await api("/admin/api/keys/" + encodeURIComponent(k.id), { method: "DELETE" }); await load(); }
-          catch (e) { fail(e); }
-        } }, t("common.revoke")) : "" },
+        { label: "", render: (k) => k.is_active ? el("span", { class: "row-actions" },
+          action(t("keys.rotate"), "", async () =>
+            reveal(await api("/admin/api/keys/" + encodeURIComponent(k.id) + "/rotate", { method: "POST" }))),
+          action(t("common.revoke"), "danger", () =>
+            api("/admin/api/keys/" + encodeURIComponent(k.id), { method: "DELETE" }))) : "" },
       ], data));
     }
-    show(form, secret, list);
+    show(el("div", { class: "toolbar" }, form, search), secret, list);
     try { await load(); } catch (e) { fail(e); }
   }
 
@@ -252,9 +270,35 @@
         detail.replaceChildren(el("h2", {}, t("common.details") + " " + id), el("pre", {}, JSON.stringify(r, null, 2)));
       } catch (e) { fail(e); }
     }
+    // Filters, as the logs API and the export take them.
+    const filters = {
+      status_min: el("input", { type: "number", min: "100", max: "599", placeholder: t("logs.status_min"), id: "f-status" }),
+      model: el("input", { placeholder: t("logs.model"), id: "f-model" }),
+      path: el("input", { placeholder: t("logs.path"), id: "f-path" }),
+    };
+    function query() {
+      const q = new URLSearchParams();
+      for (const [k, input] of Object.entries(filters)) if (input.value.trim()) q.set(k, input.value.trim());
+      return q;
+    }
+    function updateExports() {
+      for (const a of exports) {
+        const u = new URL(a.getAttribute("href"), window.location.origin);
+        const q = query();
+        q.set("format", u.searchParams.get("format"));
+        if (u.searchParams.get("bom")) q.set("bom", "true");
+        a.setAttribute("href", "/admin/api/logs/export?" + q.toString());
+      }
+    }
+    const filterForm = el("form", { class: "toolbar", id: "log-filters" }, ...Object.values(filters),
+      el("button", { type: "submit", class: "primary" }, t("common.search")));
+    filterForm.addEventListener("submit", (ev) => { ev.preventDefault(); offset = 0; updateExports(); load(); });
     async function load() {
       try {
-        const data = (await api("/admin/api/logs?limit=" + limit + "&offset=" + offset)).data || [];
+        const q = query();
+        q.set("limit", String(limit));
+        q.set("offset", String(offset));
+        const data = (await api("/admin/api/logs?" + q.toString())).data || [];
         list.replaceChildren(table([
           { label: t("logs.time"), render: (r) => when(r.request_time) },
           { label: t("logs.method"), key: "method" },
@@ -269,7 +313,7 @@
         status.textContent = "";
       } catch (e) { fail(e); }
     }
-    show(el("div", { class: "toolbar" }, prev, next, ...exports), detail, list);
+    show(filterForm, el("div", { class: "toolbar" }, prev, next, ...exports), detail, list);
     await load();
     if (window.location.hash.length > 1) await open(decodeURIComponent(window.location.hash.slice(1)));
   }

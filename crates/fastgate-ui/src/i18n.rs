@@ -164,6 +164,8 @@ const TEXT: &[(&str, &str, &str)] = &[
         "请立即复制此密钥：它只显示这一次。",
     ),
     ("keys.active", "active", "启用"),
+    ("keys.rotate", "Rotate", "轮换"),
+    ("logs.status_min", "Status ≥", "状态码 ≥"),
     ("keys.revoked", "revoked", "已吊销"),
     ("logs.time", "Time", "时间"),
     ("logs.method", "Method", "方法"),
