@@ -70,6 +70,21 @@ fn csrf_of(html: &str) -> String {
     html[start..end].to_string()
 }
 
+/// A GET carrying the session cookie.
+async fn get(h: &Harness, client: &reqwest::Client, path: &str, cookie: &str) -> reqwest::Response {
+    client
+        .get(h.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// [`get`]'s body.
+async fn get_text(h: &Harness, client: &reqwest::Client, path: &str, cookie: &str) -> String {
+    get(h, client, path, cookie).await.text().await.unwrap()
+}
+
 async fn sign_in(h: &Harness, client: &reqwest::Client) -> String {
     let resp = client
         .post(h.url("/admin/ui/login"))
@@ -119,12 +134,7 @@ async fn sign_in_sessions_and_sign_out() {
 
     // The right one: a session.
     let cookie = sign_in(&h, &client).await;
-    let resp = client
-        .get(h.url("/admin/ui"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let resp = get(&h, &client, "/admin/ui", &cookie).await;
     assert_eq!(resp.status(), 200);
     csp_ok(&resp);
     assert_eq!(resp.headers()["cache-control"], "no-store");
@@ -145,22 +155,12 @@ async fn sign_in_sessions_and_sign_out() {
         "settings",
         "events",
     ] {
-        let resp = client
-            .get(h.url(&format!("/admin/ui/{page}")))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
+        let resp = get(&h, &client, &format!("/admin/ui/{page}"), &cookie).await;
         assert_eq!(resp.status(), 200, "{page}");
         let html = resp.text().await.unwrap();
         assert!(html.contains(&format!(r#"data-page="{page}""#)), "{page}");
     }
-    let resp = client
-        .get(h.url("/admin/ui/nope"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let resp = get(&h, &client, "/admin/ui/nope", &cookie).await;
     assert_eq!(resp.status(), 404);
 
     // A forged or altered cookie is no session.
@@ -174,15 +174,7 @@ async fn sign_in_sessions_and_sign_out() {
     assert_eq!(resp.status(), 303);
 
     // Sign-out needs the page's token; then the cookie is cleared.
-    let html = client
-        .get(h.url("/admin/ui/keys"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = get_text(&h, &client, "/admin/ui/keys", &cookie).await;
     let csrf = csrf_of(&html);
     let resp = client
         .post(h.url("/admin/ui/logout"))
@@ -222,12 +214,7 @@ async fn a_sign_in_link_leaves_the_address_bar_at_once() {
     assert_eq!(resp.status(), 303);
     assert_eq!(location(&resp), "/admin/ui", "the token is not carried on");
     let cookie = session_cookie(&resp);
-    let resp = client
-        .get(h.url("/admin/ui"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let resp = get(&h, &client, "/admin/ui", &cookie).await;
     assert_eq!(resp.status(), 200);
     let resp = client
         .get(h.url("/admin/ui/login?token=wrong"))
@@ -243,24 +230,11 @@ async fn the_admin_api_takes_the_session_with_csrf_and_same_origin() {
     let h = Harness::start(Backend::Sqlite, CONFIG).await;
     let client = browser();
     let cookie = sign_in(&h, &client).await;
-    let html = client
-        .get(h.url("/admin/ui/keys"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = get_text(&h, &client, "/admin/ui/keys", &cookie).await;
     let csrf = csrf_of(&html);
 
     // Reading needs only the cookie.
-    let resp = client
-        .get(h.url("/admin/api/keys"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let resp = get(&h, &client, "/admin/api/keys", &cookie).await;
     assert_eq!(resp.status(), 200);
 
     // A change without the token: 403, and nothing created.
@@ -311,15 +285,7 @@ async fn the_admin_api_takes_the_session_with_csrf_and_same_origin() {
 
     // Pages never carry stored values: the hostile name reaches the browser only as
     // JSON data, which the page's script writes as text.
-    let html = client
-        .get(h.url("/admin/ui/keys"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = get_text(&h, &client, "/admin/ui/keys", &cookie).await;
     assert!(!html.contains("onerror"), "{html}");
 
     // The bearer token still works, and no cookie at all is still 401.
