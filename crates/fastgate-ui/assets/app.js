@@ -342,5 +342,9 @@
     rules: listPage("/admin/api/rules"),
     events: listPage("/admin/api/admin-events"),
   };
+  // The management pages' script (manage.js, loaded before this one) registers its
+  // page renderers in `window.FastGatePages` and receives these helpers.
+  const shared = { el, api, t, when, num, show, fail, cell, table, card, statusPill, csrf, tz, lang, content, status };
+  for (const [name, make] of Object.entries(window.FastGatePages || {})) pages[name] = () => make(shared);
   (pages[page] || (() => show(el("p", {}, t("soon")))))();
 })();

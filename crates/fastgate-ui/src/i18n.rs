@@ -68,7 +68,7 @@ impl Lang {
 
     /// The text of `key` (the key itself when missing, so a gap shows, never breaks).
     pub fn t(self, key: &'static str) -> &'static str {
-        TEXT.iter()
+        all_text()
             .find(|(k, _, _)| *k == key)
             .map_or(key, |(_, en, zh)| match self {
                 Lang::En => en,
@@ -78,8 +78,7 @@ impl Lang {
 
     /// The whole dictionary for this language as a JSON object (for the page's script).
     pub fn dictionary_json(self) -> String {
-        let map: serde_json::Map<String, serde_json::Value> = TEXT
-            .iter()
+        let map: serde_json::Map<String, serde_json::Value> = all_text()
             .map(|(k, en, zh)| {
                 let text = match self {
                     Lang::En => en,
@@ -90,6 +89,12 @@ impl Lang {
             .collect();
         serde_json::Value::Object(map).to_string()
     }
+}
+
+/// Every entry: the shell's and the common ones here, the management pages' in
+/// `i18n_manage`.
+fn all_text() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {
+    TEXT.iter().chain(crate::i18n_manage::TEXT.iter())
 }
 
 /// (key, English, Chinese).
@@ -207,7 +212,7 @@ mod tests {
 
     #[test]
     fn every_key_is_unique() {
-        let mut keys: Vec<&str> = TEXT.iter().map(|(k, _, _)| *k).collect();
+        let mut keys: Vec<&str> = all_text().map(|(k, _, _)| *k).collect();
         keys.sort_unstable();
         let n = keys.len();
         keys.dedup();

@@ -10,6 +10,7 @@
 //!   (`default-src 'self'`, no inline script) and is never cached by proxies.
 
 pub mod i18n;
+mod i18n_manage;
 pub mod pages;
 pub mod session;
 
@@ -35,6 +36,7 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 
 const APP_JS: &str = include_str!("../assets/app.js");
 const APP_CSS: &str = include_str!("../assets/app.css");
+const MANAGE_JS: &str = include_str!("../assets/manage.js");
 
 /// The UI's routes, to be nested at `/admin/ui` in a router whose state is [`AppState`].
 pub fn router() -> Router<AppState> {
@@ -45,6 +47,7 @@ pub fn router() -> Router<AppState> {
         .route("/lang/{code}", get(switch_lang))
         .route("/assets/app.js", get(app_js))
         .route("/assets/app.css", get(app_css))
+        .route("/assets/manage.js", get(manage_js))
         .route("/{page}", get(show_page))
         .layer(middleware::from_fn(security_headers))
 }
@@ -248,6 +251,10 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 async fn app_js() -> Response {
     asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+async fn manage_js() -> Response {
+    asset("text/javascript; charset=utf-8", MANAGE_JS)
 }
 
 async fn app_css() -> Response {

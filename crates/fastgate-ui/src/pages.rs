@@ -89,6 +89,7 @@ pub fn page(cx: &PageContext<'_>, page: &str) -> Markup {
                     div id="content" {}
                 }
                 (dictionary(lang))
+                script src="/admin/ui/assets/manage.js" {}
                 script src="/admin/ui/assets/app.js" {}
             }
         }

@@ -354,6 +354,7 @@ async fn languages_and_assets() {
     for (path, ty) in [
         ("/admin/ui/assets/app.js", "text/javascript"),
         ("/admin/ui/assets/app.css", "text/css"),
+        ("/admin/ui/assets/manage.js", "text/javascript"),
     ] {
         let resp = client.get(h.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 200);
