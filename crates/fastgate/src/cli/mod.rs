@@ -1,8 +1,9 @@
-//! The command line: `fastgate serve|check|keys|upstreams|credentials|routes|rules|migrate|version`.
+//! The command line: `fastgate serve|check|keys|upstreams|credentials|routes|rules|migrate|dev|version`.
 
 pub mod admin_client;
 pub mod check;
 pub mod credentials;
+pub mod dev;
 pub mod keys;
 pub mod live;
 mod master_key;
@@ -52,6 +53,9 @@ pub enum Command {
     Rules(rules::RulesArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Developer tools (`dev seed-logs N`: synthetic audit rows for measuring at scale).
+    #[command(subcommand)]
+    Dev(dev::DevCommand),
     /// Print the version.
     Version,
 }
@@ -85,6 +89,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Credentials(args) => credentials::run(cli.config.as_deref(), cli.json, args).await,
         Command::Routes(args) => routes::run(cli.config.as_deref(), cli.json, args).await,
         Command::Rules(args) => rules::run(cli.config.as_deref(), cli.json, args).await,
+        Command::Dev(cmd) => dev::run(cli.config.as_deref(), cli.json, cmd).await,
         Command::Migrate => {
             let cfg = load_config_or_exit(cli.config.as_deref(), cli.json);
             crate::data_dir::prepare(&cfg)?;
