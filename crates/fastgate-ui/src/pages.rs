@@ -135,8 +135,9 @@ mod tests {
         assert!(!html.contains("<img"), "{html}");
         assert!(html.contains("&quot;&gt;&lt;img"), "{html}");
         // Only the external script and the JSON data block.
-        assert_eq!(html.matches("<script").count(), 2, "{html}");
+        assert_eq!(html.matches("<script").count(), 3, "{html}");
         assert!(html.contains(r#"<script type="application/json" id="fg-i18n">"#));
+        assert!(html.contains(r#"<script src="/admin/ui/assets/manage.js">"#));
         assert!(html.contains(r#"<script src="/admin/ui/assets/app.js">"#));
         assert!(html.contains(r#"data-tz="Asia/Shanghai""#));
         assert!(html.contains(r#"class="active""#));
