@@ -182,13 +182,19 @@ async function credentials(page) {
   if (!(await state("k1")).includes("active")) fail("k1 is not shown active: " + (await state("k1")));
   // Disable with a reason holding markup, then enable again.
   await page.fill(section + " .state-reason", "rotating " + XSS);
+  await page.fill(section + " .state-until", "2h");
   await clickInRow(page, section, "k1", "Disable");
   await until("k1 disabled", 10000, async () => (await state("k1")).includes("disabled"));
   if (!(await state("k1")).includes("rotating " + XSS)) fail("the reason is not shown as text: " + (await state("k1")));
   const health = (await admin("GET", "/upstreams/ui-loop/credentials")).body.data.find((c) => c.name === "k1").health;
-  if (health.state !== "disabled") fail("the credential was not disabled: " + JSON.stringify(health));
+  if (health.state !== "disabled" || !health.until) fail("the credential was not disabled for 2 h: " + JSON.stringify(health));
+  // Times in the configured zone (Asia/Shanghai, UTC+8): the hour shown is until's there.
+  const shanghai = new Intl.DateTimeFormat("en", { timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit", hour12: false })
+    .format(new Date(health.until));
+  if (!(await state("k1")).includes(shanghai)) fail("until is not shown in the configured time zone (" + shanghai + "): " + (await state("k1")));
   await page.screenshot({ path: path.join(shots, "upstreams-en.png"), fullPage: true });
   await page.fill(section + " .state-reason", "");
+  await page.fill(section + " .state-until", "");
   await clickInRow(page, section, "k1", "Enable");
   await until("k1 active", 10000, async () => (await state("k1")).includes("active"));
   ok("credentials: disabled (reason with markup shown as text) and enabled again");
@@ -211,6 +217,21 @@ async function credentials(page) {
   await page.waitForSelector(section + " table tbody tr", T);
   if ((await page.content()).includes(SECRET)) fail("the provider key is on the page after a reload");
   ok("credentials: a refused name's message by its input; a key added and never shown back");
+  // An upstream through the JSON editor: refused first (its message in the form), then
+  // created, then deleted.
+  await page.click("#upstream-new");
+  await page.fill("#uf-json", JSON.stringify({ name: "ui-json-up", kind: "http", base_url: "no scheme" }));
+  await page.click("#uf-save");
+  const upError = page.locator("#upstream-form .field-error");
+  await upError.filter({ hasText: /\S/ }).waitFor(T);
+  if (!(await upError.textContent()).includes("base_url")) fail("the upstream's refusal: " + (await upError.textContent()));
+  await page.fill("#uf-json", JSON.stringify({ name: "ui-json-up", kind: "http", base_url: "http://127.0.0.1:9" }));
+  await page.click("#uf-save");
+  await page.waitForSelector("section[data-upstream='ui-json-up']", T);
+  await page.click("section[data-upstream='ui-json-up'] > .toolbar button.danger");
+  await page.waitForSelector("section[data-upstream='ui-json-up']", { state: "detached", ...T });
+  if ((await admin("GET", "/upstreams/ui-json-up")).status !== 404) fail("the upstream is still stored after delete");
+  ok("upstreams: created through the JSON editor after a refusal, deleted");
 }
 
 async function rules(page) {
@@ -231,7 +252,19 @@ async function rules(page) {
   if ((await admin("GET", "/rules/ui-401")).body.enabled !== false) fail("the rule toggle did not store");
   await clickInRow(page, "#rule-list", "ui-401", "Enable");
   await until("ui-401 enabled", 10000, async () => (await rowText(page, "#rule-list", "ui-401") || "").includes("enabled"));
-  ok("rules: the firings list and one rule's firings, a description with markup as text, toggled off and on");
+  // A rule through the JSON editor: a bad action's message, then created.
+  await page.click("#rule-new");
+  const rule = { name: "ui-json-rule", when: { status: 429 }, actions: [{ disable: "soon" }] };
+  await page.fill("#rule-json", JSON.stringify(rule));
+  await page.click("#rule-form button[type=submit]");
+  const ruleError = page.locator("#rule-form .field-error");
+  await ruleError.filter({ hasText: /\S/ }).waitFor(T);
+  if (!(await ruleError.textContent()).includes("actions[0].disable")) fail("the rule's refusal: " + (await ruleError.textContent()));
+  rule.actions = [{ disable: "5m" }];
+  await page.fill("#rule-json", JSON.stringify(rule));
+  await page.click("#rule-form button[type=submit]");
+  await until("ui-json-rule listed", 10000, () => rowText(page, "#rule-list", "ui-json-rule"));
+  ok("rules: the firings list and one rule's firings, a description with markup as text, toggled off and on, one created through the JSON editor");
 }
 
 async function models(page) {
@@ -302,9 +335,10 @@ function watch(page, problems) {
   });
   page.on("response", (r) => {
     const u = new URL(r.url());
-    // The refusals the check asks for: a bad route path, a bad credential name.
+    // The refusals the check asks for: a bad route path, credential name, upstream URL
+    // and rule action.
     const expected = r.status() === 400 && r.request().method() === "POST"
-      && (u.pathname === "/admin/api/routes" || u.pathname === "/admin/api/upstreams/ui-loop/credentials");
+      && ["/admin/api/routes", "/admin/api/upstreams/ui-loop/credentials", "/admin/api/upstreams", "/admin/api/rules"].includes(u.pathname);
     if (r.status() >= 400 && !expected) problems.push(`HTTP ${r.status()} for ${u.pathname}${u.search}`);
   });
 }

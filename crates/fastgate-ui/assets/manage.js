@@ -711,12 +711,23 @@ window.FastGatePages = window.FastGatePages || {};
     const events = el("div", { id: "rule-events" });
     const ruleFilter = el("input", { id: "event-rule", placeholder: t("manage.rule") });
     const compact = (v) => v === undefined ? "—" : JSON.stringify(v);
-    async function loadEvents() {
+    // Pages of 100, newest first; "Older" asks for the events before the last shown.
+    let shown = [];
+    let nextBefore = null;
+    const older = el("button", { type: "button", id: "events-older" }, t("manage.older"));
+    async function loadEvents(more) {
       const q = new URLSearchParams({ limit: "100" });
       if (ruleFilter.value.trim()) q.set("rule", ruleFilter.value.trim());
+      if (more && nextBefore !== null) q.set("before", String(nextBefore));
       const v = await api("/admin/api/rule-events?" + q.toString());
-      events.replaceChildren(eventTable(h, v.data || []));
+      shown = (more ? shown : []).concat(v.data || []);
+      nextBefore = v.next_before === undefined ? null : v.next_before;
+      older.hidden = nextBefore === null;
+      events.replaceChildren(eventTable(h, shown), older);
     }
+    older.addEventListener("click", async () => {
+      try { await loadEvents(true); } catch (e) { h.fail(e); }
+    });
     async function load() {
       const v = await api("/admin/api/rules");
       builtin.textContent = v.builtin_rules ? t("manage.builtin_on") : t("manage.builtin_off");
@@ -730,13 +741,13 @@ window.FastGatePages = window.FastGatePages || {};
         { label: t("manage.source"), render: (r) => sourcePill(h, r.source) },
         { label: "", render: (r) => ruleActions(h, r, editor, detail, load) },
       ], v.data || []));
-      await loadEvents();
+      await loadEvents(false);
     }
     const filterForm = el("form", { class: "toolbar", id: "event-filter" }, ruleFilter,
       el("button", { type: "submit" }, t("common.search")));
     filterForm.addEventListener("submit", async (ev) => {
       ev.preventDefault();
-      try { await loadEvents(); } catch (e) { h.fail(e); }
+      try { await loadEvents(false); } catch (e) { h.fail(e); }
     });
     const create = el("button", { type: "button", class: "primary", id: "rule-new", onclick: () => {
       editor.replaceChildren(ruleEditor(h, null, async (saved) => {

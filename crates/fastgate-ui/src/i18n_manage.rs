@@ -195,6 +195,7 @@ pub(crate) const TEXT: &[(&str, &str, &str)] = &[
     ("manage.excerpt", "Excerpt", "摘录"),
     ("manage.firings", "Firings", "触发记录"),
     ("manage.recent_firings", "Recent firings", "最近触发"),
+    ("manage.older", "Older", "更早"),
     (
         "manage.builtin_on",
         "Built-in rules apply to answers no rule matched (401/403 disable for an hour, 429 cools down).",
