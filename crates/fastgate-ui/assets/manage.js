@@ -557,7 +557,7 @@ window.FastGatePages = window.FastGatePages || {};
   function upstreamEditor(h, upstream, done) {
     const { el, t, api } = h;
     const isNew = !upstream;
-    let body = { name: "", kind: "openai", base_url: "https://api.example.com" };
+    let body = { name: "", kind: "openai", base_url: "" };
     if (!isNew) {
       body = JSON.parse(JSON.stringify(upstream));
       delete body.source;
