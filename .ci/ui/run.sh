@@ -41,3 +41,5 @@ shots="${SHOTS:-$work/shots}"
 mkdir -p "$shots"
 FASTGATE_URL="http://127.0.0.1:${port}" FASTGATE_KEY="$key" FASTGATE_ADMIN_TOKEN="$admin_token" \
   SHOTS="$shots" timeout 240 node .ci/ui/ui_check.js
+FASTGATE_URL="http://127.0.0.1:${port}" FASTGATE_KEY="$key" FASTGATE_ADMIN_TOKEN="$admin_token" \
+  SHOTS="$shots" timeout 240 node .ci/ui/ui_manage_check.js
