@@ -3,8 +3,8 @@
 //! other instances pick it up on their next poll.
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::response::IntoResponse;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use fastgate_auth::{ApiKeyRecord, KeyLimits, KeyQuota, generate_key, new_key_record};
 use fastgate_proxy::AppState;
@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::error::AdminError;
 use crate::events::{self, Actor, Event};
+use crate::key_list::KeyListQuery;
 use crate::validate::{self, Body, MAX_LABEL, MAX_NAME};
 
 #[derive(Debug, Default, Deserialize)]
@@ -150,7 +151,7 @@ fn validate_name(name: &str) -> Result<(), AdminError> {
 }
 
 /// A key id (or name) from the URL path.
-fn validate_id(id: &str) -> Result<(), AdminError> {
+pub(crate) fn validate_id(id: &str) -> Result<(), AdminError> {
     validate::name("id", id, MAX_NAME)
 }
 
@@ -172,7 +173,7 @@ pub(crate) async fn find_key(state: &AppState, id: &str) -> Result<ApiKeyRecord,
 }
 
 /// Record a key change in the admin audit trail (the record never holds the secret).
-async fn record(
+pub(crate) async fn record(
     state: &AppState,
     actor: &Actor,
     action: &str,
@@ -212,9 +213,19 @@ pub async fn create(
     ))
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<impl IntoResponse, AdminError> {
+/// Every key; with `search`, `limit` or `offset` the matching page of them and
+/// the number matching in `X-Total-Count` (same body shape either way).
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<KeyListQuery>,
+) -> Result<Response, AdminError> {
     let keys = state.store().list_keys().await?;
-    Ok(Json(serde_json::json!({ "object": "list", "data": keys })))
+    let Some(paging) = query.paging()? else {
+        return Ok(Json(serde_json::json!({ "object": "list", "data": keys })).into_response());
+    };
+    let (page, total) = paging.apply(keys);
+    let body = Json(serde_json::json!({ "object": "list", "data": page }));
+    Ok(([(crate::key_list::X_TOTAL_COUNT, total.to_string())], body).into_response())
 }
 
 pub async fn show(

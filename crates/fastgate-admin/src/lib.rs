@@ -5,6 +5,8 @@ mod error;
 mod events;
 mod export;
 mod health;
+mod key_batch;
+mod key_list;
 mod key_usage;
 mod keys;
 mod live;
@@ -42,6 +44,13 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/keys/{id}",
             get(keys::show).patch(keys::update).delete(keys::revoke),
+        )
+        .route(
+            "/keys/batch",
+            post(key_batch::batch)
+                .get(key_batch::show_named)
+                .patch(key_batch::update_named)
+                .delete(key_batch::revoke_named),
         )
         .route("/keys/{id}/rotate", post(keys::rotate))
         .route("/keys/{id}/usage", get(key_usage::show))

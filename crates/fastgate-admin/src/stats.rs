@@ -191,7 +191,23 @@ pub async fn summary(
     body.insert("filters".into(), filters_json(&scope.filter));
     body.extend(totals_json(&s.totals));
     body.insert("active_keys".into(), s.active_keys.into());
+    let (credentials, not_active) = credential_counts(&state);
+    body.insert("credentials".into(), credentials.into());
+    body.insert("credentials_not_active".into(), not_active.into());
     Ok(Json(Value::Object(body)))
+}
+
+/// Provider credentials known now, and how many of them are out of rotation
+/// (disabled, banned or exhausted): the current state, whatever the range.
+fn credential_counts(state: &AppState) -> (usize, usize) {
+    let reg = state.health();
+    let now = reg.now_ms();
+    let all = reg.all();
+    let not_active = all
+        .iter()
+        .filter(|h| h.effective_state(now) != fastgate_upstream::CredentialState::Active)
+        .count();
+    (all.len(), not_active)
 }
 
 /// `GET /admin/api/stats/timeseries`.

@@ -37,6 +37,8 @@
       o.body = JSON.stringify(o.json);
     }
     const resp = await fetch(path, o);
+    // A caller that needs a response header (e.g. X-Total-Count) passes onHeaders.
+    if (o.onHeaders) o.onHeaders(resp.headers);
     if (resp.status === 401) { window.location.href = "/admin/ui/login"; throw new Error("signed out"); }
     const text = await resp.text();
     let data = null;
@@ -58,6 +60,30 @@
     if (v === null || v === undefined || v === "") return "—";
     const d = new Date(typeof v === "number" ? v : String(v));
     return isNaN(d.getTime()) ? String(v) : timeFmt.format(d);
+  }
+  // Wall-clock times in the configured zone (data-tz), as <input type="datetime-local">
+  // shows them, to and from UTC instants.
+  const wallFmt = new Intl.DateTimeFormat("en-US", {
+    timeZone: tz, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit",
+  });
+  function tzOffsetMs(ms) {
+    const p = Object.fromEntries(wallFmt.formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
+    const wall = Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour % 24, +p.minute, +p.second);
+    return wall - Math.floor(ms / 1000) * 1000;
+  }
+  // "2026-11-30T08:00" in the configured zone → RFC 3339 UTC; null when malformed.
+  function fromWall(v) {
+    const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?$/.exec(String(v || "").trim());
+    if (!m) return null;
+    const wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0));
+    const first = wall - tzOffsetMs(wall);
+    return new Date(wall - tzOffsetMs(first)).toISOString();
+  }
+  // An instant → "YYYY-MM-DDTHH:MM" in the configured zone ("" when absent).
+  function toWall(v) {
+    const ms = v ? Date.parse(String(v)) : NaN;
+    return isNaN(ms) ? "" : new Date(ms + tzOffsetMs(ms)).toISOString().slice(0, 16);
   }
   function num(v, digits) {
     if (v === null || v === undefined) return "—";
@@ -90,14 +116,15 @@
   // --- pages ---------------------------------------------------------------
   // A 24-hour trend as an SVG bar chart drawn here (no chart library): requests per
   // hour, the error part of each bar in red, hour labels every 6 bars.
-  function trendChart(points) {
+  function trendChart(points, label, id) {
+    label = label || t("dash.trend");
     const NS = "http://www.w3.org/2000/svg";
     const w = 720, h = 180, pad = 24;
     const svg = document.createElementNS(NS, "svg");
     svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
     svg.setAttribute("class", "chart");
     svg.setAttribute("role", "img");
-    svg.setAttribute("aria-label", t("dash.trend"));
+    svg.setAttribute("aria-label", label);
     const max = Math.max(1, ...points.map((p) => p.requests));
     const bw = (w - pad) / Math.max(1, points.length);
     const hourFmt = new Intl.DateTimeFormat(lang, { timeZone: tz, hour: "2-digit", hour12: false });
@@ -131,7 +158,8 @@
     top.setAttribute("y", "12");
     top.textContent = String(max);
     svg.append(top);
-    return el("div", { class: "card chart-card" }, el("div", { class: "label" }, t("dash.trend")), svg);
+    return el("div", Object.assign({ class: "card chart-card" }, id ? { id } : {}),
+      el("div", { class: "label" }, label), svg);
   }
 
   function topList(title, items, label) {
@@ -139,6 +167,17 @@
       items.length ? el("ol", { class: "top" }, ...items.map((it) =>
         el("li", {}, el("span", {}, label(it)), el("span", { class: "muted" }, " " + num(it.requests)))))
         : el("p", { class: "muted" }, t("common.none")));
+  }
+
+  // Provider credentials out of rotation now (of all known), linked to the upstreams page.
+  function credentialsCard(s) {
+    const bad = Number(s.credentials_not_active || 0);
+    const c = card(t("dash.credentials_not_active"),
+      s.credentials_not_active === undefined ? "—" : num(bad) + " / " + num(s.credentials));
+    c.id = "card-credentials";
+    if (bad > 0) c.classList.add("warn");
+    c.append(el("a", { href: "/admin/ui/upstreams", class: "muted small" }, t("dash.see_upstreams")));
+    return c;
   }
 
   async function dashboard() {
@@ -153,11 +192,12 @@
     const latest = el("div");
     async function load() {
       try {
-        const [s, series, models, keysTop, statuses, logs] = await Promise.all([
+        const [s, series, models, keysTop, routesTop, statuses, logs] = await Promise.all([
           api("/admin/api/stats/summary"),
           api("/admin/api/stats/timeseries?bucket=hour"),
           api("/admin/api/stats/top?by=model&limit=5"),
           api("/admin/api/stats/top?by=key&limit=5"),
+          api("/admin/api/stats/top?by=route&limit=5"),
           api("/admin/api/stats/top?by=status&limit=5"),
           api("/admin/api/logs?limit=10"),
         ]);
@@ -168,11 +208,13 @@
             : num(s.latency_ms.avg, 1) + " / " + num(s.latency_ms.p95) + " ms"),
           card(t("dash.tokens"), num(s.tokens_in) + " / " + num(s.tokens_out)),
           card(t("dash.cost"), "$" + num(s.cost, 4)),
-          card(t("dash.active_keys"), num(s.active_keys)));
+          card(t("dash.active_keys"), num(s.active_keys)),
+          credentialsCard(s));
         trend.replaceChildren(trendChart(series.points || []));
         tops.replaceChildren(
           topList(t("dash.top_models"), models.items || [], (it) => it.value || "—"),
           topList(t("dash.top_keys"), keysTop.items || [], (it) => it.key_name || it.value || "—"),
+          topList(t("dash.top_routes"), routesTop.items || [], (it) => it.value || "—"),
           topList(t("dash.statuses"), statuses.items || [], (it) => it.value || "—"));
         latest.replaceChildren(el("h2", {}, t("dash.latest")), logTable(logs.data || []));
         status.textContent = "";
@@ -195,65 +237,6 @@
     ], rows, (r) => { window.location.href = "/admin/ui/logs#" + encodeURIComponent(r.request_id); });
   }
 
-  async function keys() {
-    const secret = el("div");
-    const name = el("input", { placeholder: t("keys.name"), maxlength: "128" });
-    const form = el("form", { class: "toolbar" }, name,
-      el("button", { class: "primary", type: "submit" }, t("keys.new")));
-    const list = el("div");
-    const search = el("input", { type: "search", id: "key-search", placeholder: t("common.search") });
-    let all = [];
-    // A secret (new or rotated) is shown once, with a copy button.
-    function reveal(created) {
-      const copy = el("button", {}, t("common.copy"));
-      copy.addEventListener("click", async () => {
-        await navigator.clipboard.writeText(created.key);
-        copy.textContent = t("common.copied");
-      });
-      secret.replaceChildren(el("p", {}, t("keys.once")),
-        el("div", { class: "toolbar" }, el("code", { class: "secret", id: "new-key" }, created.key), copy));
-    }
-    form.addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      try {
-        reveal(await api("/admin/api/keys", { method: "POST", json: { name: name.value } }));
-        name.value = "";
-        await load();
-      } catch (e) { fail(e); }
-    });
-    search.addEventListener("input", () => render());
-    function action(label, cls, run) {
-      return el("button", { class: cls, onclick: async (ev) => {
-        ev.stopPropagation();
-        try { await run(); await load(); } catch (e) { fail(e); }
-      } }, label);
-    }
-    async function load() {
-      all = (await api("/admin/api/keys")).data || [];
-      render();
-    }
-    function render() {
-      const q = search.value.trim().toLowerCase();
-      const data = q ? all.filter((k) => (k.name || "").toLowerCase().includes(q)
-        || (k.prefix || "").toLowerCase().includes(q)) : all;
-      list.replaceChildren(table([
-        { label: t("keys.name"), key: "name" },
-        { label: t("keys.prefix"), render: (k) => (k.prefix || "") + "…" },
-        { label: t("keys.status"), render: (k) => el("span", { class: "pill " + (k.is_active ? "ok" : "bad") },
-          k.is_active ? t("keys.active") : t("keys.revoked")) },
-        { label: t("keys.created"), render: (k) => when(k.created_at) },
-        { label: t("keys.expires"), render: (k) => when(k.expires_at) },
-        { label: "", render: (k) => k.is_active ? el("span", { class: "row-actions" },
-          action(t("keys.rotate"), "", async () =>
-            reveal(await api("/admin/api/keys/" + encodeURIComponent(k.id) + "/rotate", { method: "POST" }))),
-          action(t("common.revoke"), "danger", () =>
-            api("/admin/api/keys/" + encodeURIComponent(k.id), { method: "DELETE" }))) : "" },
-      ], data));
-    }
-    show(el("div", { class: "toolbar" }, form, search), secret, list);
-    try { await load(); } catch (e) { fail(e); }
-  }
-
   async function logs() {
     const limit = 50;
     let offset = 0;
@@ -271,15 +254,32 @@
       } catch (e) { fail(e); }
     }
     // Filters, as the logs API and the export take them.
+    // from/to are wall times in the configured zone, sent as UTC instants.
+    const keySelect = el("select", { id: "f-key", "aria-label": t("logs.key") }, el("option", { value: "" }, t("logs.any_key")));
     const filters = {
       status_min: el("input", { type: "number", min: "100", max: "599", placeholder: t("logs.status_min"), id: "f-status" }),
       model: el("input", { placeholder: t("logs.model"), id: "f-model" }),
       path: el("input", { placeholder: t("logs.path"), id: "f-path" }),
+      key_id: keySelect,
+      route: el("input", { placeholder: t("logs.route"), id: "f-route" }),
+      upstream: el("input", { placeholder: t("logs.upstream"), id: "f-upstream" }),
+      from: el("input", { type: "datetime-local", id: "f-from", title: t("logs.from") + " (" + tz + ")" }),
+      to: el("input", { type: "datetime-local", id: "f-to", title: t("logs.to") + " (" + tz + ")" }),
     };
     function query() {
       const q = new URLSearchParams();
-      for (const [k, input] of Object.entries(filters)) if (input.value.trim()) q.set(k, input.value.trim());
+      for (const [k, input] of Object.entries(filters)) {
+        const v = input.value.trim();
+        if (!v) continue;
+        if (k === "from" || k === "to") { const at = fromWall(v); if (at) q.set(k, at); } else q.set(k, v);
+      }
       return q;
+    }
+    async function loadKeyOptions() {
+      try {
+        const all = (await api("/admin/api/keys")).data || [];
+        keySelect.append(...all.map((k) => el("option", { value: k.id }, (k.name || k.id) + " (" + (k.prefix || "") + "…)")));
+      } catch (e) { fail(e); }
     }
     function updateExports() {
       for (const a of exports) {
@@ -290,8 +290,14 @@
         a.setAttribute("href", "/admin/api/logs/export?" + q.toString());
       }
     }
-    const filterForm = el("form", { class: "toolbar", id: "log-filters" }, ...Object.values(filters),
-      el("button", { type: "submit", class: "primary" }, t("common.search")));
+    const labelled = (text, input) => el("label", { class: "field" }, el("span", { class: "muted" }, text), input);
+    const filterForm = el("form", { class: "toolbar", id: "log-filters" },
+      filters.status_min, filters.model, filters.path, filters.key_id, filters.route, filters.upstream,
+      labelled(t("logs.from"), filters.from), labelled(t("logs.to"), filters.to),
+      el("span", { class: "muted small" }, tz),
+      el("button", { type: "submit", class: "primary" }, t("common.search")),
+      el("button", { type: "reset" }, t("logs.clear")));
+    filterForm.addEventListener("reset", () => setTimeout(() => { offset = 0; updateExports(); load(); }, 0));
     filterForm.addEventListener("submit", (ev) => { ev.preventDefault(); offset = 0; updateExports(); load(); });
     async function load() {
       try {
@@ -310,11 +316,13 @@
         ], data, (r) => open(r.request_id)));
         prev.disabled = offset === 0;
         next.disabled = data.length < limit;
+        pageInfo.textContent = data.length ? (offset + 1) + "–" + (offset + data.length) : "";
         status.textContent = "";
       } catch (e) { fail(e); }
     }
-    show(filterForm, el("div", { class: "toolbar" }, prev, next, ...exports), detail, list);
-    await load();
+    const pageInfo = el("span", { class: "muted", id: "log-page" });
+    show(filterForm, el("div", { class: "toolbar" }, prev, next, pageInfo, ...exports), detail, list);
+    await Promise.all([load(), loadKeyOptions()]);
     if (window.location.hash.length > 1) await open(decodeURIComponent(window.location.hash.slice(1)));
   }
 
@@ -335,7 +343,7 @@
   }
 
   const pages = {
-    dashboard, keys, logs, settings,
+    dashboard, logs, settings,
     routes: listPage("/admin/api/routes"),
     upstreams: listPage("/admin/api/upstreams"),
     models: listPage("/admin/api/models"),
@@ -344,7 +352,8 @@
   };
   // The management pages' script (manage.js, loaded before this one) registers its
   // page renderers in `window.FastGatePages` and receives these helpers.
-  const shared = { el, api, t, when, num, show, fail, cell, table, card, statusPill, csrf, tz, lang, content, status };
+  const shared = { el, api, t, when, num, show, fail, cell, table, card, statusPill, csrf, tz, lang, content, status,
+    trendChart, fromWall, toWall };
   for (const [name, make] of Object.entries(window.FastGatePages || {})) pages[name] = () => make(shared);
   (pages[page] || (() => show(el("p", {}, t("soon")))))();
 })();

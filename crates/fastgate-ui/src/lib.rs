@@ -37,6 +37,7 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 const APP_JS: &str = include_str!("../assets/app.js");
 const APP_CSS: &str = include_str!("../assets/app.css");
 const MANAGE_JS: &str = include_str!("../assets/manage.js");
+const KEYS_JS: &str = include_str!("../assets/keys.js");
 
 /// The UI's routes, to be nested at `/admin/ui` in a router whose state is [`AppState`].
 pub fn router() -> Router<AppState> {
@@ -48,6 +49,7 @@ pub fn router() -> Router<AppState> {
         .route("/assets/app.js", get(app_js))
         .route("/assets/app.css", get(app_css))
         .route("/assets/manage.js", get(manage_js))
+        .route("/assets/keys.js", get(keys_js))
         .route("/{page}", get(show_page))
         .layer(middleware::from_fn(security_headers))
 }
@@ -255,6 +257,10 @@ async fn app_js() -> Response {
 
 async fn manage_js() -> Response {
     asset("text/javascript; charset=utf-8", MANAGE_JS)
+}
+
+async fn keys_js() -> Response {
+    asset("text/javascript; charset=utf-8", KEYS_JS)
 }
 
 async fn app_css() -> Response {

@@ -90,6 +90,7 @@ pub fn page(cx: &PageContext<'_>, page: &str) -> Markup {
                 }
                 (dictionary(lang))
                 script src="/admin/ui/assets/manage.js" {}
+                script src="/admin/ui/assets/keys.js" {}
                 script src="/admin/ui/assets/app.js" {}
             }
         }
@@ -134,8 +135,9 @@ mod tests {
         let html = page(&cx, "keys").into_string();
         assert!(!html.contains("<img"), "{html}");
         assert!(html.contains("&quot;&gt;&lt;img"), "{html}");
-        // Only the external script and the JSON data block.
-        assert_eq!(html.matches("<script").count(), 3, "{html}");
+        // Only the external scripts and the JSON data block.
+        assert_eq!(html.matches("<script").count(), 4, "{html}");
+        assert!(html.contains(r#"<script src="/admin/ui/assets/keys.js">"#));
         assert!(html.contains(r#"<script type="application/json" id="fg-i18n">"#));
         assert!(html.contains(r#"<script src="/admin/ui/assets/manage.js">"#));
         assert!(html.contains(r#"<script src="/admin/ui/assets/app.js">"#));

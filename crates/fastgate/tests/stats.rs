@@ -275,3 +275,37 @@ async fn stats_refusals(backend: Backend) {
     h.stop().await;
 }
 both_backends!(refusals, stats_refusals);
+
+/// The summary counts the provider credentials out of rotation now.
+async fn credentials_not_active(backend: Backend) {
+    let h = Harness::start(backend, CONFIG).await;
+    let (status, s) = get_json(&h, "/admin/api/stats/summary").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            s["credentials"].as_u64(),
+            s["credentials_not_active"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{s}"
+    );
+    for (state, not_active) in [("disabled", 1), ("active", 0), ("banned", 1)] {
+        let resp = h
+            .admin(
+                reqwest::Method::POST,
+                "/admin/api/upstreams/oai/credentials/o1/state",
+                Some(json!({ "state": state, "reason": "stats test" })),
+            )
+            .await;
+        assert_eq!(resp.status(), 200, "{state}");
+        let (_, s) = get_json(&h, "/admin/api/stats/summary").await;
+        assert_eq!(
+            s["credentials_not_active"].as_u64(),
+            Some(not_active),
+            "{state}: {s}"
+        );
+        assert_eq!(s["credentials"].as_u64(), Some(1), "{s}");
+    }
+    h.stop().await;
+}
+both_backends!(credentials, credentials_not_active);

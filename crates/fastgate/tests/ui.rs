@@ -355,6 +355,7 @@ async fn languages_and_assets() {
         ("/admin/ui/assets/app.js", "text/javascript"),
         ("/admin/ui/assets/app.css", "text/css"),
         ("/admin/ui/assets/manage.js", "text/javascript"),
+        ("/admin/ui/assets/keys.js", "text/javascript"),
     ] {
         let resp = client.get(h.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 200);
@@ -376,14 +377,19 @@ async fn languages_and_assets() {
             "{path}: no remote asset"
         );
     }
-    let js = client
-        .get(h.url("/admin/ui/assets/app.js"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(!js.contains("innerHTML"), "values are written as text only");
+    for path in ["/admin/ui/assets/app.js", "/admin/ui/assets/keys.js"] {
+        let js = client
+            .get(h.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            !js.contains("innerHTML"),
+            "{path}: values are written as text only"
+        );
+    }
     h.stop().await;
 }
