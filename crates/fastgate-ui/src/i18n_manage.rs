@@ -215,10 +215,14 @@ pub(crate) const TEXT: &[(&str, &str, &str)] = &[
 mod tests {
     use super::TEXT;
 
-    /// Every `t("manage.…")` of the pages' script has an entry, in both languages.
+    /// Every `t("manage.…")` of the pages' scripts has an entry, in both languages.
     #[test]
     fn every_key_of_the_script_is_translated() {
-        let script = include_str!("../assets/manage.js");
+        let script = [
+            include_str!("../assets/manage.js"),
+            include_str!("../assets/routes.js"),
+        ]
+        .concat();
         let mut missing = Vec::new();
         for (i, _) in script.match_indices("t(\"manage.") {
             let rest = &script[i + 3..];

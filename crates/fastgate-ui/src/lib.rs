@@ -34,10 +34,19 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
                        img-src 'self' data:; connect-src 'self'; object-src 'none'; \
                        base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
-const APP_JS: &str = include_str!("../assets/app.js");
-const APP_CSS: &str = include_str!("../assets/app.css");
-const MANAGE_JS: &str = include_str!("../assets/manage.js");
-const KEYS_JS: &str = include_str!("../assets/keys.js");
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// The embedded assets: (file name, content type, content). The page loads the
+/// scripts in this order: manage.js and routes.js (shared pieces first), keys.js, then
+/// app.js, which calls the page renderers the others registered.
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("app.js", JS, include_str!("../assets/app.js")),
+    ("manage.js", JS, include_str!("../assets/manage.js")),
+    ("routes.js", JS, include_str!("../assets/routes.js")),
+    ("keys.js", JS, include_str!("../assets/keys.js")),
+    ("app.css", CSS, include_str!("../assets/app.css")),
+];
 
 /// The UI's routes, to be nested at `/admin/ui` in a router whose state is [`AppState`].
 pub fn router() -> Router<AppState> {
@@ -46,10 +55,7 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/lang/{code}", get(switch_lang))
-        .route("/assets/app.js", get(app_js))
-        .route("/assets/app.css", get(app_css))
-        .route("/assets/manage.js", get(manage_js))
-        .route("/assets/keys.js", get(keys_js))
+        .route("/assets/{name}", get(asset))
         .route("/{page}", get(show_page))
         .layer(middleware::from_fn(security_headers))
 }
@@ -240,8 +246,11 @@ async fn switch_lang(Path(code): Path<String>, Query(q): Query<LangQuery>) -> Re
     resp
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
-    let mut resp = body.into_response();
+async fn asset(Path(name): Path<String>) -> Response {
+    let Some((_, content_type, body)) = ASSETS.iter().find(|(n, _, _)| *n == name) else {
+        return (StatusCode::NOT_FOUND, "no such asset").into_response();
+    };
+    let mut resp = (*body).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(
@@ -249,20 +258,4 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         HeaderValue::from_static("private, max-age=300"),
     );
     resp
-}
-
-async fn app_js() -> Response {
-    asset("text/javascript; charset=utf-8", APP_JS)
-}
-
-async fn manage_js() -> Response {
-    asset("text/javascript; charset=utf-8", MANAGE_JS)
-}
-
-async fn keys_js() -> Response {
-    asset("text/javascript; charset=utf-8", KEYS_JS)
-}
-
-async fn app_css() -> Response {
-    asset("text/css; charset=utf-8", APP_CSS)
 }

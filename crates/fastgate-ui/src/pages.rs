@@ -90,6 +90,7 @@ pub fn page(cx: &PageContext<'_>, page: &str) -> Markup {
                 }
                 (dictionary(lang))
                 script src="/admin/ui/assets/manage.js" {}
+                script src="/admin/ui/assets/routes.js" {}
                 script src="/admin/ui/assets/keys.js" {}
                 script src="/admin/ui/assets/app.js" {}
             }
@@ -136,7 +137,8 @@ mod tests {
         assert!(!html.contains("<img"), "{html}");
         assert!(html.contains("&quot;&gt;&lt;img"), "{html}");
         // Only the external scripts and the JSON data block.
-        assert_eq!(html.matches("<script").count(), 4, "{html}");
+        assert_eq!(html.matches("<script").count(), 5, "{html}");
+        assert!(html.contains(r#"<script src="/admin/ui/assets/routes.js">"#));
         assert!(html.contains(r#"<script src="/admin/ui/assets/keys.js">"#));
         assert!(html.contains(r#"<script type="application/json" id="fg-i18n">"#));
         assert!(html.contains(r#"<script src="/admin/ui/assets/manage.js">"#));

@@ -356,6 +356,7 @@ async fn languages_and_assets() {
         ("/admin/ui/assets/app.css", "text/css"),
         ("/admin/ui/assets/manage.js", "text/javascript"),
         ("/admin/ui/assets/keys.js", "text/javascript"),
+        ("/admin/ui/assets/routes.js", "text/javascript"),
     ] {
         let resp = client.get(h.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 200);
@@ -377,7 +378,18 @@ async fn languages_and_assets() {
             "{path}: no remote asset"
         );
     }
-    for path in ["/admin/ui/assets/app.js", "/admin/ui/assets/keys.js"] {
+    let missing = client
+        .get(h.url("/admin/ui/assets/nope.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404, "only the embedded assets are served");
+    for path in [
+        "/admin/ui/assets/app.js",
+        "/admin/ui/assets/keys.js",
+        "/admin/ui/assets/manage.js",
+        "/admin/ui/assets/routes.js",
+    ] {
         let js = client
             .get(h.url(path))
             .send()
