@@ -12,6 +12,7 @@
 pub mod i18n;
 mod i18n_manage;
 pub mod pages;
+mod reference;
 pub mod session;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -39,7 +40,8 @@ const APP_CSS: &str = include_str!("../assets/app.css");
 const MANAGE_JS: &str = include_str!("../assets/manage.js");
 
 /// The UI's routes, to be nested at `/admin/ui` in a router whose state is [`AppState`].
-pub fn router() -> Router<AppState> {
+/// `openapi` is the admin API's OpenAPI document, rendered at `/api-reference`.
+pub fn router(openapi: std::sync::Arc<serde_json::Value>) -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/login", get(login_page).post(login))
@@ -48,6 +50,7 @@ pub fn router() -> Router<AppState> {
         .route("/assets/app.js", get(app_js))
         .route("/assets/app.css", get(app_css))
         .route("/assets/manage.js", get(manage_js))
+        .route("/api-reference", reference::route(openapi))
         .route("/{page}", get(show_page))
         .layer(middleware::from_fn(security_headers))
 }
