@@ -297,6 +297,17 @@ async fn the_reference_page_renders_for_a_signed_in_session() {
         .unwrap();
     let cookie = cookie.split(';').next().unwrap().to_string();
 
+    // The session cookie reaches the document too, like the rest of the admin API.
+    let resp = http
+        .get(h.url("/admin/api/openapi.json"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let doc: Value = resp.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+
     let resp = http
         .get(h.url("/admin/ui/api-reference"))
         .header("cookie", &cookie)
