@@ -32,6 +32,15 @@ cat > "$work/fastgate.yaml" <<YAML
 server: { listen: "127.0.0.1:${port}" }
 data_dir: "${work}/data"
 admin: { token: "${token}" }
+# One object of each kind for the examples in the document to reach (an
+# upstream with a provider key, a route, a rule); the upstream's address is
+# closed, so a probe answers with its error.
+upstreams:
+  - { name: demo-http, kind: http, base_url: "http://127.0.0.1:9", credentials: [ { name: main, key: "sk-openapi-check" } ] }
+routes:
+  - { name: demo, match: { path: "/demo/**" }, upstream: demo-http }
+rules:
+  - { name: demo, when: { status: 429 }, actions: [ { disable: 10m } ] }
 YAML
 timeout $((max_time + 120)) "$bin" serve --demo --config "$work/fastgate.yaml" > "$work/serve.log" 2>&1 &
 pid=$!

@@ -58,6 +58,11 @@ impl From<StoreError> for AdminError {
                 tracing::debug!(error = %e, "admin change refused by a unique constraint");
                 Self::Conflict("already exists: the name or id is in use".into())
             }
+            // A number the client sent that the database cannot hold (a `u64`
+            // above `i64::MAX`): the client's input, not the database's state.
+            StoreError::OutOfRange { field, .. } => {
+                Self::BadRequest(format!("{field}: must be at most {}", i64::MAX))
+            }
             e if e.is_transient() => {
                 tracing::warn!(error = %e, "admin request: database unavailable");
                 Self::Unavailable
@@ -149,6 +154,19 @@ mod tests {
             assert!(!text.contains("0x00") && !text.contains("UTF8"), "{text}");
             assert!(text.contains("admin_error"), "{text}");
         }
+    }
+
+    #[test]
+    fn numbers_the_database_cannot_hold_are_the_clients_error() {
+        let e = AdminError::from(StoreError::OutOfRange {
+            field: "tokens_per_minute",
+            value: u64::MAX.to_string(),
+        });
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        assert!(
+            e.to_string()
+                .starts_with("tokens_per_minute: must be at most")
+        );
     }
 
     #[tokio::test]

@@ -60,7 +60,7 @@ fn parse_until(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, AdminEr
     path = "/admin/api/upstreams/{name}/credentials/{cred}/state",
     tag = "upstreams",
     summary = "Set a provider key's state by hand",
-    params(("name" = String, Path, description = "Upstream name."), ("cred" = String, Path, description = "Provider key name.")),
+    params(("name" = String, Path, description = "Upstream name.", example = "demo-http"), ("cred" = String, Path, description = "Provider key name.", example = "main")),
     request_body = StateInput,
     responses(
         (status = 200, description = "The key's health after the change.", body = crate::schemas::CredentialStateChanged),

@@ -23,7 +23,7 @@ const HISTORY: u32 = 24;
     path = "/admin/api/keys/{id}/usage",
     tag = "keys",
     summary = "A key's usage",
-    params(("id" = String, Path, description = "Key id.")),
+    params(("id" = String, Path, description = "Key id.", example = "demo")),
     responses(
         (status = 200, description = "Limits, quota, use in the current period, rate windows and earlier periods.", body = crate::schemas::KeyUsage),
         (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),

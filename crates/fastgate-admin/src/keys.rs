@@ -247,7 +247,7 @@ pub async fn list(State(state): State<AppState>) -> Result<impl IntoResponse, Ad
     path = "/admin/api/keys/{id}",
     tag = "keys",
     summary = "Show a gateway key",
-    params(("id" = String, Path, description = "Key id.")),
+    params(("id" = String, Path, description = "Key id.", example = "demo")),
     responses(
         (status = 200, description = "The key.", body = fastgate_auth::ApiKeyRecord),
         (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
@@ -269,7 +269,7 @@ pub async fn show(
     tag = "keys",
     summary = "Change a gateway key",
     description = "Only the fields present change.",
-    params(("id" = String, Path, description = "Key id.")),
+    params(("id" = String, Path, description = "Key id.", example = "demo")),
     request_body = KeyInput,
     responses(
         (status = 200, description = "The key as changed.", body = fastgate_auth::ApiKeyRecord),
@@ -298,7 +298,7 @@ pub async fn update(
     path = "/admin/api/keys/{id}",
     tag = "keys",
     summary = "Revoke a gateway key",
-    params(("id" = String, Path, description = "Key id.")),
+    params(("id" = String, Path, description = "Key id.", example = "demo")),
     responses(
         (status = 200, description = "The key, revoked (kept for the audit log).", body = fastgate_auth::ApiKeyRecord),
         (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
@@ -328,7 +328,7 @@ pub async fn revoke(
     path = "/admin/api/keys/{id}/rotate",
     tag = "keys",
     summary = "Rotate a key's secret",
-    params(("id" = String, Path, description = "Key id.")),
+    params(("id" = String, Path, description = "Key id.", example = "demo")),
     responses(
         (status = 200, description = "The key with its new secret `key`, shown this once; the old secret stops working at once.", body = crate::schemas::KeyWithSecret),
         (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),

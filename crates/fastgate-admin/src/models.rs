@@ -155,7 +155,7 @@ pub async fn create(
     path = "/admin/api/models/{name}",
     tag = "models",
     summary = "Create or replace a model group",
-    params(("name" = String, Path, description = "Model group name.")),
+    params(("name" = String, Path, description = "Model group name.", example = "demo")),
     request_body = fastgate_config::ModelGroupConfig,
     responses(
         (status = 200, description = "Replaced.", body = crate::schemas::ModelView),
@@ -203,7 +203,7 @@ pub async fn replace(
     path = "/admin/api/models/{name}",
     tag = "models",
     summary = "Delete a model group",
-    params(("name" = String, Path, description = "Model group name.")),
+    params(("name" = String, Path, description = "Model group name.", example = "demo")),
     responses(
         (status = 200, description = "Deleted.", body = crate::schemas::Deleted),
         (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),

@@ -72,7 +72,7 @@ pub struct ProbeInput {
     tag = "routes",
     summary = "Send one real request through a route",
     description = "Every field is optional (defaults from the route); the body may be empty.",
-    params(("name" = String, Path, description = "Route name.")),
+    params(("name" = String, Path, description = "Route name.", example = "demo")),
     request_body = Option<ProbeInput>,
     responses(
         (status = 200, description = "What the upstream answered (or `error`).", body = crate::schemas::ProbeResult),

@@ -66,7 +66,7 @@ pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
     path = "/admin/api/routes/{name}",
     tag = "routes",
     summary = "Show a route",
-    params(("name" = String, Path, description = "Route name.")),
+    params(("name" = String, Path, description = "Route name.", example = "demo")),
     responses(
         (status = 200, description = "The route.", body = crate::schemas::RouteView),
         (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
@@ -155,7 +155,7 @@ pub async fn create(
     path = "/admin/api/routes/{name}",
     tag = "routes",
     summary = "Create or replace a route",
-    params(("name" = String, Path, description = "Route name.")),
+    params(("name" = String, Path, description = "Route name.", example = "demo")),
     request_body = fastgate_config::RouteConfig,
     responses(
         (status = 200, description = "Replaced.", body = crate::schemas::RouteView),
@@ -201,7 +201,7 @@ pub async fn replace(
     path = "/admin/api/routes/{name}",
     tag = "routes",
     summary = "Delete a route",
-    params(("name" = String, Path, description = "Route name.")),
+    params(("name" = String, Path, description = "Route name.", example = "demo")),
     responses(
         (status = 200, description = "Deleted.", body = crate::schemas::Deleted),
         (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
@@ -233,7 +233,7 @@ struct ToggleInput {
     tag = "routes",
     summary = "Switch a route on or off",
     description = "Flips `active`, or sets it with `{\"active\": bool}` (the body may be empty).",
-    params(("name" = String, Path, description = "Route name.")),
+    params(("name" = String, Path, description = "Route name.", example = "demo")),
     request_body = Option<ToggleInput>,
     responses(
         (status = 200, description = "The route.", body = crate::schemas::RouteView),

@@ -92,7 +92,7 @@ pub fn rule_event_view(e: RuleEventRow) -> Value {
     path = "/admin/api/rules/{name}",
     tag = "rules",
     summary = "Show a rule and its latest firings",
-    params(("name" = String, Path, description = "Rule name.")),
+    params(("name" = String, Path, description = "Rule name.", example = "demo")),
     responses(
         (status = 200, description = "The rule.", body = crate::schemas::RuleDetail),
         (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
@@ -187,7 +187,7 @@ pub async fn create(
     path = "/admin/api/rules/{name}",
     tag = "rules",
     summary = "Create or replace a rule",
-    params(("name" = String, Path, description = "Rule name.")),
+    params(("name" = String, Path, description = "Rule name.", example = "demo")),
     request_body = fastgate_config::RuleConfig,
     responses(
         (status = 200, description = "Replaced.", body = crate::schemas::RuleView),
@@ -224,7 +224,7 @@ pub async fn replace(
     path = "/admin/api/rules/{name}",
     tag = "rules",
     summary = "Delete a rule",
-    params(("name" = String, Path, description = "Rule name.")),
+    params(("name" = String, Path, description = "Rule name.", example = "demo")),
     responses(
         (status = 200, description = "Deleted.", body = crate::schemas::Deleted),
         (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
@@ -257,7 +257,7 @@ struct ToggleInput {
     tag = "rules",
     summary = "Switch a rule on or off",
     description = "Flips `enabled`, or sets it with `{\"enabled\": bool}` (the body may be empty).",
-    params(("name" = String, Path, description = "Rule name.")),
+    params(("name" = String, Path, description = "Rule name.", example = "demo")),
     request_body = Option<ToggleInput>,
     responses(
         (status = 200, description = "The rule.", body = crate::schemas::RuleView),

@@ -80,7 +80,7 @@ pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
     path = "/admin/api/upstreams/{name}",
     tag = "upstreams",
     summary = "Show an upstream",
-    params(("name" = String, Path, description = "Upstream name.")),
+    params(("name" = String, Path, description = "Upstream name.", example = "demo-http")),
     responses(
         (status = 200, description = "The upstream.", body = crate::schemas::UpstreamView),
         (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
@@ -183,7 +183,7 @@ pub async fn create(
     path = "/admin/api/upstreams/{name}",
     tag = "upstreams",
     summary = "Create or replace an upstream",
-    params(("name" = String, Path, description = "Upstream name.")),
+    params(("name" = String, Path, description = "Upstream name.", example = "demo-http")),
     request_body = crate::schemas::UpstreamInput,
     responses(
         (status = 200, description = "Replaced.", body = crate::schemas::UpstreamView),
@@ -221,7 +221,7 @@ pub async fn replace(
     path = "/admin/api/upstreams/{name}",
     tag = "upstreams",
     summary = "Delete an upstream",
-    params(("name" = String, Path, description = "Upstream name.")),
+    params(("name" = String, Path, description = "Upstream name.", example = "demo-http")),
     responses(
         (status = 200, description = "Deleted.", body = crate::schemas::Deleted),
         (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
@@ -279,7 +279,7 @@ fn credential_view(state: &AppState, upstream: &str, name: &str) -> Result<Value
     path = "/admin/api/upstreams/{name}/credentials",
     tag = "upstreams",
     summary = "List an upstream's provider keys",
-    params(("name" = String, Path, description = "Upstream name.")),
+    params(("name" = String, Path, description = "Upstream name.", example = "demo-http")),
     responses(
         (status = 200, description = "Its provider keys (`key_hint`, never the key) and their health.", body = crate::schemas::CredentialList),
         (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
@@ -303,7 +303,7 @@ pub async fn credentials(
     tag = "upstreams",
     summary = "Add a provider key",
     description = "`key` is required.",
-    params(("name" = String, Path, description = "Upstream name.")),
+    params(("name" = String, Path, description = "Upstream name.", example = "demo-http")),
     request_body = fastgate_live::CredentialInput,
     responses(
         (status = 201, description = "The provider key as listed.", body = crate::schemas::CredentialListed),
@@ -357,7 +357,7 @@ pub struct CredentialUpdate {
     path = "/admin/api/upstreams/{name}/credentials/{cred}",
     tag = "upstreams",
     summary = "Create or change a provider key",
-    params(("name" = String, Path, description = "Upstream name."), ("cred" = String, Path, description = "Provider key name.")),
+    params(("name" = String, Path, description = "Upstream name.", example = "demo-http"), ("cred" = String, Path, description = "Provider key name.", example = "main")),
     request_body = CredentialUpdate,
     responses(
         (status = 200, description = "Changed.", body = crate::schemas::CredentialListed),
@@ -422,7 +422,7 @@ async fn forget_health(state: &AppState, upstream: &str, credential: Option<&str
     path = "/admin/api/upstreams/{name}/credentials/{cred}",
     tag = "upstreams",
     summary = "Delete a provider key",
-    params(("name" = String, Path, description = "Upstream name."), ("cred" = String, Path, description = "Provider key name.")),
+    params(("name" = String, Path, description = "Upstream name.", example = "demo-http"), ("cred" = String, Path, description = "Provider key name.", example = "main")),
     responses(
         (status = 200, description = "Deleted (`<upstream>/<name>`).", body = crate::schemas::Deleted),
         (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
