@@ -58,6 +58,11 @@ impl From<StoreError> for AdminError {
                 tracing::debug!(error = %e, "admin change refused by a unique constraint");
                 Self::Conflict("already exists: the name or id is in use".into())
             }
+            // A number the client sent that the database cannot hold (a `u64`
+            // above `i64::MAX`): the client's input, not the database's state.
+            StoreError::OutOfRange { field, .. } => {
+                Self::BadRequest(format!("{field}: must be at most {}", i64::MAX))
+            }
             e if e.is_transient() => {
                 tracing::warn!(error = %e, "admin request: database unavailable");
                 Self::Unavailable
@@ -87,6 +92,47 @@ impl IntoResponse for AdminError {
     }
 }
 
+/// Largest plain-text error body rewritten by [`json_errors`].
+const MAX_REJECTION_TEXT: usize = 16 * 1024;
+
+/// Axum's extractor rejections (a query string or a path segment that does not
+/// parse) answer in plain text; in the admin API every error has the one JSON
+/// shape, so such an answer is rewritten with its text as the message. Status
+/// and other headers are kept.
+pub(crate) async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, MAX_REJECTION_TEXT)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let body = serde_json::json!({
+        "error": { "message": message, "type": "admin_error", "code": status.as_u16() }
+    });
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    let mut resp = Json(body).into_response();
+    *resp.status_mut() = status;
+    for (name, value) in parts.headers.iter() {
+        if name != http::header::CONTENT_TYPE {
+            resp.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    resp
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +154,42 @@ mod tests {
             assert!(!text.contains("0x00") && !text.contains("UTF8"), "{text}");
             assert!(text.contains("admin_error"), "{text}");
         }
+    }
+
+    #[test]
+    fn numbers_the_database_cannot_hold_are_the_clients_error() {
+        let e = AdminError::from(StoreError::OutOfRange {
+            field: "tokens_per_minute",
+            value: u64::MAX.to_string(),
+        });
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        assert!(
+            e.to_string()
+                .starts_with("tokens_per_minute: must be at most")
+        );
+    }
+
+    #[tokio::test]
+    async fn plain_text_rejections_get_the_json_shape() {
+        let plain = (
+            StatusCode::BAD_REQUEST,
+            "Failed to deserialize query string",
+        )
+            .into_response();
+        let resp = json_errors(plain).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            resp.headers()[http::header::CONTENT_TYPE],
+            "application/json"
+        );
+        let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["message"], "Failed to deserialize query string");
+        assert_eq!(v["error"]["code"], 400);
+        let ok = json_errors((StatusCode::OK, "text").into_response()).await;
+        assert_eq!(
+            ok.headers()[http::header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
     }
 }

@@ -53,8 +53,9 @@ pub async fn record(state: &AppState, actor: &Actor, event: Event<'_>) {
     }
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventQuery {
     /// Object kind: upstream, credential, route, rule, model, key, config, master_key.
     pub kind: Option<String>,
@@ -69,6 +70,18 @@ pub struct EventQuery {
     pub limit: Option<u32>,
 }
 
+#[utoipa::path(
+    operation_id = "events_list",
+    get,
+    path = "/admin/api/admin-events",
+    tag = "admin",
+    summary = "List admin changes (the admin trail)",
+    params(EventQuery),
+    responses(
+        (status = 200, description = "Newest first; secrets redacted.", body = crate::schemas::AdminEventList),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,

@@ -31,8 +31,9 @@ use crate::logs::LogQuery;
 const BODY_CHUNK_ROWS: u32 = 100;
 
 /// The export's own options; the filters are those of [`LogQuery`].
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
+#[into_params(parameter_in = Query)]
 pub struct ExportOptions {
     /// `csv` (default), `json` or `ndjson`.
     pub format: Option<String>,
@@ -305,6 +306,19 @@ async fn next_frame(mut feed: Feed) -> Option<(Result<Bytes, BoxError>, Feed)> {
 /// `GET /admin/api/logs/export?format=csv|json|ndjson&bom=&bodies=&<logs filters>`.
 /// `limit` caps the whole export (default: every matching row); `offset` skips
 /// rows at its start.
+#[utoipa::path(
+    operation_id = "export_export",
+    get,
+    path = "/admin/api/logs/export",
+    tag = "logs",
+    summary = "Export the audit log",
+    description = "The `logs` filters select the rows; `limit` caps the whole export (default: every matching row).",
+    params(ExportOptions, crate::logs::LogQuery),
+    responses(
+        (status = 200, description = "A download (`Content-Disposition: attachment`), streamed.", content((String = "text/csv"), (Vec<fastgate_audit::AuditRecord> = "application/json"), (String = "application/x-ndjson"))),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn export(
     State(state): State<AppState>,
     Query(options): Query<ExportOptions>,

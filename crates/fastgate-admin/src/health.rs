@@ -28,7 +28,7 @@ pub(crate) fn credential_health(state: &AppState, upstream: &str, name: &str) ->
 }
 
 /// `{"state": "active|disabled|banned", "reason": "…", "until": "RFC 3339 time" | "10m"}`
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StateInput {
     pub state: String,
@@ -54,6 +54,21 @@ fn parse_until(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, AdminEr
         .ok_or_else(|| AdminError::field("until", "too far in the future"))
 }
 
+#[utoipa::path(
+    operation_id = "health_set_state",
+    post,
+    path = "/admin/api/upstreams/{name}/credentials/{cred}/state",
+    tag = "upstreams",
+    summary = "Set a provider key's state by hand",
+    params(("name" = String, Path, description = "Upstream name.", example = "demo-http"), ("cred" = String, Path, description = "Provider key name.", example = "main")),
+    request_body = StateInput,
+    responses(
+        (status = 200, description = "The key's health after the change.", body = crate::schemas::CredentialStateChanged),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "No such provider key.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "The key used its daily quota; it returns at the next reset.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn set_state(
     State(state): State<AppState>,
     actor: Actor,
@@ -130,8 +145,9 @@ pub async fn set_state(
     ))
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RuleEventQuery {
     pub upstream: Option<String>,
     pub credential: Option<String>,
@@ -144,6 +160,18 @@ pub struct RuleEventQuery {
     pub limit: Option<u32>,
 }
 
+#[utoipa::path(
+    operation_id = "health_rule_events",
+    get,
+    path = "/admin/api/rule-events",
+    tag = "rules",
+    summary = "List rule firings",
+    params(RuleEventQuery),
+    responses(
+        (status = 200, description = "Newest first.", body = crate::schemas::RuleEventList),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn rule_events(
     State(state): State<AppState>,
     query: Result<Query<RuleEventQuery>, axum::extract::rejection::QueryRejection>,
@@ -184,6 +212,16 @@ pub async fn rule_events(
     ))
 }
 
+#[utoipa::path(
+    operation_id = "health_tasks",
+    get,
+    path = "/admin/api/tasks",
+    tag = "admin",
+    summary = "List scheduled tasks",
+    responses(
+        (status = 200, description = "Each task and its lease.", body = crate::schemas::TaskList),
+    )
+)]
 pub async fn tasks(State(state): State<AppState>) -> Result<impl IntoResponse, AdminError> {
     let rows = state.store().list_tasks().await?;
     let now = Utc::now().timestamp_millis();

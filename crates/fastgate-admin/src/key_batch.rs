@@ -21,10 +21,12 @@ use crate::validate::Body;
 const MAX_IDS: usize = 1000;
 
 /// `{"ids": ["…"], "action": "revoke" | "enable" | "disable"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchInput {
+    /// Key ids or names, 1 to 1000.
     pub ids: Vec<String>,
+    #[schema(value_type = crate::schemas::KeyBatchAction)]
     pub action: String,
 }
 
@@ -80,6 +82,18 @@ async fn change_one(
     Ok(key)
 }
 
+#[utoipa::path(
+    operation_id = "keys_batch",
+    post,
+    path = "/admin/api/keys/batch",
+    tag = "keys",
+    summary = "Revoke, enable or disable many keys",
+    request_body = BatchInput,
+    responses(
+        (status = 200, description = "The outcome of every id (one failing does not stop the others).", body = crate::schemas::KeyBatchResult),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn batch(
     State(state): State<AppState>,
     actor: Actor,

@@ -16,11 +16,17 @@ const MAX_LIMIT: usize = 1000;
 const MAX_SEARCH: usize = 256;
 
 /// The query string, taken as text so a bad value gets a message naming it.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
+#[into_params(parameter_in = Query)]
 pub struct KeyListQuery {
+    /// A case-insensitive part of the key's name, prefix, id or source.
     pub search: Option<String>,
+    /// Page size, 1 to 1000 (an integer).
+    #[param(value_type = Option<u32>)]
     pub limit: Option<String>,
+    /// Keys to skip, 0 or more (an integer).
+    #[param(value_type = Option<u32>)]
     pub offset: Option<String>,
 }
 

@@ -17,6 +17,19 @@ use crate::keys::find_key;
 /// Earlier periods listed.
 const HISTORY: u32 = 24;
 
+#[utoipa::path(
+    operation_id = "key_usage_show",
+    get,
+    path = "/admin/api/keys/{id}/usage",
+    tag = "keys",
+    summary = "A key's usage",
+    params(("id" = String, Path, description = "Key id.", example = "demo")),
+    responses(
+        (status = 200, description = "Limits, quota, use in the current period, rate windows and earlier periods.", body = crate::schemas::KeyUsage),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "No such key.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -16,7 +16,7 @@ use crate::events::{self, Actor, Event};
 use crate::key_list::KeyListQuery;
 use crate::validate::{self, Body, MAX_LABEL, MAX_NAME};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct KeyInput {
     pub name: Option<String>,
@@ -191,6 +191,20 @@ pub(crate) async fn record(
     events::record(state, actor, event).await;
 }
 
+#[utoipa::path(
+    operation_id = "keys_create",
+    post,
+    path = "/admin/api/keys",
+    tag = "keys",
+    summary = "Create a gateway key",
+    description = "`name` is required. The secret is returned once, in `key`.",
+    request_body = KeyInput,
+    responses(
+        (status = 201, description = "The key, with its secret `key` shown this once.", body = crate::schemas::KeyWithSecret),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "A key of that id exists.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     actor: Actor,
@@ -213,6 +227,19 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(
+    operation_id = "keys_list",
+    get,
+    path = "/admin/api/keys",
+    tag = "keys",
+    summary = "List gateway keys",
+    params(KeyListQuery),
+    responses(
+        (status = 200, description = "Every key (never a secret); with `search`, `limit` or `offset` the matching page.", body = crate::schemas::KeyList,
+            headers(("x-total-count" = u64, description = "Keys matching `search` (sent when `search`, `limit` or `offset` is given)."))),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+    )
+)]
 /// Every key; with `search`, `limit` or `offset` the matching page of them and
 /// the number matching in `X-Total-Count` (same body shape either way).
 pub async fn list(
@@ -228,6 +255,19 @@ pub async fn list(
     Ok(([(crate::key_list::X_TOTAL_COUNT, total.to_string())], body).into_response())
 }
 
+#[utoipa::path(
+    operation_id = "keys_show",
+    get,
+    path = "/admin/api/keys/{id}",
+    tag = "keys",
+    summary = "Show a gateway key",
+    params(("id" = String, Path, description = "Key id.", example = "demo")),
+    responses(
+        (status = 200, description = "The key.", body = fastgate_auth::ApiKeyRecord),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "No such key.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -236,6 +276,21 @@ pub async fn show(
     Ok(Json(key))
 }
 
+#[utoipa::path(
+    operation_id = "keys_update",
+    patch,
+    path = "/admin/api/keys/{id}",
+    tag = "keys",
+    summary = "Change a gateway key",
+    description = "Only the fields present change.",
+    params(("id" = String, Path, description = "Key id.", example = "demo")),
+    request_body = KeyInput,
+    responses(
+        (status = 200, description = "The key as changed.", body = fastgate_auth::ApiKeyRecord),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "No such key.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     actor: Actor,
@@ -251,6 +306,19 @@ pub async fn update(
     Ok(Json(key))
 }
 
+#[utoipa::path(
+    operation_id = "keys_revoke",
+    delete,
+    path = "/admin/api/keys/{id}",
+    tag = "keys",
+    summary = "Revoke a gateway key",
+    params(("id" = String, Path, description = "Key id.", example = "demo")),
+    responses(
+        (status = 200, description = "The key, revoked (kept for the audit log).", body = fastgate_auth::ApiKeyRecord),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "No such key.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     actor: Actor,
@@ -268,6 +336,19 @@ pub async fn revoke(
 }
 
 /// New secret for the same key id; the old secret stops working at once.
+#[utoipa::path(
+    operation_id = "keys_rotate",
+    post,
+    path = "/admin/api/keys/{id}/rotate",
+    tag = "keys",
+    summary = "Rotate a key's secret",
+    params(("id" = String, Path, description = "Key id.", example = "demo")),
+    responses(
+        (status = 200, description = "The key with its new secret `key`, shown this once; the old secret stops working at once.", body = crate::schemas::KeyWithSecret),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "No such key.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn rotate(
     State(state): State<AppState>,
     actor: Actor,

@@ -13,10 +13,12 @@ mod live;
 mod logs;
 pub mod metrics;
 mod models;
+pub mod openapi;
 pub mod redact;
 mod route_test;
 mod routes;
 mod rules;
+mod schemas;
 mod stats;
 mod upstreams;
 mod validate;
@@ -105,13 +107,15 @@ pub fn router(state: AppState) -> Router {
         .route("/stats/top", get(stats::top))
         .route("/config", get(config))
         .route("/config/reload", post(reload))
+        .route("/openapi.json", get(openapi_json))
         .fallback(admin_not_found)
+        .layer(middleware::map_response(error::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics::metrics))
         .nest("/admin/api", admin)
-        .nest("/admin/ui", fastgate_ui::router())
+        .nest("/admin/ui", fastgate_ui::router(openapi::document()))
         .fallback(fastgate_proxy::proxy_handler)
         .with_state(state)
 }
@@ -160,6 +164,17 @@ async fn admin_not_found() -> AdminError {
 
 /// The effective configuration: credentials, the database URL and the values of
 /// added headers and body fields redacted (see `redact`).
+#[utoipa::path(
+    operation_id = "config_show",
+    get,
+    path = "/admin/api/config",
+    tag = "admin",
+    summary = "The effective configuration",
+    description = "The config file as loaded (defaults filled in); provider keys, the database URL and the values of added headers and body fields are `[redacted]`.",
+    responses(
+        (status = 200, description = "The configuration.", body = fastgate_config::Config),
+    )
+)]
 async fn config(State(state): State<AppState>) -> impl IntoResponse {
     let cfg = state.inner().config.load_full();
     let mut v = serde_json::to_value(&*cfg).unwrap_or_default();
@@ -168,6 +183,18 @@ async fn config(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// Re-read the config file; 400 with the reason when it is rejected.
+#[utoipa::path(
+    operation_id = "config_reload",
+    post,
+    path = "/admin/api/config/reload",
+    tag = "admin",
+    summary = "Reload the config file",
+    description = "Re-reads the config file and swaps it in; a rejected file changes nothing.",
+    responses(
+        (status = 200, description = "What was swapped in.", body = fastgate_proxy::state::ReloadSummary),
+        (status = 400, description = "The file was rejected; the message says why.", body = crate::schemas::ErrorBody),
+    )
+)]
 async fn reload(
     State(state): State<AppState>,
     actor: events::Actor,
@@ -184,6 +211,34 @@ async fn reload(
     Ok(Json(summary))
 }
 
+/// `GET /admin/api/openapi.json`: this document.
+#[utoipa::path(
+    operation_id = "openapi_document",
+    get,
+    path = "/admin/api/openapi.json",
+    tag = "admin",
+    summary = "This OpenAPI document",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document of the admin API.", body = Object),
+    )
+)]
+async fn openapi_json() -> Response {
+    openapi::response()
+}
+
+#[utoipa::path(
+    operation_id = "health",
+    get,
+    path = "/health",
+    tag = "system",
+    summary = "Readiness",
+    description = "No token needed. 503 while the database is unreachable.",
+    security(()),
+    responses(
+        (status = 200, description = "Ready.", body = crate::schemas::Health),
+        (status = 503, description = "The database is unreachable.", body = crate::schemas::Health),
+    )
+)]
 async fn health(State(state): State<AppState>) -> Response {
     let db = state.store().ping().await.is_ok();
     state.set_db_healthy(db);

@@ -11,8 +11,9 @@ use serde::Deserialize;
 use crate::error::AdminError;
 
 /// Query string of `GET /admin/api/logs`. All filters are optional and ANDed.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     pub limit: Option<u32>,
     pub offset: Option<u32>,
@@ -85,6 +86,18 @@ impl LogQuery {
     }
 }
 
+#[utoipa::path(
+    operation_id = "logs_query",
+    get,
+    path = "/admin/api/logs",
+    tag = "logs",
+    summary = "Query the audit log",
+    params(LogQuery),
+    responses(
+        (status = 200, description = "Matching records.", body = crate::schemas::LogList),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn query(
     State(state): State<AppState>,
     Query(q): Query<LogQuery>,
@@ -99,6 +112,19 @@ pub async fn query(
     })))
 }
 
+#[utoipa::path(
+    operation_id = "logs_detail",
+    get,
+    path = "/admin/api/logs/{id}",
+    tag = "logs",
+    summary = "Show one audit record",
+    params(("id" = String, Path, description = "The record's `request_id`.")),
+    responses(
+        (status = 200, description = "The record.", body = fastgate_audit::AuditRecord),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "No such record.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn detail(
     State(state): State<AppState>,
     Path(id): Path<String>,

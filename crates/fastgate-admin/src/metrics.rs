@@ -16,6 +16,20 @@ use crate::error::AdminError;
 /// Label whose series are reserved for authenticated scrapes.
 const PRIVATE_LABEL: &str = "key";
 
+#[utoipa::path(
+    operation_id = "metrics",
+    get,
+    path = "/metrics",
+    tag = "system",
+    summary = "Prometheus metrics",
+    description = "Prometheus text format. Series labelled by gateway key are served only to a scrape with the admin token; `metrics.require_auth: true` refuses anonymous scrapes.",
+    security((), ("admin_token" = [])),
+    responses(
+        (status = 200, description = "The metrics.", body = String, content_type = "text/plain"),
+        (status = 401, description = "`metrics.require_auth` is on and no admin token was sent.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "Metrics are switched off (`metrics.enabled: false`)."),
+    )
+)]
 pub async fn metrics(State(state): State<AppState>, req: Request) -> Response {
     let cfg = state.inner().config.load();
     let admin = crate::is_admin(&state, req.headers());

@@ -24,6 +24,16 @@ fn with_source(m: &ModelGroupConfig, source: &str) -> Value {
     v
 }
 
+#[utoipa::path(
+    operation_id = "models_list",
+    get,
+    path = "/admin/api/models",
+    tag = "models",
+    summary = "List model groups",
+    responses(
+        (status = 200, description = "The file's model groups, then the API's.", body = crate::schemas::ModelList),
+    )
+)]
 pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
     let config = state.inner().config.load_full();
     let live = state.inner().live.load_full();
@@ -108,6 +118,19 @@ fn api_view(state: &AppState, name: &str) -> Option<Value> {
         .map(|m| with_source(m, "api"))
 }
 
+#[utoipa::path(
+    operation_id = "models_create",
+    post,
+    path = "/admin/api/models",
+    tag = "models",
+    summary = "Create a model group",
+    request_body = fastgate_config::ModelGroupConfig,
+    responses(
+        (status = 201, description = "The model group as shown.", body = crate::schemas::ModelView),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "A model group of that name exists.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     actor: Actor,
@@ -126,6 +149,21 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(with_source(&group, "api"))))
 }
 
+#[utoipa::path(
+    operation_id = "models_replace",
+    put,
+    path = "/admin/api/models/{name}",
+    tag = "models",
+    summary = "Create or replace a model group",
+    params(("name" = String, Path, description = "Model group name.", example = "demo")),
+    request_body = fastgate_config::ModelGroupConfig,
+    responses(
+        (status = 200, description = "Replaced.", body = crate::schemas::ModelView),
+        (status = 201, description = "Created.", body = crate::schemas::ModelView),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "The model group belongs to the config file (read-only).", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn replace(
     State(state): State<AppState>,
     actor: Actor,
@@ -159,6 +197,20 @@ pub async fn replace(
     Ok((status, Json(with_source(&group, "api"))))
 }
 
+#[utoipa::path(
+    operation_id = "models_delete",
+    delete,
+    path = "/admin/api/models/{name}",
+    tag = "models",
+    summary = "Delete a model group",
+    params(("name" = String, Path, description = "Model group name.", example = "demo")),
+    responses(
+        (status = 200, description = "Deleted.", body = crate::schemas::Deleted),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "No such model group.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "The model group belongs to the config file (read-only).", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     actor: Actor,

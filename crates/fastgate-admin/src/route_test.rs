@@ -31,6 +31,18 @@ const PROBE_MAX: Duration = Duration::from_secs(30);
 const PREVIEW_BYTES: usize = 2048;
 
 /// `POST /admin/api/routes/test`: the dry run's report.
+#[utoipa::path(
+    operation_id = "route_test_test",
+    post,
+    path = "/admin/api/routes/test",
+    tag = "routes",
+    summary = "Explain a request (dry run)",
+    request_body = fastgate_proxy::dry_run::DryRunRequest,
+    responses(
+        (status = 200, description = "Where the request would go and what would be sent, secrets redacted; nothing is sent.", body = fastgate_proxy::dry_run::DryRunReport),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn test(
     State(state): State<AppState>,
     Body(req): Body<DryRunRequest>,
@@ -42,7 +54,7 @@ pub async fn test(
 }
 
 /// What a probe sends; every field is optional (defaults from the route).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProbeInput {
     pub method: Option<String>,
@@ -53,6 +65,22 @@ pub struct ProbeInput {
 
 /// `POST /admin/api/routes/{name}/probe`: one real request through the route.
 /// 200 whenever the probe ran, even if the upstream failed (`error` says how).
+#[utoipa::path(
+    operation_id = "route_test_probe",
+    post,
+    path = "/admin/api/routes/{name}/probe",
+    tag = "routes",
+    summary = "Send one real request through a route",
+    description = "Every field is optional (defaults from the route); the body may be empty.",
+    params(("name" = String, Path, description = "Route name.", example = "demo")),
+    request_body = Option<ProbeInput>,
+    responses(
+        (status = 200, description = "What the upstream answered (or `error`).", body = crate::schemas::ProbeResult),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "No such route.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "The route is switched off.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn probe(
     State(state): State<AppState>,
     Path(name): Path<String>,

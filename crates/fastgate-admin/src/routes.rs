@@ -38,6 +38,16 @@ fn find_view(state: &AppState, name: &str) -> Option<Value> {
         .map(|r| view(r, Source::Api))
 }
 
+#[utoipa::path(
+    operation_id = "routes_list",
+    get,
+    path = "/admin/api/routes",
+    tag = "routes",
+    summary = "List routes",
+    responses(
+        (status = 200, description = "The file's routes, then the API's.", body = crate::schemas::RouteList),
+    )
+)]
 pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
     let file = state.inner().config.load_full();
     let live = state.inner().live.load_full();
@@ -50,6 +60,19 @@ pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
     Json(json!({ "object": "list", "data": data }))
 }
 
+#[utoipa::path(
+    operation_id = "routes_show",
+    get,
+    path = "/admin/api/routes/{name}",
+    tag = "routes",
+    summary = "Show a route",
+    params(("name" = String, Path, description = "Route name.", example = "demo")),
+    responses(
+        (status = 200, description = "The route.", body = crate::schemas::RouteView),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "No such route.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -93,6 +116,20 @@ fn parse_route(state: &AppState, body: Value) -> Result<RouteConfig, AdminError>
     Ok(route)
 }
 
+#[utoipa::path(
+    operation_id = "routes_create",
+    post,
+    path = "/admin/api/routes",
+    tag = "routes",
+    summary = "Create a route",
+    description = "The config file's shape; the listing's flat `path` and `methods` are accepted in place of `match`.",
+    request_body = fastgate_config::RouteConfig,
+    responses(
+        (status = 201, description = "The route as shown.", body = crate::schemas::RouteView),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "A route of that name exists.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     actor: Actor,
@@ -112,6 +149,21 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(find_view(&state, &name))))
 }
 
+#[utoipa::path(
+    operation_id = "routes_replace",
+    put,
+    path = "/admin/api/routes/{name}",
+    tag = "routes",
+    summary = "Create or replace a route",
+    params(("name" = String, Path, description = "Route name.", example = "demo")),
+    request_body = fastgate_config::RouteConfig,
+    responses(
+        (status = 200, description = "Replaced.", body = crate::schemas::RouteView),
+        (status = 201, description = "Created.", body = crate::schemas::RouteView),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "The route belongs to the config file (read-only).", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn replace(
     State(state): State<AppState>,
     actor: Actor,
@@ -143,6 +195,20 @@ pub async fn replace(
     Ok((status, Json(find_view(&state, &name))))
 }
 
+#[utoipa::path(
+    operation_id = "routes_delete",
+    delete,
+    path = "/admin/api/routes/{name}",
+    tag = "routes",
+    summary = "Delete a route",
+    params(("name" = String, Path, description = "Route name.", example = "demo")),
+    responses(
+        (status = 200, description = "Deleted.", body = crate::schemas::Deleted),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "No such route.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "The route belongs to the config file (read-only).", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     actor: Actor,
@@ -153,13 +219,29 @@ pub async fn delete(
     Ok(Json(json!({ "deleted": name })))
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ToggleInput {
     active: Option<bool>,
 }
 
 /// `POST /routes/{name}/toggle`: flip `active`, or set it with `{"active": bool}`.
+#[utoipa::path(
+    operation_id = "routes_toggle",
+    post,
+    path = "/admin/api/routes/{name}/toggle",
+    tag = "routes",
+    summary = "Switch a route on or off",
+    description = "Flips `active`, or sets it with `{\"active\": bool}` (the body may be empty).",
+    params(("name" = String, Path, description = "Route name.", example = "demo")),
+    request_body = Option<ToggleInput>,
+    responses(
+        (status = 200, description = "The route.", body = crate::schemas::RouteView),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "No such route.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "The route belongs to the config file (read-only).", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn toggle(
     State(state): State<AppState>,
     actor: Actor,

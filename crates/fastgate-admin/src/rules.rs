@@ -42,6 +42,16 @@ fn find_view(state: &AppState, name: &str) -> Option<Value> {
 /// `{"object":"list","data":[…],"builtin_rules":bool}`: the file's rules, then
 /// the API's (the order they are tried in). `builtin_rules` says whether the
 /// built-ins apply when none of them matched.
+#[utoipa::path(
+    operation_id = "rules_list",
+    get,
+    path = "/admin/api/rules",
+    tag = "rules",
+    summary = "List credential health rules",
+    responses(
+        (status = 200, description = "The file's rules, then the API's (the order they are tried in).", body = crate::schemas::RuleList),
+    )
+)]
 pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
     let file = state.inner().config.load_full();
     let live = state.inner().live.load_full();
@@ -76,6 +86,19 @@ pub fn rule_event_view(e: RuleEventRow) -> Value {
 }
 
 /// One rule as listed plus `recent_events`: its latest firings, newest first.
+#[utoipa::path(
+    operation_id = "rules_show",
+    get,
+    path = "/admin/api/rules/{name}",
+    tag = "rules",
+    summary = "Show a rule and its latest firings",
+    params(("name" = String, Path, description = "Rule name.", example = "demo")),
+    responses(
+        (status = 200, description = "The rule.", body = crate::schemas::RuleDetail),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "No such rule.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -130,6 +153,19 @@ fn saved_status(action: &str) -> StatusCode {
     }
 }
 
+#[utoipa::path(
+    operation_id = "rules_create",
+    post,
+    path = "/admin/api/rules",
+    tag = "rules",
+    summary = "Create a rule",
+    request_body = fastgate_config::RuleConfig,
+    responses(
+        (status = 201, description = "The rule as shown.", body = crate::schemas::RuleView),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "A rule of that name exists.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     actor: Actor,
@@ -145,6 +181,21 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(find_view(&state, &name))))
 }
 
+#[utoipa::path(
+    operation_id = "rules_replace",
+    put,
+    path = "/admin/api/rules/{name}",
+    tag = "rules",
+    summary = "Create or replace a rule",
+    params(("name" = String, Path, description = "Rule name.", example = "demo")),
+    request_body = fastgate_config::RuleConfig,
+    responses(
+        (status = 200, description = "Replaced.", body = crate::schemas::RuleView),
+        (status = 201, description = "Created.", body = crate::schemas::RuleView),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "The rule belongs to the config file (read-only).", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn replace(
     State(state): State<AppState>,
     actor: Actor,
@@ -167,6 +218,20 @@ pub async fn replace(
     Ok((saved_status(planned.action), Json(find_view(&state, &name))))
 }
 
+#[utoipa::path(
+    operation_id = "rules_delete",
+    delete,
+    path = "/admin/api/rules/{name}",
+    tag = "rules",
+    summary = "Delete a rule",
+    params(("name" = String, Path, description = "Rule name.", example = "demo")),
+    responses(
+        (status = 200, description = "Deleted.", body = crate::schemas::Deleted),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "No such rule.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "The rule belongs to the config file (read-only).", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     actor: Actor,
@@ -177,13 +242,30 @@ pub async fn delete(
     Ok(Json(json!({ "deleted": name })))
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RuleToggleInput)]
 struct ToggleInput {
     enabled: Option<bool>,
 }
 
 /// `POST /rules/{name}/toggle`: flip `enabled`, or set it with `{"enabled": bool}`.
+#[utoipa::path(
+    operation_id = "rules_toggle",
+    post,
+    path = "/admin/api/rules/{name}/toggle",
+    tag = "rules",
+    summary = "Switch a rule on or off",
+    description = "Flips `enabled`, or sets it with `{\"enabled\": bool}` (the body may be empty).",
+    params(("name" = String, Path, description = "Rule name.", example = "demo")),
+    request_body = Option<ToggleInput>,
+    responses(
+        (status = 200, description = "The rule.", body = crate::schemas::RuleView),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "No such rule.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "The rule belongs to the config file (read-only).", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn toggle(
     State(state): State<AppState>,
     actor: Actor,

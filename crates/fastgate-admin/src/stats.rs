@@ -25,8 +25,9 @@ const DEFAULT_HOURS: i64 = 24;
 const MAX_FILTER: usize = 512;
 
 /// The query string of the three endpoints; each ignores what it does not use.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
     pub from: Option<String>,
     pub to: Option<String>,
@@ -176,6 +177,18 @@ fn filters_json(f: &StatsFilter) -> Value {
 }
 
 /// `GET /admin/api/stats/summary`.
+#[utoipa::path(
+    operation_id = "stats_summary",
+    get,
+    path = "/admin/api/stats/summary",
+    tag = "stats",
+    summary = "Figures of a range",
+    params(StatsQuery),
+    responses(
+        (status = 200, description = "The range's figures.", body = crate::schemas::StatsSummary),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn summary(
     State(state): State<AppState>,
     Query(q): Query<StatsQuery>,
@@ -211,6 +224,18 @@ fn credential_counts(state: &AppState) -> (usize, usize) {
 }
 
 /// `GET /admin/api/stats/timeseries`.
+#[utoipa::path(
+    operation_id = "stats_timeseries",
+    get,
+    path = "/admin/api/stats/timeseries",
+    tag = "stats",
+    summary = "Figures per bucket",
+    params(StatsQuery),
+    responses(
+        (status = 200, description = "One point per bucket.", body = crate::schemas::StatsTimeseries),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn timeseries(
     State(state): State<AppState>,
     Query(q): Query<StatsQuery>,
@@ -252,6 +277,18 @@ pub async fn timeseries(
 }
 
 /// `GET /admin/api/stats/top`.
+#[utoipa::path(
+    operation_id = "stats_top",
+    get,
+    path = "/admin/api/stats/top",
+    tag = "stats",
+    summary = "Top keys, models, routes, upstreams, paths or statuses",
+    params(StatsQuery),
+    responses(
+        (status = 200, description = "The top entries.", body = crate::schemas::StatsTop),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn top(
     State(state): State<AppState>,
     Query(q): Query<StatsQuery>,

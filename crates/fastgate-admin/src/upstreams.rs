@@ -39,6 +39,16 @@ fn find_view(state: &AppState, name: &str) -> Option<Value> {
         .map(|u| view(&file, &live, u, Source::Api))
 }
 
+#[utoipa::path(
+    operation_id = "upstreams_list",
+    get,
+    path = "/admin/api/upstreams",
+    tag = "upstreams",
+    summary = "List upstreams",
+    responses(
+        (status = 200, description = "The file's upstreams, then the API's.", body = crate::schemas::UpstreamList),
+    )
+)]
 pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
     let file = state.inner().config.load_full();
     let live = state.inner().live.load_full();
@@ -64,6 +74,19 @@ pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
+#[utoipa::path(
+    operation_id = "upstreams_show",
+    get,
+    path = "/admin/api/upstreams/{name}",
+    tag = "upstreams",
+    summary = "Show an upstream",
+    params(("name" = String, Path, description = "Upstream name.", example = "demo-http")),
+    responses(
+        (status = 200, description = "The upstream.", body = crate::schemas::UpstreamView),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "No such upstream.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -124,6 +147,20 @@ fn saved_status(action: &str) -> StatusCode {
     }
 }
 
+#[utoipa::path(
+    operation_id = "upstreams_create",
+    post,
+    path = "/admin/api/upstreams",
+    tag = "upstreams",
+    summary = "Create an upstream",
+    description = "The config file's shape; `credentials` may carry provider keys to create with it.",
+    request_body = crate::schemas::UpstreamInput,
+    responses(
+        (status = 201, description = "The upstream as shown.", body = crate::schemas::UpstreamView),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "An upstream of that name exists.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     actor: Actor,
@@ -140,6 +177,21 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(find_view(&state, &name))))
 }
 
+#[utoipa::path(
+    operation_id = "upstreams_replace",
+    put,
+    path = "/admin/api/upstreams/{name}",
+    tag = "upstreams",
+    summary = "Create or replace an upstream",
+    params(("name" = String, Path, description = "Upstream name.", example = "demo-http")),
+    request_body = crate::schemas::UpstreamInput,
+    responses(
+        (status = 200, description = "Replaced.", body = crate::schemas::UpstreamView),
+        (status = 201, description = "Created.", body = crate::schemas::UpstreamView),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "The upstream belongs to the config file (read-only).", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn replace(
     State(state): State<AppState>,
     actor: Actor,
@@ -163,6 +215,20 @@ pub async fn replace(
     Ok((saved_status(planned.action), Json(find_view(&state, &name))))
 }
 
+#[utoipa::path(
+    operation_id = "upstreams_delete",
+    delete,
+    path = "/admin/api/upstreams/{name}",
+    tag = "upstreams",
+    summary = "Delete an upstream",
+    params(("name" = String, Path, description = "Upstream name.", example = "demo-http")),
+    responses(
+        (status = 200, description = "Deleted.", body = crate::schemas::Deleted),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "No such upstream.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "The upstream belongs to the config file, or routes or models use it.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     actor: Actor,
@@ -207,6 +273,19 @@ fn credential_view(state: &AppState, upstream: &str, name: &str) -> Result<Value
         .ok_or_else(|| AdminError::NotFound(format!("credential '{upstream}/{name}'")))
 }
 
+#[utoipa::path(
+    operation_id = "upstreams_credentials",
+    get,
+    path = "/admin/api/upstreams/{name}/credentials",
+    tag = "upstreams",
+    summary = "List an upstream's provider keys",
+    params(("name" = String, Path, description = "Upstream name.", example = "demo-http")),
+    responses(
+        (status = 200, description = "Its provider keys (`key_hint`, never the key) and their health.", body = crate::schemas::CredentialList),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "No such upstream.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn credentials(
     State(state): State<AppState>,
     Path(upstream): Path<String>,
@@ -217,6 +296,22 @@ pub async fn credentials(
     ))
 }
 
+#[utoipa::path(
+    operation_id = "upstreams_add_credential",
+    post,
+    path = "/admin/api/upstreams/{name}/credentials",
+    tag = "upstreams",
+    summary = "Add a provider key",
+    description = "`key` is required.",
+    params(("name" = String, Path, description = "Upstream name.", example = "demo-http")),
+    request_body = fastgate_live::CredentialInput,
+    responses(
+        (status = 201, description = "The provider key as listed.", body = crate::schemas::CredentialListed),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "No such upstream.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "A key of that name exists, or the upstream belongs to the config file.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn add_credential(
     State(state): State<AppState>,
     actor: Actor,
@@ -242,12 +337,13 @@ pub async fn add_credential(
 }
 
 /// `PUT …/credentials/{cred}`: `{key?, weight?, quota?}` (and `name`, which must match the path).
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialUpdate {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = Password)]
     key: Option<fastgate_config::Secret<String>>,
     #[serde(default)]
     weight: Option<u32>,
@@ -255,6 +351,22 @@ pub struct CredentialUpdate {
     quota: Option<fastgate_config::CredentialQuota>,
 }
 
+#[utoipa::path(
+    operation_id = "upstreams_replace_credential",
+    put,
+    path = "/admin/api/upstreams/{name}/credentials/{cred}",
+    tag = "upstreams",
+    summary = "Create or change a provider key",
+    params(("name" = String, Path, description = "Upstream name.", example = "demo-http"), ("cred" = String, Path, description = "Provider key name.", example = "main")),
+    request_body = CredentialUpdate,
+    responses(
+        (status = 200, description = "Changed.", body = crate::schemas::CredentialListed),
+        (status = 201, description = "Created.", body = crate::schemas::CredentialListed),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "No such upstream.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "The upstream belongs to the config file.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn replace_credential(
     State(state): State<AppState>,
     actor: Actor,
@@ -304,6 +416,20 @@ async fn forget_health(state: &AppState, upstream: &str, credential: Option<&str
     }
 }
 
+#[utoipa::path(
+    operation_id = "upstreams_delete_credential",
+    delete,
+    path = "/admin/api/upstreams/{name}/credentials/{cred}",
+    tag = "upstreams",
+    summary = "Delete a provider key",
+    params(("name" = String, Path, description = "Upstream name.", example = "demo-http"), ("cred" = String, Path, description = "Provider key name.", example = "main")),
+    responses(
+        (status = 200, description = "Deleted (`<upstream>/<name>`).", body = crate::schemas::Deleted),
+        (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "No such provider key.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "The upstream belongs to the config file.", body = crate::schemas::ErrorBody),
+    )
+)]
 pub async fn delete_credential(
     State(state): State<AppState>,
     actor: Actor,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// One audited request. Never holds a gateway key, a provider key or their hashes:
 /// only the key's id and name.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     /// The gateway's own id for the request (a UUIDv7, also sent to the client as
     /// `x-fastgate-request-id`). Unique; inserts are idempotent on it, so replaying a

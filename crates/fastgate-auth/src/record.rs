@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum QuotaPeriod {
     #[default]
@@ -33,7 +33,7 @@ impl QuotaPeriod {
 
 /// Rate limits of one key; `None` means unlimited. A misspelt field is refused
 /// rather than ignored (it would leave the key unlimited).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct KeyLimits {
     pub requests_per_minute: Option<u32>,
@@ -44,7 +44,7 @@ pub struct KeyLimits {
 
 /// Quotas of one key over `period`; `None` means unlimited. Misspelt fields
 /// are refused.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct KeyQuota {
     pub requests: Option<u64>,
@@ -55,7 +55,7 @@ pub struct KeyQuota {
 
 /// A gateway key as stored and as held in the in-memory index. Its `Debug` output
 /// leaves the hash out (a hash of a key is a lookup handle for it).
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiKeyRecord {
     /// UUIDv7 string.
     pub id: String,

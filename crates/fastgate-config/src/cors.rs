@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// `cors:`. No section, or an empty `allowed_origins`: no CORS header is ever sent
 /// and `OPTIONS` requests are proxied like any other.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CorsConfig {
     /// Origins allowed to read responses, exactly as browsers send them in `Origin`

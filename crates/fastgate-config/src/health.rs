@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// `health:` — what happens to a credential when its provider refuses or fails.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthConfig {
     /// Apply the built-in rules when no configured rule matched a response:
@@ -15,11 +15,14 @@ pub struct HealthConfig {
     /// for its `Retry-After` (or `rate_limit_cooldown`).
     pub builtin_rules: bool,
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub auth_disable_for: Duration,
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub rate_limit_cooldown: Duration,
     /// Longest `Retry-After` honoured from a provider's 429.
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub max_cooldown: Duration,
     /// Retry a request refused with 401/403/429 at once on another active
     /// credential of the same upstream.
@@ -31,6 +34,7 @@ pub struct HealthConfig {
     pub quota_reset_hour: u8,
     /// How often each instance writes its credential counters to the database.
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub counters_flush_interval: Duration,
 }
 
@@ -51,14 +55,16 @@ impl Default for HealthConfig {
 
 /// `errors` failures (5xx or transport) within `within` open the circuit for
 /// `open_for`; then one trial request (half-open) closes or reopens it.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CircuitConfig {
     pub enabled: bool,
     pub errors: u32,
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub within: Duration,
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub open_for: Duration,
 }
 
@@ -75,7 +81,7 @@ impl Default for CircuitConfig {
 
 /// `upstreams[].credentials[].quota`: reaching a limit makes the credential
 /// `exhausted` until the next daily reset.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CredentialQuota {
     pub requests_per_day: Option<u64>,
@@ -94,7 +100,7 @@ impl CredentialQuota {
 
 /// `upstreams[].probe`: a cheap request the scheduler sends with a disabled
 /// credential to bring it back early (or keep it out).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeConfig {
     #[serde(default = "default_probe_method")]
@@ -103,8 +109,10 @@ pub struct ProbeConfig {
     #[serde(default)]
     pub path: Option<String>,
     #[serde(default = "default_probe_interval", with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub interval: Duration,
     #[serde(default = "default_probe_timeout", with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub timeout: Duration,
     /// Statuses that count as healthy (default any 2xx).
     #[serde(default)]

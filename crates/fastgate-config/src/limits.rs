@@ -9,7 +9,7 @@ use crate::secret::Secret;
 
 /// Rate limits of a route or a model group, over every key's requests together
 /// (the same fields as a key's `limits`). Absent = unlimited; 0 is refused.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitsConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -29,16 +29,18 @@ impl RateLimitsConfig {
 }
 
 /// `limits:` — how usage is kept.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// How often each instance adds the quota usage it counted to the database
     /// and reads the fleet's totals back.
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub flush_interval: Duration,
     /// With Redis: how long a concurrency slot or a reservation is held for a
     /// request whose instance never settles it (it died). Longer than any request.
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub reservation_ttl: Duration,
 }
 
@@ -52,18 +54,21 @@ impl Default for LimitsConfig {
 }
 
 /// `redis:` — counters and reservations shared by a fleet. Off without `url`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
     /// `redis://[user:password@]host:port/db` or `rediss://` (TLS). Unset: every
     /// instance counts on its own.
+    #[schema(value_type = Option<String>, format = Password)]
     pub url: Option<Secret<String>>,
     /// Prefix of every key FastGate writes (several fleets can share one Redis).
     pub key_prefix: String,
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub connect_timeout: Duration,
     /// How long an admission waits for Redis before the failure policy applies.
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub command_timeout: Duration,
     /// Instances sharing the limits: a rate limit enforced locally while Redis
     /// is unreachable is divided by this.
@@ -85,7 +90,7 @@ impl Default for RedisConfig {
 }
 
 /// What each kind of limit does while Redis is unreachable.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisFailurePolicy {
     pub rate_limits: FailureMode,
@@ -93,7 +98,7 @@ pub struct RedisFailurePolicy {
 }
 
 /// Rate limits without Redis.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FailureMode {
     /// Each instance enforces the limit divided by `expected_instances`.
@@ -106,7 +111,7 @@ pub enum FailureMode {
 }
 
 /// Quotas and budgets without Redis.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum QuotaFailureMode {
     /// Requests of keys with a quota are refused with 503.

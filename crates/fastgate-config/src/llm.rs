@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{TimeoutConfig, Transforms};
 
 /// Settings of the built-in LLM endpoints (`/v1/chat/completions`, `/v1/messages`, …).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LlmConfig {
     /// Serve the built-in LLM endpoints (an explicit route on the same path wins).
@@ -26,7 +26,7 @@ impl Default for LlmConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     #[default]
@@ -35,7 +35,7 @@ pub enum ModelKind {
 }
 
 /// A public model name (what clients put in `model`) and who serves it.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelGroupConfig {
     pub name: String,
@@ -61,7 +61,7 @@ pub struct ModelGroupConfig {
 }
 
 /// One upstream serving a model group, under its own model name.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentConfig {
     pub upstream: String,
@@ -88,7 +88,7 @@ fn default_weight() -> u32 {
 }
 
 /// USD per 1M tokens.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceConfig {
     pub input: f64,

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::secret::Secret;
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -23,6 +23,7 @@ pub struct Config {
     pub log: LogConfig,
     pub metrics: MetricsConfig,
     /// Directory for local state (SQLite file, generated admin token, spill files).
+    #[schema(value_type = String)]
     pub data_dir: PathBuf,
     pub upstreams: Vec<UpstreamConfig>,
     pub routes: Vec<RouteConfig>,
@@ -35,6 +36,7 @@ pub struct Config {
     /// File holding the master key that encrypts provider keys stored in the
     /// database (generated with mode 0600 when missing). The `FASTGATE_MASTER_KEY`
     /// variable (the key itself) takes precedence. Empty: `<data_dir>/master_key`.
+    #[schema(value_type = String)]
     pub master_key_file: PathBuf,
     /// IANA time zone for daily resets and times shown to people (default `UTC`).
     pub timezone: Timezone,
@@ -53,7 +55,7 @@ pub struct Config {
 }
 
 /// An IANA time zone name (`UTC`, `Asia/Shanghai`), checked by validation.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct Timezone(pub String);
 
@@ -64,7 +66,7 @@ impl Default for Timezone {
 }
 
 /// The path prefix of the generic passthrough by upstream name (default `/proxy`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct ProxyPrefix(pub String);
 
@@ -74,25 +76,30 @@ impl Default for ProxyPrefix {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address the gateway listens on.
+    #[schema(value_type = String, example = "127.0.0.1:8514")]
     pub listen: SocketAddr,
     /// Largest request body accepted; larger ones get 413 before any upstream connection.
     pub max_body_bytes: usize,
     /// Time allowed to receive the request headers.
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub header_read_timeout: Duration,
     /// Close a client connection after this long without any byte in either
     /// direction (an in-flight response is allowed to finish).
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub idle_timeout: Duration,
     /// Time allowed to receive a buffered request body.
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub body_read_timeout: Duration,
     /// How long in-flight requests may take to finish on shutdown.
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub shutdown_grace: Duration,
     /// Maximum concurrent client connections.
     pub max_connections: usize,
@@ -103,6 +110,7 @@ pub struct ServerConfig {
     /// Abort a response whose client has not accepted a byte for this long
     /// (the upstream request is cancelled and the audit record closed with an error).
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub write_timeout: Duration,
     /// Request body bytes all in-flight requests may hold together; past it new
     /// requests get 503 with `Retry-After` instead of growing memory.
@@ -127,10 +135,11 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// `sqlite://path` or `postgres://…`. Empty means `sqlite://<data_dir>/fastgate.db`.
+    #[schema(value_type = String, format = Password)]
     pub url: Secret<String>,
     pub max_connections: u32,
 }
@@ -144,15 +153,16 @@ impl Default for DatabaseConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Admin bearer token. When absent, one is generated on first start and stored in
     /// `<data_dir>/admin_token` (mode 0600).
+    #[schema(value_type = Option<String>, format = Password)]
     pub token: Option<Secret<String>>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
     pub enabled: bool,
@@ -160,6 +170,7 @@ pub struct AuditConfig {
     pub queue_capacity: usize,
     pub batch_size: usize,
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub flush_interval: Duration,
     /// Delete audit rows older than this many days (0 = keep forever).
     pub retention_days: u32,
@@ -181,7 +192,7 @@ impl Default for AuditConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `tracing` filter directive, e.g. `info` or `fastgate_proxy=debug`.
@@ -198,7 +209,7 @@ impl Default for LogConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -206,7 +217,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     pub enabled: bool,
@@ -224,7 +235,7 @@ impl Default for MetricsConfig {
 }
 
 /// Which protocol an upstream speaks; decides the header the credential goes in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UpstreamKind {
     /// `Authorization: Bearer <key>`
@@ -248,7 +259,7 @@ pub enum UpstreamKind {
 }
 
 /// How Responses API requests reach an upstream (see `UpstreamConfig::responses_api`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ResponsesApi {
     /// Passed through to the upstream's own `/v1/responses` (stateful features included).
@@ -278,7 +289,7 @@ impl UpstreamKind {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     pub name: String,
@@ -338,7 +349,7 @@ pub struct UpstreamConfig {
 }
 
 /// Header and body transforms (same shapes as on routes).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Transforms {
     #[serde(default)]
@@ -346,11 +357,12 @@ pub struct Transforms {
     #[serde(default)]
     pub remove_headers: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub add_body_fields: serde_json::Map<String, serde_json::Value>,
 }
 
 /// How an upstream chooses among its credentials.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CredentialStrategy {
     /// Each credential in turn, weights ignored.
@@ -367,10 +379,11 @@ pub enum CredentialStrategy {
     LeastInFlight,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialConfig {
     pub name: String,
+    #[schema(value_type = String, format = Password)]
     pub key: Secret<String>,
     #[serde(default = "default_weight")]
     pub weight: u32,
@@ -386,11 +399,12 @@ fn default_weight() -> u32 {
     1
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolConfig {
     pub max_idle_per_host: usize,
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub idle_timeout: Duration,
 }
 
@@ -403,7 +417,7 @@ impl Default for PoolConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     pub name: String,
@@ -425,6 +439,7 @@ pub struct RouteConfig {
     #[serde(default)]
     pub remove_headers: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub add_body_fields: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     pub timeout: TimeoutConfig,
@@ -482,7 +497,7 @@ fn default_true() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MatchConfig {
     pub path: String,
@@ -494,21 +509,26 @@ pub struct MatchConfig {
     pub headers: BTreeMap<String, String>,
     /// Top-level JSON body field -> exact value required.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub body: serde_json::Map<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TimeoutConfig {
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub connect: Duration,
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub first_byte: Duration,
     /// Longest silence allowed between two response chunks.
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub idle: Duration,
     /// Whole exchange, streaming included.
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub total: Duration,
 }
 
@@ -523,7 +543,7 @@ impl Default for TimeoutConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RouteAuditConfig {
     pub headers: bool,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// One rule: when `when` matches `threshold.hits` times within
 /// `threshold.within` for one credential, the `actions` run (then not again
 /// for that credential before `cooldown` has passed).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     pub name: String,
@@ -30,6 +30,7 @@ pub struct RuleConfig {
         with = "humantime_serde",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<String>, example = "10m")]
     pub cooldown: Option<Duration>,
     pub actions: Vec<ActionConfig>,
 }
@@ -40,14 +41,17 @@ fn default_true() -> bool {
 
 /// A condition: every key given must match (`{status: [429], body_contains: x}`
 /// means both); `all`, `any` and `not` nest.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Condition {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
     pub all: Option<Vec<Condition>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
     pub any: Option<Vec<Condition>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
     pub not: Option<Box<Condition>>,
     /// `429`, `[402, 429]`, `"500-599"` or a list mixing both.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,14 +72,14 @@ pub struct Condition {
 }
 
 /// A status, a `"500-599"` range, or a list of either.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum StatusMatch {
     One(StatusItem),
     List(Vec<StatusItem>),
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum StatusItem {
     Code(u16),
@@ -85,7 +89,7 @@ pub enum StatusItem {
 
 /// `json_path: {path: "$.error.code", equals: "insufficient_quota"}`: exactly one
 /// of `equals`, `matches` (regex on the string value), `gt`, `lt`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JsonPathCondition {
     pub path: String,
@@ -101,7 +105,7 @@ pub struct JsonPathCondition {
 
 /// `header: {name: x-ratelimit-remaining-requests, equals: "0"}`: exactly one of
 /// `equals`, `contains` (case-insensitive name; values compared as given).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderCondition {
     pub name: String,
@@ -112,11 +116,12 @@ pub struct HeaderCondition {
 }
 
 /// How many matches within how long fire the rule (default 1 within 60 s).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Threshold {
     pub hits: u32,
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "30s")]
     pub within: Duration,
 }
 
@@ -148,7 +153,7 @@ pub enum ActionConfig {
 }
 
 /// The written form of an [`ActionConfig`]: one of its keys.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionRepr {
     #[serde(
@@ -156,6 +161,7 @@ pub struct ActionRepr {
         with = "humantime_serde",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<String>, example = "10m")]
     pub disable: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ban: Option<bool>,
@@ -294,5 +300,27 @@ impl HeaderCondition {
     /// How many of `equals`, `contains` are given (exactly one is valid).
     pub fn operator_count(&self) -> usize {
         usize::from(self.equals.is_some()) + usize::from(self.contains.is_some())
+    }
+}
+
+/// The document shows an action in its written form, [`ActionRepr`].
+impl utoipa::PartialSchema for ActionConfig {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::Ref::from_schema_name("ActionRepr").into()
+    }
+}
+
+impl utoipa::ToSchema for ActionConfig {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            "ActionRepr".into(),
+            <ActionRepr as utoipa::PartialSchema>::schema(),
+        ));
+        <ActionRepr as utoipa::ToSchema>::schemas(schemas);
     }
 }

@@ -8,11 +8,12 @@ use fastgate_auth::QuotaPeriod;
 use serde::Serialize;
 
 /// One quota period.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Period {
     /// Counting id: `all` for `never`, `d2026-11-30`, `m2026-11`.
     pub id: String,
     /// `never`, `daily` or `monthly`.
+    #[schema(value_type = String)]
     pub kind: &'static str,
     pub starts_at: Option<DateTime<Utc>>,
     /// When the next period starts; `None` for `never`.

@@ -318,9 +318,10 @@ pub struct PeriodUsage {
 }
 
 /// What one key has used and holds, for the usage API.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct KeyUsageView {
     /// `memory`, `redis`, or `fallback` (Redis unreachable).
+    #[schema(value_type = String)]
     pub backend: &'static str,
     pub period: Option<crate::period::Period>,
     /// Settled usage in the period (requests count from admission).
@@ -331,23 +332,24 @@ pub struct KeyUsageView {
     pub windows: Vec<WindowView>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct UsedView {
     pub requests: u64,
     pub tokens: u64,
     pub cost: f64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct ReservedView {
     pub tokens: u64,
     pub cost: f64,
     pub in_flight: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct WindowView {
     /// [`LimitKind::as_str`] of a rate limit.
+    #[schema(value_type = String)]
     pub limit_kind: &'static str,
     pub limit: u64,
     pub used: u64,

@@ -12,11 +12,12 @@ use crate::{LiveError, LiveObjects, merge};
 
 /// A provider key as given to a change; `key` may be left out when the key
 /// already exists (only its weight changes).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialInput {
     pub name: String,
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = Password)]
     pub key: Option<Secret<String>>,
     #[serde(default)]
     pub weight: Option<u32>,

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::LiveObjects;
 
 /// Where an object is defined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// The YAML file: read-only through the API.
@@ -19,7 +19,7 @@ pub enum Source {
 }
 
 /// A provider key as listings show it: never the key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CredentialView {
     pub upstream: String,
     pub name: String,

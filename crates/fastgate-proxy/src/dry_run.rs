@@ -28,7 +28,7 @@ fn get() -> String {
 }
 
 /// A request to explain: method, path (with an optional query), headers, body.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DryRunRequest {
     #[serde(default = "get")]
@@ -43,7 +43,7 @@ pub struct DryRunRequest {
 }
 
 /// Where the request would go and what would be sent, secrets redacted.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct DryRunReport {
     pub matched: bool,
     pub normalized_path: String,
@@ -62,7 +62,7 @@ pub struct DryRunReport {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct DryRunHeader {
     pub name: String,
     pub value: String,

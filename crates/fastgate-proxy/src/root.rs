@@ -33,6 +33,7 @@ fn document() -> serde_json::Value {
             "health": "/health",
             "metrics": "/metrics",
             "admin_api": "/admin/api",
+            "openapi": "/admin/api/openapi.json",
             "ui": "/admin/ui",
         },
     })

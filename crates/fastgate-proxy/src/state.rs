@@ -54,7 +54,7 @@ impl ConnAbort {
 }
 
 /// What a reload swapped in.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
 pub struct ReloadSummary {
     pub routes: usize,
     pub upstreams: usize,

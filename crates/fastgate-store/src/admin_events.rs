@@ -9,7 +9,7 @@ use crate::convert::{from_ms, storable, to_ms};
 use crate::{Store, StoreError};
 
 /// One change made through the admin API.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AdminEvent {
     /// UUIDv7: sorts by time.
     pub id: String,

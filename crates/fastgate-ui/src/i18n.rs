@@ -110,6 +110,7 @@ const TEXT: &[(&str, &str, &str)] = &[
     ("nav.settings", "Settings", "设置"),
     ("nav.events", "Admin events", "管理事件"),
     ("nav.signout", "Sign out", "退出登录"),
+    ("nav.api", "API reference", "API 参考"),
     ("lang.switch", "中文", "English"),
     ("signin.title", "Sign in", "登录"),
     ("signin.token", "Admin token", "管理令牌"),

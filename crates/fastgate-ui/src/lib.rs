@@ -12,6 +12,7 @@
 pub mod i18n;
 mod i18n_manage;
 pub mod pages;
+mod reference;
 pub mod session;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -49,13 +50,15 @@ const ASSETS: &[(&str, &str, &str)] = &[
 ];
 
 /// The UI's routes, to be nested at `/admin/ui` in a router whose state is [`AppState`].
-pub fn router() -> Router<AppState> {
+/// `openapi` is the admin API's OpenAPI document, rendered at `/api-reference`.
+pub fn router(openapi: std::sync::Arc<serde_json::Value>) -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/lang/{code}", get(switch_lang))
         .route("/assets/{name}", get(asset))
+        .route("/api-reference", reference::route(openapi))
         .route("/{page}", get(show_page))
         .layer(middleware::from_fn(security_headers))
 }

@@ -76,6 +76,7 @@ pub fn page(cx: &PageContext<'_>, page: &str) -> Markup {
                         }
                     }
                     div.actions {
+                        a href="/admin/ui/api-reference" { (lang.t("nav.api")) }
                         a.lang href={ "/admin/ui/lang/" (other) "?next=" (page) } { (lang.t("lang.switch")) }
                         form method="post" action="/admin/ui/logout" {
                             input type="hidden" name="csrf" value=(cx.csrf);

@@ -62,7 +62,7 @@ pub struct CredentialHealth {
 }
 
 /// What the admin API shows of a credential (never the key).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct CredentialStatus {
     pub state: CredentialState,
     pub reason: String,
@@ -81,7 +81,7 @@ pub struct CredentialStatus {
     pub quota: Option<QuotaStatus>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct QuotaStatus {
     pub requests_per_day: Option<u64>,
     pub tokens_per_day: Option<u64>,

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 /// Where a credential stands. Only `active` ones serve requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 #[repr(u8)]
 pub enum CredentialState {
