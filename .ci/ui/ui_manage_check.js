@@ -271,7 +271,29 @@ async function models(page) {
   await page.goto(url + "/admin/ui/models");
   await page.waitForSelector("main table tbody tr", T);
   if (!(await rowText(page, "main", "demo"))) fail("the demo model group is not listed");
+  await page.screenshot({ path: path.join(shots, "models-en.png"), fullPage: true });
   ok("models: listed");
+}
+
+// The pages without their own check here (settings, admin events, the API reference)
+// render in both languages: screenshots of them, and the reference lists operations.
+async function otherPages(page) {
+  for (const lang of ["en", "zh"]) {
+    await page.goto(url + "/admin/ui/lang/" + lang + "?next=settings");
+    await page.waitForFunction(() => document.getElementById("status").textContent === "" && document.querySelector("main pre"), null, T);
+    await page.screenshot({ path: path.join(shots, `settings-${lang}.png`), fullPage: true });
+    await page.goto(url + "/admin/ui/events");
+    await page.waitForFunction(() => document.getElementById("status").textContent === "", null, T);
+    await page.screenshot({ path: path.join(shots, `events-${lang}.png`), fullPage: true });
+  }
+  await page.goto(url + "/admin/ui/lang/en?next=routes");
+  await page.goto(url + "/admin/ui/api-reference");
+  const text = await page.textContent("body");
+  for (const want of ["/admin/api/keys/batch", "/admin/api/stats/summary", "ErrorBody"]) {
+    if (!text.includes(want)) fail(`the API reference lacks ${want}`);
+  }
+  await page.screenshot({ path: path.join(shots, "api-reference-en.png") });
+  ok("settings, admin events (both languages) and the API reference render");
 }
 
 async function chinese(page) {
@@ -290,8 +312,8 @@ async function chinese(page) {
     const missing = words.filter((w) => !text.includes(w));
     if (missing.length) fail(`the Chinese ${p} page lacks ${missing.join(", ")}`);
     if (/manage\.[a-z_]+/.test(text)) fail(`the ${p} page shows a dictionary key: ${text.match(/manage\.[a-z_]+/)[0]}`);
+    await page.screenshot({ path: path.join(shots, `${p}-zh.png`), fullPage: true });
   }
-  await page.screenshot({ path: path.join(shots, "upstreams-zh.png"), fullPage: true });
   await page.goto(url + "/admin/ui/lang/en?next=routes");
   ok("Chinese: routes, upstreams, rules and models pages in Chinese");
 }
@@ -360,6 +382,7 @@ async function main() {
     await credentials(page);
     await rules(page);
     await models(page);
+    await otherPages(page);
     await chinese(page);
     const imgs = await page.$$eval("main img", (is) => is.length);
     if (imgs) fail("an <img> element was made from a value");

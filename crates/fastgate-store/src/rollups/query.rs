@@ -269,9 +269,19 @@ where
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> &'static str: Encode<'q, DB> + Type<DB>,
 {
-    qb.push(" WHERE (1 = 0");
-    for s in segments {
-        qb.push(" OR (grain = ")
+    // No constant `1 = 0 OR …` in front of the segments: with it SQLite scans the
+    // whole table; without it, each segment is a range of the primary key
+    // (a multi-index OR; PostgreSQL a bitmap OR).
+    if segments.is_empty() {
+        qb.push(" WHERE (1 = 0");
+    } else {
+        qb.push(" WHERE (");
+    }
+    for (i, s) in segments.iter().enumerate() {
+        if i > 0 {
+            qb.push(" OR ");
+        }
+        qb.push("(grain = ")
             .push_bind(s.grain.as_str())
             .push(" AND bucket_start >= ")
             .push_bind(s.start)
