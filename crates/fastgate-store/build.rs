@@ -5,6 +5,8 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(fastgate_pg_tests)");
     println!("cargo::rerun-if-env-changed=FASTGATE_TEST_PG_URL");
     println!("cargo::rerun-if-changed=build.rs");
+    // The embedded migrations (`sqlx::migrate!`): a new file must rebuild the crate.
+    println!("cargo::rerun-if-changed=migrations");
     let set = std::env::var("FASTGATE_TEST_PG_URL").is_ok_and(|v| !v.trim().is_empty());
     if set {
         println!("cargo::rustc-cfg=fastgate_pg_tests");

@@ -74,13 +74,18 @@ where
     DB: Database,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
+    push_order(qb, f);
+    qb.push(" LIMIT ").push_bind(i64::from(page_limit(f)));
+    qb.push(" OFFSET ")
+        .push_bind(i64::from(f.offset.unwrap_or(0)));
+}
+
+/// Appends ` ORDER BY …` (by `request_time`, then `request_id`, in `f.order`).
+pub(crate) fn push_order<DB: Database>(qb: &mut QueryBuilder<DB>, f: &AuditFilter) {
     qb.push(match f.order {
         SortOrder::Desc => " ORDER BY request_time DESC, request_id DESC",
         SortOrder::Asc => " ORDER BY request_time ASC, request_id ASC",
     });
-    qb.push(" LIMIT ").push_bind(i64::from(page_limit(f)));
-    qb.push(" OFFSET ")
-        .push_bind(i64::from(f.offset.unwrap_or(0)));
 }
 
 pub(crate) fn page_limit(f: &AuditFilter) -> u32 {
