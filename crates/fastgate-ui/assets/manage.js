@@ -270,20 +270,19 @@ window.FastGatePages = window.FastGatePages || {};
 
   // The JSON editor of an upstream (new, or an API-managed one). Its keys are not in
   // it: they are added, changed and removed in the credentials table.
-  function upstreamEditor(h, upstream, done) {
+  // An object edited as JSON: created with POST on `collection`, replaced with PUT on
+  // `collection/name`; the server's refusal is shown under the JSON box.
+  // o: { formId, jsonId, saveId?, rows, hint, title, collection, name (null: new), body }.
+  function jsonEditor(h, o, done) {
     const { el, t, api } = h;
-    const isNew = !upstream;
-    let body = { name: "", kind: "openai", base_url: "" };
-    if (!isNew) {
-      body = JSON.parse(JSON.stringify(upstream));
-      delete body.source;
-      delete body.credentials;
-    }
-    const json = field(h, t("manage.json_full"), jsonArea(h, "uf-json", body, 18), t("manage.upstream_json_hint"));
+    const isNew = o.name === null;
+    const json = field(h, t("manage.json_full"), jsonArea(h, o.jsonId, o.body, o.rows), t(o.hint));
     const top = el("div", { class: "form-error", role: "alert" });
-    const form = el("form", { class: "card editor", id: "upstream-form", novalidate: "" },
-      el("h2", {}, isNew ? t("manage.upstream_new") : t("manage.editing") + " " + upstream.name), top, json.wrap,
-      el("div", { class: "toolbar" }, el("button", { type: "submit", class: "primary", id: "uf-save" }, isNew ? t("common.create") : t("manage.save")),
+    const save = { type: "submit", class: "primary" };
+    if (o.saveId) save.id = o.saveId;
+    const form = el("form", { class: "card editor", id: o.formId, novalidate: "" },
+      el("h2", {}, isNew ? t(o.title) : t("manage.editing") + " " + o.name), top, json.wrap,
+      el("div", { class: "toolbar" }, el("button", save, isNew ? t("common.create") : t("manage.save")),
         el("button", { type: "button", onclick: () => done(null) }, t("common.cancel"))));
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
@@ -291,12 +290,26 @@ window.FastGatePages = window.FastGatePages || {};
       top.textContent = "";
       try {
         const value = parseObject(h, json.input.value);
-        if (isNew) await api("/admin/api/upstreams", { method: "POST", json: value });
-        else await api("/admin/api/upstreams/" + enc(upstream.name), { method: "PUT", json: value });
+        if (isNew) await api(o.collection, { method: "POST", json: value });
+        else await api(o.collection + "/" + enc(o.name), { method: "PUT", json: value });
         done(value.name);
       } catch (e) { json.error.textContent = e.message; }
     });
     return form;
+  }
+
+  function upstreamEditor(h, upstream, done) {
+    let body = { name: "", kind: "openai", base_url: "" };
+    if (upstream) {
+      body = JSON.parse(JSON.stringify(upstream));
+      delete body.source;
+      delete body.credentials;
+    }
+    return jsonEditor(h, {
+      formId: "upstream-form", jsonId: "uf-json", saveId: "uf-save", rows: 18,
+      hint: "manage.upstream_json_hint", title: "manage.upstream_new",
+      collection: "/admin/api/upstreams", name: upstream ? upstream.name : null, body,
+    }, done);
   }
 
   function upstreamSection(h, u, creds, editor, reload) {
@@ -369,28 +382,13 @@ window.FastGatePages = window.FastGatePages || {};
   }
 
   function ruleEditor(h, rule, done) {
-    const { el, t, api } = h;
-    const isNew = !rule;
     let body = { name: "", description: "", enabled: true, when: { status: [401, 403] }, threshold: { hits: 1, within: "1m" }, actions: [{ log: true }] };
-    if (!isNew) { body = JSON.parse(JSON.stringify(rule)); delete body.source; delete body.recent_events; }
-    const json = field(h, t("manage.json_full"), jsonArea(h, "rule-json", body, 14), t("manage.rule_json_hint"));
-    const top = el("div", { class: "form-error", role: "alert" });
-    const form = el("form", { class: "card editor", id: "rule-form", novalidate: "" },
-      el("h2", {}, isNew ? t("manage.rule_new") : t("manage.editing") + " " + rule.name), top, json.wrap,
-      el("div", { class: "toolbar" }, el("button", { type: "submit", class: "primary" }, isNew ? t("common.create") : t("manage.save")),
-        el("button", { type: "button", onclick: () => done(null) }, t("common.cancel"))));
-    form.addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      clearFieldErrors(form);
-      top.textContent = "";
-      try {
-        const value = parseObject(h, json.input.value);
-        if (isNew) await api("/admin/api/rules", { method: "POST", json: value });
-        else await api("/admin/api/rules/" + enc(rule.name), { method: "PUT", json: value });
-        done(value.name);
-      } catch (e) { json.error.textContent = e.message; }
-    });
-    return form;
+    if (rule) { body = JSON.parse(JSON.stringify(rule)); delete body.source; delete body.recent_events; }
+    return jsonEditor(h, {
+      formId: "rule-form", jsonId: "rule-json", rows: 14,
+      hint: "manage.rule_json_hint", title: "manage.rule_new",
+      collection: "/admin/api/rules", name: rule ? rule.name : null, body,
+    }, done);
   }
 
   function ruleActions(h, r, editor, detail, reload) {
