@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """FastGate benchmark orchestrator: runs every scenario against direct / nginx /
-FastGate and writes docs/performance.md. Started by bench/run.sh (which installs
-the tools and builds the binaries); Python 3 standard library only.
+FastGate (1 thread and all cores, each with the audit on and off) and writes
+docs/performance.md. Started by bench/run.sh (which installs the tools and builds
+the binaries); Python 3 standard library only.
 
     python3 bench/harness.py [--quick] [--scenarios a32,b,...] [--targets direct,nginx,...]
                              [--no-pin] [--output docs/performance.md]
@@ -51,8 +52,29 @@ TARGET_LABELS = {
     "direct": "direct (mock alone)",
     "nginx": "nginx, 1 worker",
     "fastgate-1t": "FastGate, 1 thread",
+    "fastgate-1t-noaudit": "FastGate, 1 thread, audit off",
     "fastgate": "FastGate, all cores",
+    "fastgate-noaudit": "FastGate, all cores, audit off",
 }
+
+# The FastGate variants: data dir (one bench key and one set of limits each),
+# worker threads (0 = one per CPU), pinned to the proxy core, audit on or off.
+FASTGATE_TARGETS = {
+    "fastgate-1t": dict(data="fg-1t", threads=1, pinned=True, audit=True),
+    "fastgate-1t-noaudit": dict(data="fg-1t-na", threads=1, pinned=True, audit=False),
+    "fastgate": dict(data="fg-all", threads=0, pinned=False, audit=True),
+    "fastgate-noaudit": dict(data="fg-all-na", threads=0, pinned=False, audit=False),
+}
+
+# Each audit-on variant (these decide the targets) and its audit-off reference.
+AUDIT_OFF = {"fastgate-1t": "fastgate-1t-noaudit", "fastgate": "fastgate-noaudit"}
+
+DEFAULT_TARGETS = "direct,nginx,fastgate-1t,fastgate-1t-noaudit,fastgate,fastgate-noaudit"
+
+
+def audit_off(target):
+    """True for a FastGate variant run with `audit.enabled: false`."""
+    return target in FASTGATE_TARGETS and not FASTGATE_TARGETS[target]["audit"]
 
 
 def log(msg):
@@ -449,6 +471,18 @@ rules:
 """
 
 
+AUDIT_ON_LINE = ("audit: {{ enabled: true, batch_size: 512, flush_interval: 200ms, "
+                 "queue_capacity: 65536 }}\n")
+
+
+def without_audit(text):
+    """FASTGATE_CONF with the audit turned off; everything else (limits, metrics,
+    routes and their audit options) unchanged."""
+    if AUDIT_ON_LINE not in text:
+        raise SystemExit("bench config changed: cannot turn the audit off")
+    return text.replace(AUDIT_ON_LINE, "audit: {{ enabled: false }}\n", 1)
+
+
 def with_health_load(text):
     """FASTGATE_CONF with ten credentials on `mock` and five rules."""
     two = ('      - {{ name: k1, key: "sk-bench-{cred}" }}\n'
@@ -502,6 +536,7 @@ class Bench:
         self.limits = {}
         self.commands = {}
         self.started = time.time()
+        self.binary_bytes = os.path.getsize(FASTGATE) if os.path.exists(FASTGATE) else None
 
     # -- helpers
 
@@ -516,10 +551,12 @@ class Bench:
         wait_http(f"http://127.0.0.1:{self.mock_port}/health", self.mock.proc)
         self.commands["mock"] = argv
 
-    def fastgate_config(self, name, threads, audit_bodies, port):
+    def fastgate_config(self, name, threads, audit_bodies, port, audit=True):
         data = os.path.join(self.work, name)
         os.makedirs(data, exist_ok=True)
         template = with_health_load(FASTGATE_CONF) if self.args.health_load else FASTGATE_CONF
+        if not audit:
+            template = without_audit(template)
         text = template.format(port=port, threads=threads, data=data,
                                     admin_token=self.admin_token, mock_port=self.mock_port,
                                     cred=self.cred, chat=CHAT_PATH,
@@ -567,10 +604,12 @@ class Bench:
                 time.sleep(0.05)
             self.commands["nginx"] = argv
             return svc, f"http://127.0.0.1:{port}", None
-        one = target == "fastgate-1t"
-        name = "fg-1t" if one else "fg-all"
-        conf = self.fastgate_config(name, 1 if one else 0, scenario.get("audit_bodies", False), port)
-        argv = self.pinned(self.cpu_proxy if one else None, [FASTGATE, "serve", "--config", conf])
+        spec = FASTGATE_TARGETS[target]
+        name = spec["data"]
+        conf = self.fastgate_config(name, spec["threads"], scenario.get("audit_bodies", False), port,
+                                    audit=spec["audit"])
+        argv = self.pinned(self.cpu_proxy if spec["pinned"] else None,
+                           [FASTGATE, "serve", "--config", conf])
         svc = Service(target, argv, os.path.join(self.work, f"{name}.log"))
         wait_http(f"http://127.0.0.1:{port}/health", svc.proc)
         self.commands[target] = argv
@@ -630,8 +669,8 @@ class Bench:
     def drop_databases(self):
         """The audit databases grow to ~1 GB per FastGate variant: removed after the
         run unless --keep-data (configs, logs and raw results stay)."""
-        for name in ("fg-1t", "fg-all"):
-            path = os.path.join(self.work, name)
+        for spec in FASTGATE_TARGETS.values():
+            path = os.path.join(self.work, spec["data"])
             if os.path.isdir(path):
                 shutil.rmtree(path, ignore_errors=True)
         runs = sorted(d for d in os.listdir(os.path.dirname(self.work)) if d.startswith("run-"))
@@ -736,7 +775,7 @@ class Bench:
                 else:
                     self.digest_stream(res, data)
             if is_fg:
-                self.digest_fastgate(res, url, before_metrics, sampler)
+                self.digest_fastgate(res, url, before_metrics, sampler, audit_off(target))
         except Exception as e:  # noqa: BLE001 - one failed run must not stop the suite
             res["ok"] = False
             res["error"] = f"{type(e).__name__}: {e}"
@@ -776,7 +815,7 @@ class Bench:
         res["stream_rss"] = d.get("rss", {})
         res["rps"] = d.get("streams", 0) / max(1e-9, d.get("elapsed_s", 1))
 
-    def digest_fastgate(self, res, url, before, sampler):
+    def digest_fastgate(self, res, url, before, sampler, no_audit=False):
         after = self.scrape(url)
         buckets = histogram_delta(before, after, "fastgate_gateway_overhead_seconds")
         res["overhead_us"] = {
@@ -784,6 +823,9 @@ class Bench:
             "p50": none_mul(histogram_quantile(0.50, buckets), 1e6),
             "p99": none_mul(histogram_quantile(0.99, buckets), 1e6),
         }
+        if no_audit:
+            res["audit"] = None  # no writer: nothing to drain or count
+            return
         written0 = metric_sum(before, "fastgate_audit_written_total")
         written_run = metric_sum(after, "fastgate_audit_written_total") - written0
         depth_end = metric_sum(after, "fastgate_audit_queue_depth")
@@ -836,11 +878,11 @@ class Bench:
                         if res.get("ok") and noise(res) <= NOISY_CORES:
                             break
                         if attempt <= self.args.retries:
-                            log(f"  {target:12s} noisy or failed run (other processes used "
+                            log(f"  {target:19s} noisy or failed run (other processes used "
                                 f"{noise(res):.2f} cores); retrying")
                     best["attempts"] = attempt
                     self.results.append(best)
-                    log(f"  {target:12s} {short(best, sc)}")
+                    log(f"  {target:19s} {short(best, sc)}")
         finally:
             self.mock.stop()
             if not self.args.keep_data:
@@ -864,7 +906,7 @@ class Bench:
 
 
 META_FIELDS = ("elapsed", "nproc", "nofile", "pin", "cpu_proxy", "cpu_mock", "cpu_client",
-               "limits")
+               "limits", "binary_bytes")
 
 
 def report_only(path, output):
@@ -872,7 +914,8 @@ def report_only(path, output):
     with open(path, encoding="utf-8") as f:
         saved = json.load(f)
     meta = saved["meta"]
-    bench = types.SimpleNamespace(**{k: meta[k] for k in META_FIELDS})
+    # .get: results saved by an older harness lack the newer fields (binary_bytes).
+    bench = types.SimpleNamespace(**{k: meta.get(k) for k in META_FIELDS})
     bench.args = types.SimpleNamespace(**meta["args"])
     bench.results = saved["results"]
     bench.commands = meta["commands"]
@@ -966,6 +1009,32 @@ def fmt_signed_us(v):
     return ("+" if v >= 0 else "−") + fmt_us(abs(v))
 
 
+def fmt_cpu(us):
+    return "—" if us is None else f"{us:.1f} µs"
+
+
+def verdict(ok):
+    return "—" if ok is None else ("**met**" if ok else "**missed**")
+
+
+def vs_nginx(a, b):
+    """a ≤ b, with differences under TIE_US reported as a tie."""
+    if a > b + TIE_US:
+        return "**missed**"
+    return "**met**" if a <= b else f"**met** (tie: within {TIE_US} µs)"
+
+
+def audit_cells(target, a):
+    """The audit writer's columns of "FastGate's own view"."""
+    if audit_off(target):
+        return ["off"] * 8
+    if not a:
+        return ["—"] * 8
+    return [fmt_num(a["written_during_run"]), fmt_num(a["rows_per_s"]),
+            fmt_num(a["queue_depth_max"]), fmt_num(a["queue_depth_end"]), f"{a['drain_s']:.1f} s",
+            fmt_num(a["dropped"] + a["overflow"]), fmt_num(a["spilled"]), fmt_num(a["sink_errors"])]
+
+
 def shell_join(argv, secrets_to_hide=()):
     text = " ".join(shlex.quote(a) for a in argv)
     for s in secrets_to_hide:
@@ -993,6 +1062,19 @@ class Report:
             return text[0] if text else "?"
         except OSError:
             return "not found"
+
+    def fastgate_targets(self):
+        """The FastGate variants of this run, in --targets order."""
+        return [t for t in self.targets if t in FASTGATE_TARGETS]
+
+    def added(self, sid, target, field, p):
+        """The target's percentile p of `field` (lat_us, ttfb_us, gap_us) minus the direct
+        run's, or None when either is missing."""
+        r, d = self.get(sid, target), self.get(sid, "direct")
+        if not r or not d:
+            return None
+        a, b = r.get(field, {}).get(p), d.get(field, {}).get(p)
+        return None if a is None or b is None else a - b
 
     def cpu_per_req(self, r):
         if not r or not r.get("requests") or r.get("proxy_cpu_s") is None:
@@ -1023,10 +1105,10 @@ class Report:
         if b.pin:
             w(f"- CPU pinning (`taskset`): the proxy under test on CPU {b.cpu_proxy}; the mock on "
               f"CPU {b.cpu_mock}; the load generator on CPU {b.cpu_client}. nginx (1 worker) and "
-              "FastGate (1 worker thread) are therefore measured on one core each, with nothing "
-              "else scheduled there: a per-core comparison. \"FastGate, all cores\" is not pinned "
-              "(its runtime has one worker per CPU) and competes with the mock and the load "
-              "generator.")
+              "FastGate (1 worker thread, audit on or off) are therefore measured on one core each, "
+              "with nothing else scheduled there: a per-core comparison. \"FastGate, all cores\" "
+              "(audit on or off) is not pinned (its runtime has one worker per CPU) and competes "
+              "with the mock and the load generator.")
         else:
             w("- No CPU pinning (fewer than 2 CPUs, `taskset` missing or `--no-pin`).")
         w("- Targets: **direct** = the load generator talks to the mock upstream; **nginx** = "
@@ -1034,9 +1116,13 @@ class Report:
           "`proxy_http_version 1.1`, `proxy_buffering off`, `proxy_request_buffering off`, "
           "access log off); **FastGate** = gateway-key auth, a 9-route table, credential "
           "pool, audit of every request to SQLite (with headers; bodies too in (f)) and "
-          "Prometheus metrics, `log.level: warn`.")
-        stored = [v for v in b.limits.values() if v]
-        if stored and len(stored) == len(b.limits):
+          "Prometheus metrics, `log.level: warn`, with 1 worker thread and with all cores; "
+          "**FastGate, … audit off** = the same configuration with `audit: { enabled: false }` "
+          "(limits, metrics and routes unchanged), to show what the audit costs. The targets "
+          "are judged on the audit-on variants.")
+        limits = b.limits or {}
+        stored = [v for v in limits.values() if v]
+        if stored and len(stored) == len(limits):
             w("- Per-key limits are on: the bench key has "
               + ", ".join(f"`{k}: {v:,}`" for k, v in sorted(stored[0].items()) if v)
               + " (set through the admin API), far above the load, so the limiter runs on "
@@ -1065,11 +1151,12 @@ class Report:
         w("Command:")
         w("")
         w("```sh")
-        w("bash bench/run.sh            # full suite, writes docs/performance.md (~6–8 min)")
-        w("bash bench/run.sh --quick    # smoke run, ~2 min")
+        w("bash bench/run.sh            # full suite, writes docs/performance.md (~7–9 min)")
+        w("bash bench/run.sh --quick    # smoke run, ~3 min")
         w("```")
         w("")
         self.render_summary(w)
+        self.render_audit_cost(w)
         for sid in self.chosen:
             sc = self.plan[sid]
             w(f"## {sc['title']}")
@@ -1086,98 +1173,185 @@ class Report:
     def render_summary(self, w):
         w("## Targets at a glance")
         w("")
-        w("| target | measured | result |")
-        w("| --- | --- | --- |")
+        w("Targets from the performance issue, measured with every feature on: the audit-on "
+          "FastGate targets decide met / missed. The \"audit off\" column gives the same figure "
+          "for the audit-off variant of the same target, for reference only.")
+        w("")
+        w("| target | measured | audit off (reference) | result |")
+        w("| --- | --- | --- | --- |")
         for row in self.summary_rows():
             w("| " + " | ".join(row) + " |")
         w("")
 
     def summary_rows(self):
+        one, both = ["fastgate-1t"], list(AUDIT_OFF)
         rows = []
-
-        def verdict(ok):
-            return "—" if ok is None else ("**met**" if ok else "**missed**")
-
-        def vs_nginx(a, b, also=True):
-            """a ≤ b, with differences under TIE_US reported as a tie."""
-            if not also or a > b + TIE_US:
-                return "**missed**"
-            return "**met**" if a <= b else f"**met** (tie: within {TIE_US} µs)"
-
         for sid in ("a32", "a128"):
-            n = self.get(sid, "nginx")
-            for t in ("fastgate-1t", "fastgate"):
-                f = self.get(sid, t)
-                if n and f and n.get("rps"):
-                    ratio = f["rps"] / n["rps"]
-                    rows.append([f"throughput ≥ 1.0× nginx ({sid}, {TARGET_LABELS[t]})",
-                                 f"{fmt_num(f['rps'])} vs {fmt_num(n['rps'])} req/s = {ratio:.2f}×",
-                                 verdict(ratio >= 1.0)])
-            f = self.get(sid, "fastgate-1t")
-            cf, cn = self.cpu_per_req(f), self.cpu_per_req(n)
-            if cf and cn:
-                rows.append([f"CPU per request ≤ nginx ({sid}, 1 thread)",
-                             f"{cf:.1f} µs vs {cn:.1f} µs = {cf / cn:.2f}×", verdict(cf <= cn)])
-        d, n = self.get("b", "direct"), self.get("b", "nginx")
-        for t in ("fastgate-1t", "fastgate"):
-            f = self.get("b", t)
-            if d and n and f:
-                for p in ("p50", "p99"):
-                    af = f["lat_us"][p] - d["lat_us"][p]
-                    an = n["lat_us"][p] - d["lat_us"][p]
-                    goal = "≤ nginx and < 100 µs" if p == "p50" else "≤ nginx"
-                    rows.append([f"added latency {p} at 1,000 req/s {goal} ({TARGET_LABELS[t]})",
-                                 f"{fmt_signed_us(af)} vs nginx {fmt_signed_us(an)}",
-                                 vs_nginx(af, an, p != "p50" or af < 100)])
-            if d and f:
-                af = f["lat_us"]["p99"] - d["lat_us"]["p99"]
-                rows.append([f"SPEC §9: added p99 < 100 µs at 1,000 req/s ({TARGET_LABELS[t]})",
-                             fmt_signed_us(af), verdict(af < 100)])
-        d, n = self.get("c", "direct"), self.get("c", "nginx")
-        for t in ("fastgate-1t", "fastgate"):
-            f = self.get("c", t)
-            if d and n and f:
-                af = f["ttfb_us"]["p50"] - d["ttfb_us"]["p50"]
-                an = n["ttfb_us"]["p50"] - d["ttfb_us"]["p50"]
-                rows.append([f"stream added TTFB p50 ≤ nginx and < 200 µs ({TARGET_LABELS[t]})",
-                             f"{fmt_signed_us(af)} vs nginx {fmt_signed_us(an)}",
-                             vs_nginx(af, an, af < 200)])
-                gf = f["gap_us"]["p99"] - d["gap_us"]["p99"]
-                gn = n["gap_us"]["p99"] - d["gap_us"]["p99"]
-                rows.append([f"stream added inter-chunk gap p99 ≤ nginx ({TARGET_LABELS[t]})",
-                             f"{fmt_signed_us(gf)} vs nginx {fmt_signed_us(gn)}",
-                             vs_nginx(gf, gn)])
-        idle = [r["idle_rss_kb"] for r in self.b.results
-                if r.get("target", "").startswith("fastgate") and r.get("idle_rss_kb")]
-        if idle:
-            worst = max(idle)
-            rows.append(["idle RSS ≤ 30 MB (FastGate, largest over all fresh starts)",
-                         fmt_mb(worst), verdict(worst <= 30 * 1024)])
-        for t in ("fastgate-1t", "fastgate"):
-            e = self.get("e", t)
-            if e:
-                peak = e.get("stream_rss", {}).get("proxy", {}).get("peak_kb")
-                n = self.plan["e"]["conns"]
-                if peak:
-                    idle = e.get("idle_rss_kb") or 0
-                    scaled = idle + (peak - idle) * 10000 / max(1, e.get("peak_open") or n)
-                    why = "--quick" if self.b.args.quick else "limited by the open-file limit"
-                    note = "" if n >= 10000 else f" ({why}; ≈ {fmt_mb(scaled)} scaled to 10,000)"
-                    rows.append([f"{n:,} concurrent streams ≤ 300 MB ({TARGET_LABELS[t]})",
-                                 f"{fmt_mb(peak)} at {e.get('peak_open'):,} open{note}",
-                                 verdict(scaled <= 300 * 1024)])
-        for sid in ("a32", "a128", "b", "d", "f"):
-            for t in ("fastgate-1t", "fastgate"):
-                r = self.get(sid, t)
-                if r and r.get("audit") and sid in ("a128", "f"):
-                    a = r["audit"]
-                    lost = a["dropped"] + a["overflow"]
-                    keeps = lost == 0 and a["drain_s"] < 5
-                    rows.append([f"audit writer keeps up ({sid}, {TARGET_LABELS[t]})",
-                                 f"{fmt_num(a['rows_per_s'])} rows/s, max queue "
-                                 f"{fmt_num(a['queue_depth_max'])}, drained in {a['drain_s']:.1f} s, "
-                                 f"lost {fmt_num(lost)}", verdict(keeps)])
+            rows += self.goal_rows("CPU per request ≤ 2.0× nginx", sid, one,
+                                   self.m_cpu_vs_nginx(sid), lambda v: verdict(v <= 2.0))
+            rows += self.goal_rows("throughput ≥ 0.7× nginx", sid, one,
+                                   self.m_rps_vs_nginx(sid), lambda v: verdict(v >= 0.7))
+            rows += self.goal_rows("throughput ≥ 1.0× nginx", sid, ["fastgate"],
+                                   self.m_rps_vs_nginx(sid), lambda v: verdict(v >= 1.0))
+        for p in ("p50", "p99"):
+            rows += self.goal_rows(f"added latency {p} at 1,000 req/s ≤ nginx's", "b", both,
+                                   self.m_added_vs_nginx("b", "lat_us", p), lambda v: vs_nginx(*v))
+        rows += self.goal_rows("SPEC §9: added p99 < 100 µs at 1,000 req/s", "", both,
+                               self.m_added("b", "lat_us", "p99"), lambda v: verdict(v < 100))
+        rows += self.goal_rows("stream added TTFB p50 ≤ nginx's", "c", both,
+                               self.m_added_vs_nginx("c", "ttfb_us", "p50"), lambda v: vs_nginx(*v))
+        rows += self.goal_rows("stream added inter-chunk gap p99 ≤ nginx's", "c", both,
+                               self.m_added_vs_nginx("c", "gap_us", "p99"), lambda v: vs_nginx(*v))
+        rows += self.goal_rows("memory ≤ 30 kB per concurrent stream", "e", both,
+                               self.m_stream_kb, lambda v: verdict(v <= 30))
+        streams = self.plan.get("e", {}).get("conns", 10000)
+        rows += self.goal_rows(f"{streams:,} concurrent streams ≤ 300 MB", "e", both,
+                               self.m_streams_10k, lambda v: verdict(v <= 300 * 1024))
+        rows += self.idle_rss_rows()
+        rows += self.audit_writer_rows()
+        size = getattr(self.b, "binary_bytes", None)
+        if size:
+            rows.append(["release binary size (`target/release/fastgate`)", fmt_mb(size / 1024),
+                         "—", "reported"])
         return rows
+
+    def goal_rows(self, goal, where, targets, measure, judge):
+        """One row per audit-on target in `targets` that has a result. `measure(t)` gives
+        (text, short text, value) or None; `judge(value)` the verdict; the short text of
+        the target's audit-off variant fills the reference column."""
+        rows = []
+        for t in targets:
+            m = measure(t)
+            if m is None:
+                continue
+            ref = measure(AUDIT_OFF[t])
+            label = f"{goal} ({where + ', ' if where else ''}{TARGET_LABELS[t]})"
+            rows.append([label, m[0], ref[1] if ref else "—", judge(m[2])])
+        return rows
+
+    def m_rps_vs_nginx(self, sid):
+        def measure(t):
+            f, n = self.get(sid, t), self.get(sid, "nginx")
+            if not f or not n or not n.get("rps") or f.get("rps") is None:
+                return None
+            ratio = f["rps"] / n["rps"]
+            return (f"{fmt_num(f['rps'])} vs {fmt_num(n['rps'])} req/s = {ratio:.2f}×",
+                    f"{fmt_num(f['rps'])} req/s = {ratio:.2f}×", ratio)
+        return measure
+
+    def m_cpu_vs_nginx(self, sid):
+        def measure(t):
+            cf, cn = self.cpu_per_req(self.get(sid, t)), self.cpu_per_req(self.get(sid, "nginx"))
+            if not cf or not cn:
+                return None
+            return (f"{fmt_cpu(cf)} vs {fmt_cpu(cn)} = {cf / cn:.2f}×",
+                    f"{fmt_cpu(cf)} = {cf / cn:.2f}×", cf / cn)
+        return measure
+
+    def m_added(self, sid, field, p):
+        def measure(t):
+            af = self.added(sid, t, field, p)
+            return None if af is None else (fmt_signed_us(af), fmt_signed_us(af), af)
+        return measure
+
+    def m_added_vs_nginx(self, sid, field, p):
+        def measure(t):
+            af, an = self.added(sid, t, field, p), self.added(sid, "nginx", field, p)
+            if af is None or an is None:
+                return None
+            return f"{fmt_signed_us(af)} vs nginx {fmt_signed_us(an)}", fmt_signed_us(af), (af, an)
+        return measure
+
+    def e_memory(self, t):
+        """(peak RSS, idle RSS, kB per stream) of scenario (e), or None."""
+        e = self.get("e", t)
+        peak = e and e.get("stream_rss", {}).get("proxy", {}).get("peak_kb")
+        if not peak or not e.get("peak_open"):
+            return None
+        idle = e.get("idle_rss_kb") or 0
+        return peak, idle, (peak - idle) / e["peak_open"]
+
+    def m_stream_kb(self, t):
+        mem = self.e_memory(t)
+        if not mem:
+            return None
+        peak, idle, per = mem
+        opened = self.get("e", t)["peak_open"]
+        return (f"{per:.1f} kB = ({fmt_mb(peak)} peak − {fmt_mb(idle)} idle) / {opened:,} streams",
+                f"{per:.1f} kB", per)
+
+    def m_streams_10k(self, t):
+        mem = self.e_memory(t)
+        if not mem:
+            return None
+        peak, idle, per = mem
+        scaled = idle + per * 10000
+        opened = self.get("e", t)["peak_open"]
+        if self.plan.get("e", {}).get("conns", 10000) >= 10000:
+            return f"{fmt_mb(peak)} at {opened:,} open", fmt_mb(peak), scaled
+        why = "--quick" if self.b.args.quick else "limited by the open-file limit"
+        return (f"{fmt_mb(peak)} at {opened:,} open ({why}; ≈ {fmt_mb(scaled)} scaled to 10,000)",
+                f"≈ {fmt_mb(scaled)} scaled to 10,000", scaled)
+
+    def idle_rss_rows(self):
+        def worst(audit):
+            idle = [r["idle_rss_kb"] for r in self.b.results
+                    if r.get("target") in FASTGATE_TARGETS and r.get("idle_rss_kb")
+                    and audit_off(r["target"]) != audit]
+            return max(idle) if idle else None
+        on, off = worst(True), worst(False)
+        if on is None:
+            return []
+        return [["idle RSS ≤ 30 MB (FastGate, largest over all fresh starts)", fmt_mb(on),
+                 fmt_mb(off) if off else "—", verdict(on <= 30 * 1024)]]
+
+    def audit_writer_rows(self):
+        rows = []
+        for sid in ("a128", "f"):
+            for t in AUDIT_OFF:
+                r = self.get(sid, t)
+                if not r or not r.get("audit"):
+                    continue
+                a = r["audit"]
+                lost = a["dropped"] + a["overflow"]
+                rows.append([f"audit writer keeps up ({sid}, {TARGET_LABELS[t]})",
+                             f"{fmt_num(a['rows_per_s'])} rows/s, max queue "
+                             f"{fmt_num(a['queue_depth_max'])}, drained in {a['drain_s']:.1f} s, "
+                             f"lost {fmt_num(lost)}", "—",
+                             verdict(lost == 0 and a["drain_s"] < 5)])
+        return rows
+
+    def render_audit_cost(self, w):
+        rows = []
+        for sid in ("a32", "a128", "f"):
+            for on, off in AUDIT_OFF.items():
+                r_on, r_off = self.get(sid, on), self.get(sid, off)
+                if r_on and r_off:
+                    rows.append(self.audit_cost_row(sid, on, r_on, r_off))
+        if not rows:
+            return
+        w("## What the audit costs")
+        w("")
+        w("The same FastGate configuration with `audit: { enabled: false }` (no audit queue, "
+          "writer or SQLite rows; limits, metrics and routes unchanged), in the same scenario. "
+          "CPU/req counts all of the proxy's threads, the audit writer's included; in (f) the "
+          "audit-on run also captures request and response bodies.")
+        w("")
+        w("| scenario | target | CPU/req audit on | CPU/req audit off | audit's CPU/req | "
+          "req/s audit on | req/s audit off | on ÷ off |")
+        w("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for row in rows:
+            w("| " + " | ".join(row) + " |")
+        w("")
+
+    def audit_cost_row(self, sid, target, r_on, r_off):
+        c_on, c_off = self.cpu_per_req(r_on), self.cpu_per_req(r_off)
+        diff = "—"
+        if c_on and c_off:
+            diff = f"{c_on - c_off:+.1f} µs ({100 * (c_on - c_off) / c_on:.0f} % of on)"
+        return [sid, TARGET_LABELS[target], fmt_cpu(c_on), fmt_cpu(c_off), diff,
+                fmt_num(r_on.get("rps")), fmt_num(r_off.get("rps")),
+                fmt_ratio(r_on.get("rps"), r_off.get("rps"))]
 
     def machine_cells(self, r):
         other = r.get("other_cpu_s", 0.0)
@@ -1185,6 +1359,22 @@ class Report:
         return [", ".join(r.get("loadavg_before", ["?"])[:1]),
                 f"{r.get('machine_busy_cores', 0):.2f}",
                 f"{other:.2f} s" + (" ⚠" if noisy else "")]
+
+    @staticmethod
+    def write_list(w, title, lines):
+        if lines:
+            w(title)
+            w("")
+            for line in lines:
+                w(line)
+            w("")
+
+    def vs_nginx_text(self, sid, t, field, p, what):
+        """"added <what> +x vs nginx +y", or None when a run is missing."""
+        af, an = self.added(sid, t, field, p), self.added(sid, "nginx", field, p)
+        if af is None or an is None:
+            return None
+        return f"added {what} {fmt_signed_us(af)} vs nginx {fmt_signed_us(an)}"
 
     def render_oha(self, w, sid, sc):
         d = self.get(sid, "direct")
@@ -1208,33 +1398,22 @@ class Report:
                      added, fmt_num(r["errors"] + r["non2xx"]),
                      "—" if r.get("proxy_cpu_s") is None else f"{r['proxy_cpu_s']:.2f} s",
                      "—" if r.get("proxy_cpu_s") is None else f"{r['proxy_cpu_s'] / r['wall_s']:.2f}",
-                     "—" if self.cpu_per_req(r) is None else f"{self.cpu_per_req(r):.1f} µs",
-                     "—" if mock_per is None else f"{mock_per:.1f} µs",
+                     fmt_cpu(self.cpu_per_req(r)), fmt_cpu(mock_per),
                      fmt_mb(r.get("rss_kb"))] + self.machine_cells(r)
             w("| " + " | ".join(cells) + " |")
         w("")
         lines = []
-        for t in ("fastgate-1t", "fastgate"):
+        for t in self.fastgate_targets():
             f = self.get(sid, t)
             if not f:
                 continue
             parts = [f"throughput {fmt_ratio(f['rps'], n['rps'] if n else None)} nginx, "
                      f"{fmt_ratio(f['rps'], d['rps'] if d else None)} direct",
                      f"CPU/req {fmt_ratio(self.cpu_per_req(f), self.cpu_per_req(n))} nginx"]
-            if d and n:
-                af = f["lat_us"]["p50"] - d["lat_us"]["p50"]
-                an = n["lat_us"]["p50"] - d["lat_us"]["p50"]
-                parts.append(f"added p50 {fmt_signed_us(af)} vs nginx {fmt_signed_us(an)}")
-                af = f["lat_us"]["p99"] - d["lat_us"]["p99"]
-                an = n["lat_us"]["p99"] - d["lat_us"]["p99"]
-                parts.append(f"added p99 {fmt_signed_us(af)} vs nginx {fmt_signed_us(an)}")
+            parts += [x for x in (self.vs_nginx_text(sid, t, "lat_us", p, p) for p in ("p50", "p99"))
+                      if x]
             lines.append(f"- {TARGET_LABELS[t]}: " + "; ".join(parts) + ".")
-        if lines:
-            w("Ratios:")
-            w("")
-            for line in lines:
-                w(line)
-            w("")
+        self.write_list(w, "Ratios:", lines)
 
     def render_stream(self, w, sid, sc):
         d = self.get(sid, "direct")
@@ -1285,45 +1464,34 @@ class Report:
                          fmt_mb(r.get("rss_kb"))] + self.machine_cells(r)
             w("| " + " | ".join(cells) + " |")
         w("")
-        if not memory and d and n:
-            lines = []
-            for t in ("fastgate-1t", "fastgate"):
-                f = self.get(sid, t)
-                if not f:
-                    continue
-                at = f["ttfb_us"]["p50"] - d["ttfb_us"]["p50"]
-                an = n["ttfb_us"]["p50"] - d["ttfb_us"]["p50"]
-                gf = f["gap_us"]["p99"] - d["gap_us"]["p99"]
-                gn = n["gap_us"]["p99"] - d["gap_us"]["p99"]
-                lines.append(f"- {TARGET_LABELS[t]}: added TTFB p50 {fmt_signed_us(at)} vs nginx "
-                             f"{fmt_signed_us(an)}; added gap p99 {fmt_signed_us(gf)} vs nginx "
-                             f"{fmt_signed_us(gn)}; proxy CPU "
-                             f"{fmt_ratio(f.get('proxy_cpu_s'), n.get('proxy_cpu_s'))} nginx.")
-            if lines:
-                w("Ratios:")
-                w("")
-                for line in lines:
-                    w(line)
-                w("")
+        if memory or not d or not n:
+            return
+        lines = []
+        for t in self.fastgate_targets():
+            f = self.get(sid, t)
+            if not f:
+                continue
+            parts = [self.vs_nginx_text(sid, t, "ttfb_us", "p50", "TTFB p50"),
+                     self.vs_nginx_text(sid, t, "gap_us", "p99", "gap p99"),
+                     f"proxy CPU {fmt_ratio(f.get('proxy_cpu_s'), n.get('proxy_cpu_s'))} nginx"]
+            lines.append(f"- {TARGET_LABELS[t]}: " + "; ".join(x for x in parts if x) + ".")
+        self.write_list(w, "Ratios:", lines)
 
     def render_fastgate_extra(self, w, sid):
         rows = []
-        for t in ("fastgate-1t", "fastgate"):
+        for t in self.fastgate_targets():
             r = self.get(sid, t)
-            if not r or "audit" not in r:
+            if not r or "overhead_us" not in r:
                 continue
-            o, a = r.get("overhead_us", {}), r["audit"]
+            o = r["overhead_us"]
             rows.append([TARGET_LABELS[t], fmt_num(o.get("count")), fmt_us(o.get("p50")),
-                         fmt_us(o.get("p99")), fmt_num(a["written_during_run"]),
-                         fmt_num(a["rows_per_s"]), fmt_num(a["queue_depth_max"]),
-                         fmt_num(a["queue_depth_end"]), f"{a['drain_s']:.1f} s",
-                         fmt_num(a["dropped"] + a["overflow"]), fmt_num(a["spilled"]),
-                         fmt_num(a["sink_errors"])])
+                         fmt_us(o.get("p99"))] + audit_cells(t, r.get("audit")))
         if not rows:
             return
         w("FastGate's own view (`/metrics`, difference between scrapes before and after the run): "
           "`fastgate_gateway_overhead_seconds` estimated p50/p99 (histogram buckets 5, 10, 25, 50, "
-          "100, 250, 500 µs, 1 ms…, linear inside a bucket), and the audit writer.")
+          "100, 250, 500 µs, 1 ms…, linear inside a bucket), and the audit writer (\"off\" for "
+          "the audit-off variants, which have none).")
         w("")
         w("| target | requests seen | overhead p50 | overhead p99 | audit rows in run | rows/s | "
           "max queue depth | depth at end | drain | dropped+overflow | spilled | sink errors |")
@@ -1357,7 +1525,7 @@ class Report:
         w("## Processes")
         w("")
         w("```sh")
-        for name in ("mock", "nginx", "fastgate-1t", "fastgate"):
+        for name in ("mock", "nginx", *FASTGATE_TARGETS):
             if name in self.b.commands:
                 w(f"# {name}")
                 w(shell_join(self.b.commands[name]))
@@ -1393,8 +1561,8 @@ def main():
     p.add_argument("--redis", metavar="URL", default="",
                    help="share the bench key's limits through this Redis (e.g. redis://127.0.0.1:6379)")
     p.add_argument("--scenarios", default="", help="comma list among a32,a128,b,c,d,e,f (default all)")
-    p.add_argument("--targets", default="direct,nginx,fastgate-1t,fastgate",
-                   help="comma list among direct,nginx,fastgate-1t,fastgate")
+    p.add_argument("--targets", default=DEFAULT_TARGETS,
+                   help=f"comma list among {', '.join(TARGET_LABELS)} (default all)")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     p.add_argument("--output", default=os.path.join(ROOT, "docs", "performance.md"))
     p.add_argument("--quiet-wait", type=float, default=20.0,

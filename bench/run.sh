@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # FastGate benchmark: FastGate vs nginx vs direct, written to docs/performance.md.
+# Targets: direct, nginx, fastgate-1t, fastgate (every feature on, these are judged)
+# and fastgate-1t-noaudit, fastgate-noaudit (the same with the audit off, to show
+# what it costs).
 #
-#   bash bench/run.sh            # full suite (~6-8 min once tools and binaries exist)
-#   bash bench/run.sh --quick    # short smoke run (~2 min)
-#   bash bench/run.sh --scenarios a32,c --targets direct,nginx,fastgate-1t
+#   bash bench/run.sh            # full suite (~7-9 min once tools and binaries exist)
+#   bash bench/run.sh --quick    # short smoke run (~3 min)
+#   bash bench/run.sh --scenarios a32,c --targets direct,nginx,fastgate-1t,fastgate-1t-noaudit
 #   bash bench/run.sh --no-pin   # no taskset pinning
 #
 # Installs what is missing (nginx from the distribution's packages, oha
