@@ -4,7 +4,6 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use fastgate_audit::{AuditFilter, AuditRecord};
-use sqlx::query_builder::Separated;
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use crate::audit_filter::{push_order, push_order_and_page, push_where};
@@ -184,51 +183,109 @@ impl AuditRow {
     }
 }
 
-/// Binds one row's values, in `audit_cols!()` order.
-fn push_row<DB>(mut b: Separated<'_, DB, &'static str>, r: &AuditRow)
+/// Adds one row's values, in `audit_cols!()` order.
+fn add_row<A>(args: &mut A, r: &AuditRow) -> Result<(), sqlx::error::BoxDynError>
 where
-    DB: Database,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> i32: Encode<'q, DB> + Type<DB>,
-    for<'q> f64: Encode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<f64>: Encode<'q, DB> + Type<DB>,
+    A: sqlx::Arguments,
+    String: for<'q> Encode<'q, A::Database> + Type<A::Database>,
+    i64: for<'q> Encode<'q, A::Database> + Type<A::Database>,
+    i32: for<'q> Encode<'q, A::Database> + Type<A::Database>,
+    f64: for<'q> Encode<'q, A::Database> + Type<A::Database>,
+    bool: for<'q> Encode<'q, A::Database> + Type<A::Database>,
+    Option<String>: for<'q> Encode<'q, A::Database> + Type<A::Database>,
+    Option<i64>: for<'q> Encode<'q, A::Database> + Type<A::Database>,
+    Option<f64>: for<'q> Encode<'q, A::Database> + Type<A::Database>,
 {
-    b.push_bind(r.request_id.clone())
-        .push_bind(r.key_id.clone())
-        .push_bind(r.key_name.clone())
-        .push_bind(r.source.clone())
-        .push_bind(r.method.clone())
-        .push_bind(r.path.clone())
-        .push_bind(r.query.clone())
-        .push_bind(r.route.clone())
-        .push_bind(r.upstream.clone())
-        .push_bind(r.credential.clone())
-        .push_bind(r.target_url.clone())
-        .push_bind(r.status_code)
-        .push_bind(r.request_time)
-        .push_bind(r.ttfb_ms)
-        .push_bind(r.duration_ms)
-        .push_bind(r.request_bytes)
-        .push_bind(r.response_bytes)
-        .push_bind(r.user_agent.clone())
-        .push_bind(r.client_ip.clone())
-        .push_bind(r.is_stream)
-        .push_bind(r.stream_chunks)
-        .push_bind(r.model.clone())
-        .push_bind(r.tokens_in)
-        .push_bind(r.tokens_out)
-        .push_bind(r.tokens_estimated)
-        .push_bind(r.cost)
-        .push_bind(r.error_message.clone())
-        .push_bind(r.request_headers.clone())
-        .push_bind(r.response_headers.clone())
-        .push_bind(r.request_body.clone())
-        .push_bind(r.response_body.clone())
-        .push_bind(r.client_request_id.clone());
+    args.add(r.request_id.clone())?;
+    args.add(r.key_id.clone())?;
+    args.add(r.key_name.clone())?;
+    args.add(r.source.clone())?;
+    args.add(r.method.clone())?;
+    args.add(r.path.clone())?;
+    args.add(r.query.clone())?;
+    args.add(r.route.clone())?;
+    args.add(r.upstream.clone())?;
+    args.add(r.credential.clone())?;
+    args.add(r.target_url.clone())?;
+    args.add(r.status_code)?;
+    args.add(r.request_time)?;
+    args.add(r.ttfb_ms)?;
+    args.add(r.duration_ms)?;
+    args.add(r.request_bytes)?;
+    args.add(r.response_bytes)?;
+    args.add(r.user_agent.clone())?;
+    args.add(r.client_ip.clone())?;
+    args.add(r.is_stream)?;
+    args.add(r.stream_chunks)?;
+    args.add(r.model.clone())?;
+    args.add(r.tokens_in)?;
+    args.add(r.tokens_out)?;
+    args.add(r.tokens_estimated)?;
+    args.add(r.cost)?;
+    args.add(r.error_message.clone())?;
+    args.add(r.request_headers.clone())?;
+    args.add(r.response_headers.clone())?;
+    args.add(r.request_body.clone())?;
+    args.add(r.response_body.clone())?;
+    args.add(r.client_request_id.clone())?;
+    Ok(())
+}
+
+/// The insert statement for `rows` rows: `$n` placeholders when `numbered`
+/// (PostgreSQL), else `?` (SQLite), with `RETURNING request_id` when `read_back`.
+/// Every shape a batch uses (`CHUNK_SIZES` × both forms) is written once per
+/// process: writing 4,096 placeholders per chunk through the query builder's
+/// formatter cost more than a third of the row's own insert.
+fn insert_sql(numbered: bool, rows: usize, read_back: bool) -> &'static str {
+    type Shapes = Vec<((bool, usize, bool), String)>;
+    static SHAPES: std::sync::LazyLock<Shapes> = std::sync::LazyLock::new(|| {
+        let mut shapes = Vec::new();
+        for numbered in [false, true] {
+            for rows in CHUNK_SIZES {
+                for read_back in [false, true] {
+                    let sql = write_insert_sql(numbered, rows, read_back);
+                    shapes.push(((numbered, rows, read_back), sql));
+                }
+            }
+        }
+        shapes
+    });
+    match SHAPES
+        .iter()
+        .find(|(shape, _)| *shape == (numbered, rows, read_back))
+    {
+        Some((_, sql)) => sql,
+        // Not reached: `chunk_plan` only uses `CHUNK_SIZES`. Leaked once per odd size.
+        None => Box::leak(write_insert_sql(numbered, rows, read_back).into_boxed_str()),
+    }
+}
+
+fn write_insert_sql(numbered: bool, rows: usize, read_back: bool) -> String {
+    let mut sql = String::with_capacity(INSERT_HEAD.len() + rows * AUDIT_COLUMNS * 7 + 64);
+    sql.push_str(INSERT_HEAD);
+    sql.push_str("VALUES ");
+    let mut n = 0usize;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for col in 0..AUDIT_COLUMNS {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            n += 1;
+            if numbered {
+                sql.push('$');
+                sql.push_str(&n.to_string());
+            } else {
+                sql.push('?');
+            }
+        }
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
+    if read_back {
+        sql.push_str(" RETURNING request_id");
+    }
+    sql
 }
 
 /// The records whose rows were inserted: for a request id inserted, its first
@@ -252,6 +309,14 @@ impl Store {
     /// becomes U+FFFD on both backends). The rows inserted are added to the rollups
     /// in the same transaction (see [`crate::rollups`]). Returns the number of rows
     /// inserted.
+    ///
+    /// Live batches are all new rows, so the insert first runs without asking which
+    /// rows went in (row counts only). Only if a chunk reports fewer rows than it
+    /// holds (a replay, or one id twice) is that transaction rolled back and the
+    /// batch inserted again with `RETURNING request_id`, to add exactly the new rows
+    /// to the rollups. Returned rows cost a hand-off each between SQLite's worker
+    /// thread and the writer task: with them on every batch the writer used about
+    /// as much CPU as the whole request path.
     pub async fn insert_audit_batch(&self, records: &[AuditRecord]) -> Result<u64, StoreError> {
         if records.is_empty() {
             return Ok(0);
@@ -260,21 +325,51 @@ impl Store {
             .iter()
             .map(AuditRow::from_record)
             .collect::<Result<Vec<_>, _>>()?;
-        let inserted = with_pool!(self, pool, DB => {
+        if let Some(inserted) = self.insert_rows(&rows, records, false).await? {
+            return Ok(inserted);
+        }
+        Ok(self.insert_rows(&rows, records, true).await?.unwrap_or(0))
+    }
+
+    /// One transaction of chunked inserts and the rollup upserts. With `read_back`
+    /// the inserted ids are returned by the database and only those rows are rolled
+    /// up; without it every row must be new, and `None` (nothing kept) says one was not.
+    async fn insert_rows(
+        &self,
+        rows: &[AuditRow],
+        records: &[AuditRecord],
+        read_back: bool,
+    ) -> Result<Option<u64>, StoreError> {
+        with_pool!(self, pool, DB => {
             let mut tx = pool.begin().await?;
             let mut new_ids = HashSet::new();
-            let mut rest = rows.as_slice();
+            let mut rest = rows;
+            let numbered = matches!(self.inner, crate::store::Inner::Postgres(_));
             for size in chunk_plan(rows.len()) {
                 let (chunk, tail) = rest.split_at(size);
                 rest = tail;
-                let mut qb = QueryBuilder::<DB>::new(INSERT_HEAD);
-                qb.push_values(chunk, push_row);
-                qb.push(" ON CONFLICT (request_id) DO NOTHING RETURNING request_id");
-                let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
-                new_ids.extend(ids);
+                let sql = insert_sql(numbered, size, read_back);
+                let mut args = <DB as Database>::Arguments::default();
+                for row in chunk {
+                    add_row(&mut args, row).map_err(sqlx::Error::Encode)?;
+                }
+                if read_back {
+                    let ids: Vec<String> =
+                        sqlx::query_scalar_with(sql, args).fetch_all(&mut *tx).await?;
+                    new_ids.extend(ids);
+                } else if sqlx::query_with(sql, args).execute(&mut *tx).await?.rows_affected()
+                    != size as u64
+                {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
             }
-            let inserted = new_ids.len() as u64;
-            let groups = rollups::aggregate(inserted_records(&rows, records, new_ids));
+            let (inserted, groups) = if read_back {
+                let n = new_ids.len() as u64;
+                (n, rollups::aggregate(inserted_records(rows, records, new_ids)))
+            } else {
+                (rows.len() as u64, rollups::aggregate(records.iter()))
+            };
             for chunk in rollups::chunks(&groups) {
                 let mut qb = QueryBuilder::<DB>::new(rollups::UPSERT_HEAD.as_str());
                 qb.push_values(chunk, rollups::push_group);
@@ -282,9 +377,8 @@ impl Store {
                 qb.build().execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            inserted
-        });
-        Ok(inserted)
+            Ok(Some(inserted))
+        })
     }
 
     /// Records matching `filter`, ordered by `request_time` then `request_id` in
@@ -375,6 +469,21 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn insert_text_has_one_placeholder_per_value() {
+        for rows in [1, 8, 128] {
+            let sqlite = write_insert_sql(false, rows, false);
+            assert_eq!(sqlite.matches('?').count(), rows * AUDIT_COLUMNS);
+            assert!(sqlite.ends_with("ON CONFLICT (request_id) DO NOTHING"));
+            let pg = write_insert_sql(true, rows, true);
+            let last = rows * AUDIT_COLUMNS;
+            assert!(pg.contains(&format!("${last})")));
+            assert!(!pg.contains(&format!("${}", last + 1)));
+            assert!(pg.ends_with("DO NOTHING RETURNING request_id"));
+            assert_eq!(insert_sql(true, rows, true), pg);
+        }
+    }
 
     #[test]
     fn column_count_matches() {
