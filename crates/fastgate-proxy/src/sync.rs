@@ -214,6 +214,11 @@ async fn listen(
     }
 }
 
+/// How often the usage queue is read. The flusher reads it in gulps on a clock
+/// rather than waking for every request (a wake-up per request cost more than
+/// counting); at this pace the queue (65,536) holds up to about 650,000 req/s.
+const USAGE_DRAIN_EVERY: Duration = Duration::from_millis(100);
+
 /// Aggregate key uses from `rx` and write them every `every`; flush on cancel.
 pub fn spawn_usage_flusher(
     state: AppState,
@@ -223,15 +228,27 @@ pub fn spawn_usage_flusher(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut counts: HashMap<String, u64> = HashMap::new();
-        let mut tick = tokio::time::interval(every);
+        let mut drain = tokio::time::interval(USAGE_DRAIN_EVERY.min(every));
+        drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_flush = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 () = cancel.cancelled() => break,
-                key = rx.recv() => match key {
-                    Some(key) => count(&mut counts, &key.id),
-                    None => break,
-                },
-                _ = tick.tick() => flush(&state, &mut counts).await,
+                _ = drain.tick() => {}
+            }
+            let closed = loop {
+                match rx.try_recv() {
+                    Ok(key) => count(&mut counts, &key.id),
+                    Err(mpsc::error::TryRecvError::Empty) => break false,
+                    Err(mpsc::error::TryRecvError::Disconnected) => break true,
+                }
+            };
+            if closed {
+                break;
+            }
+            if last_flush.elapsed() >= every {
+                flush(&state, &mut counts).await;
+                last_flush = tokio::time::Instant::now();
             }
         }
         while let Ok(key) = rx.try_recv() {
