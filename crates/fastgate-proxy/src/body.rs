@@ -44,8 +44,13 @@ pub struct TrackedBody<B> {
     ctx: Option<RequestContext>,
     outcome: Outcome,
     idle_limit: Duration,
-    idle: Pin<Box<Sleep>>,
-    total: Pin<Box<Sleep>>,
+    /// When the upstream last sent something (the idle limit counts from here).
+    last_frame: Instant,
+    total_deadline: Instant,
+    /// One timer for both limits, set to whichever comes first; created only
+    /// when the upstream makes the body wait (a body that is ready when polled,
+    /// as most non-streamed answers are, never arms one).
+    timer: Option<Pin<Box<Sleep>>>,
     capture: Option<(Vec<u8>, usize)>,
     llm: Option<Box<LlmStream>>,
     /// Set once the final frame (processor flush or error event) was produced.
@@ -69,8 +74,9 @@ impl<B> TrackedBody<B> {
             ctx: Some(ctx),
             outcome,
             idle_limit,
-            idle: Box::pin(tokio::time::sleep(idle_limit)),
-            total: Box::pin(tokio::time::sleep_until(total_deadline)),
+            last_frame: Instant::now(),
+            total_deadline,
+            timer: None,
             capture: capture_max.map(|max| (Vec::new(), max)),
             llm: None,
             done: false,
@@ -119,6 +125,21 @@ impl<B> TrackedBody<B> {
         }
     }
 
+    /// Ready once the idle or the total limit is reached (whichever is first).
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let due = (self.last_frame + self.idle_limit).min(self.total_deadline);
+        let timer = match &mut self.timer {
+            Some(timer) => {
+                if timer.deadline() != due {
+                    timer.as_mut().reset(due);
+                }
+                timer
+            }
+            None => self.timer.insert(Box::pin(tokio::time::sleep_until(due))),
+        };
+        timer.as_mut().poll(cx)
+    }
+
     /// The upstream broke: LLM streams get a terminal error event; others an error.
     fn fail(&mut self, err: StreamError) -> Poll<Option<Result<Frame<Bytes>, StreamError>>> {
         let message = err.to_string();
@@ -157,10 +178,10 @@ where
                 Poll::Ready(Some(Ok(frame))) => {
                     let now = Instant::now();
                     // An upstream that never pauses is held to the total limit too.
-                    if now >= this.total.deadline() {
+                    if now >= this.total_deadline {
                         return this.fail(StreamError::Total);
                     }
-                    this.idle.as_mut().reset(now + this.idle_limit);
+                    this.last_frame = now;
                     let frame = match frame.into_data() {
                         Ok(data) => data,
                         Err(other) => return Poll::Ready(Some(Ok(other))),
@@ -208,10 +229,10 @@ where
                     return Poll::Ready((!tail.is_empty()).then(|| Ok(Frame::data(tail))));
                 }
                 Poll::Pending => {
-                    if this.total.as_mut().poll(cx).is_ready() {
+                    ready!(this.poll_timer(cx));
+                    if Instant::now() >= this.total_deadline {
                         return this.fail(StreamError::Total);
                     }
-                    ready!(this.idle.as_mut().poll(cx));
                     let limit = this.idle_limit;
                     return this.fail(StreamError::Idle(limit));
                 }

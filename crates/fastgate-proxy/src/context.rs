@@ -49,7 +49,8 @@ pub struct RequestContext {
     pub query: Option<String>,
     pub protocol: ClientProtocol,
     pub client_ip: Option<String>,
-    pub user_agent: Option<String>,
+    /// Kept as sent; turned into text only for the audit record.
+    pub user_agent: Option<HeaderValue>,
     pub key: Option<Arc<ApiKeyRecord>>,
     pub route: Option<Arc<str>>,
     /// The matched route's metric handles.
@@ -204,8 +205,10 @@ impl RequestContext {
                 health.check_quota(flight.health());
             }
         }
-        let state = self.state.clone();
-        state.send_audit(self.into_record(outcome, elapsed));
+        if self.state.audits() {
+            let state = self.state.clone();
+            state.send_audit(self.into_record(outcome, elapsed));
+        }
     }
 
     fn record_usage_metrics(&self, u: &TokenUsage) {
@@ -244,7 +247,9 @@ impl RequestContext {
             duration_ms: elapsed.as_secs_f64() * 1000.0,
             request_bytes: self.request_bytes,
             response_bytes: o.response_bytes,
-            user_agent: self.user_agent,
+            user_agent: self
+                .user_agent
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
             client_ip: self.client_ip,
             is_stream: o.is_stream,
             stream_chunks: o.chunks,

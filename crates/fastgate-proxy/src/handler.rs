@@ -56,21 +56,15 @@ pub async fn proxy_handler(State(state): State<AppState>, req: Request) -> Respo
 
 async fn proxy(state: AppState, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let mut ctx = RequestContext::new(
-        state.clone(),
-        parts.method.clone(),
-        parts.uri.path().to_string(),
-    );
+    // The path is set once normalised (or, if it cannot be, as received).
+    let mut ctx = RequestContext::new(state.clone(), parts.method.clone(), String::new());
     ctx.set_client_request_id(headers::request_id(&parts.headers));
     ctx.query = parts.uri.query().and_then(strip_key_param);
     ctx.protocol = ClientProtocol::detect(parts.uri.path(), &parts.headers, parts.uri.query());
     let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0);
     ctx.conn_abort = parts.extensions.get::<ConnAbort>().cloned();
     ctx.client_ip = state.client_ip(peer, &parts.headers);
-    ctx.user_agent = parts
-        .headers
-        .get(header::USER_AGENT)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    ctx.user_agent = parts.headers.get(header::USER_AGENT).cloned();
 
     let result = match admit(&state, &mut ctx, &parts, body).await {
         Ok(Admission::Route(admitted)) => send(&mut ctx, &parts, admitted).await,
@@ -114,7 +108,7 @@ pub(crate) fn error_response(ctx: RequestContext, err: ProxyError) -> Response {
     }
     let mut resp = err.to_response(ctx.protocol);
     ctx.insert_id_headers(resp.headers_mut());
-    let body_len = err.body(ctx.protocol).len() as u64;
+    let body_len = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0);
     ctx.finish(Outcome {
         status: err.status().as_u16(),
         response_bytes: body_len,
@@ -150,8 +144,13 @@ async fn admit(
     parts: &Parts,
     body: Body,
 ) -> Result<Admission, ProxyError> {
-    let path = normalize_path(parts.uri.path()).map_err(|e| ProxyError::BadPath(e.to_string()))?;
-    ctx.path = path;
+    ctx.path = match normalize_path(parts.uri.path()) {
+        Ok(path) => path,
+        Err(e) => {
+            ctx.path = parts.uri.path().to_string();
+            return Err(ProxyError::BadPath(e.to_string()));
+        }
+    };
     if is_reserved_path(&ctx.path) {
         return Err(no_route(ctx, parts));
     }

@@ -94,12 +94,13 @@ pub fn find_underscore_header(headers: &HeaderMap) -> Option<&str> {
 /// `Content-Length` (recomputed from the body), and the route's `remove_headers`.
 pub fn upstream_headers(client: &HeaderMap, remove: &[HeaderName]) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(client.len() + 4);
-    let named_by_connection: Vec<String> = client
+    // Borrowed tokens: no allocation unless the client sent `Connection`.
+    let named_by_connection: Vec<&str> = client
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
+        .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect();
     for (name, value) in client {
@@ -108,7 +109,9 @@ pub fn upstream_headers(client: &HeaderMap, remove: &[HeaderName]) -> HeaderMap 
             || name == header::HOST
             || name == header::CONTENT_LENGTH
             || remove.contains(name)
-            || named_by_connection.iter().any(|n| n == name.as_str())
+            || named_by_connection
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name.as_str()))
         {
             continue;
         }
@@ -272,18 +275,31 @@ pub fn redacted_json(headers: &HeaderMap) -> String {
     out
 }
 
-/// Append `s` escaped for the inside of a JSON string literal.
+/// Append `s` escaped for the inside of a JSON string literal. Runs of bytes that
+/// need no escape are copied whole (this runs for every captured header of every
+/// request; a push per character cost more than the rest of the capture). Only
+/// ASCII bytes are ever escaped, so the runs always end on a character boundary.
 fn push_escaped(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c => out.push(c),
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut plain_from = 0;
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let escape: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0..=0x1f | 0x7f => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain_from..i]);
+        plain_from = i + 1;
+        if escape.is_empty() {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(escape);
         }
     }
+    out.push_str(&s[plain_from..]);
 }
 
 /// The client's `x-request-id`, when it is short (1..=128 bytes) and plain (ASCII
@@ -376,6 +392,25 @@ mod tests {
         assert_eq!(v["x-q"], "say \"hi\" \\ there");
         assert_eq!(v["cookie"], "[redacted]");
         assert_eq!(redacted_json(&HeaderMap::new()), "{}");
+    }
+
+    #[test]
+    fn escaping_round_trips_through_a_json_parser() {
+        for text in [
+            "",
+            "plain",
+            "\"",
+            "a\\b",
+            "tab\there\u{1}\u{1f}\u{7f}end",
+            "é日本\"語\\ü",
+            "\"\"\\\\",
+        ] {
+            let mut out = String::from("\"");
+            push_escaped(&mut out, text);
+            out.push('"');
+            let back: String = serde_json::from_str(&out).unwrap();
+            assert_eq!(back, text, "{out}");
+        }
     }
 
     #[test]

@@ -314,6 +314,11 @@ impl AppState {
         self.forget_unused_limits();
     }
 
+    /// Is there an audit log to write to? (Without one no record is built.)
+    pub fn audits(&self) -> bool {
+        self.inner.audit.is_some()
+    }
+
     pub fn send_audit(&self, record: AuditRecord) {
         if let Some(tx) = &self.inner.audit {
             tx.send(record);
