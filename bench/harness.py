@@ -1175,7 +1175,9 @@ class Report:
         w("")
         w("Targets from the performance issue, measured with every feature on: the audit-on "
           "FastGate targets decide met / missed. The \"audit off\" column gives the same figure "
-          "for the audit-off variant of the same target, for reference only.")
+          "for the audit-off variant of the same target, for reference only. Where the CPU "
+          "goes, and what is left to gain: [performance-profile.md](performance-profile.md) "
+          "(`bash bench/profile.sh`).")
         w("")
         w("| target | measured | audit off (reference) | result |")
         w("| --- | --- | --- | --- |")
