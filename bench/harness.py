@@ -1035,6 +1035,13 @@ def audit_cells(target, a):
             fmt_num(a["dropped"] + a["overflow"]), fmt_num(a["spilled"]), fmt_num(a["sink_errors"])]
 
 
+def write_rows(w, rows):
+    """Markdown table rows (the header is written by the caller), then a blank line."""
+    for row in rows:
+        w("| " + " | ".join(row) + " |")
+    w("")
+
+
 def shell_join(argv, secrets_to_hide=()):
     text = " ".join(shlex.quote(a) for a in argv)
     for s in secrets_to_hide:
@@ -1181,9 +1188,7 @@ class Report:
         w("")
         w("| target | measured | audit off (reference) | result |")
         w("| --- | --- | --- | --- |")
-        for row in self.summary_rows():
-            w("| " + " | ".join(row) + " |")
-        w("")
+        write_rows(w, self.summary_rows())
 
     def summary_rows(self):
         one, both = ["fastgate-1t"], list(AUDIT_OFF)
@@ -1342,9 +1347,7 @@ class Report:
         w("| scenario | target | CPU/req audit on | CPU/req audit off | audit's CPU/req | "
           "req/s audit on | req/s audit off | on ÷ off |")
         w("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for row in rows:
-            w("| " + " | ".join(row) + " |")
-        w("")
+        write_rows(w, rows)
 
     def audit_cost_row(self, sid, target, r_on, r_off):
         c_on, c_off = self.cpu_per_req(r_on), self.cpu_per_req(r_off)
@@ -1498,9 +1501,7 @@ class Report:
         w("| target | requests seen | overhead p50 | overhead p99 | audit rows in run | rows/s | "
           "max queue depth | depth at end | drain | dropped+overflow | spilled | sink errors |")
         w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for row in rows:
-            w("| " + " | ".join(row) + " |")
-        w("")
+        write_rows(w, rows)
 
     def render_commands(self, w, sid):
         hide = list(self.b.keys.values())
