@@ -126,18 +126,22 @@ impl<B> TrackedBody<B> {
     }
 
     /// Ready once the idle or the total limit is reached (whichever is first).
+    /// The timer is not moved on every chunk: when it fires before the limit
+    /// (chunks came meanwhile, so the idle limit moved on), it is set again to
+    /// the limit. A stream then re-arms it about once per idle period rather
+    /// than once per chunk. The limit only moves later, so it never fires late.
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let due = (self.last_frame + self.idle_limit).min(self.total_deadline);
-        let timer = match &mut self.timer {
-            Some(timer) => {
-                if timer.deadline() != due {
-                    timer.as_mut().reset(due);
-                }
-                timer
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        loop {
+            ready!(timer.as_mut().poll(cx));
+            if timer.deadline() >= due {
+                return Poll::Ready(());
             }
-            None => self.timer.insert(Box::pin(tokio::time::sleep_until(due))),
-        };
-        timer.as_mut().poll(cx)
+            timer.as_mut().reset(due);
+        }
     }
 
     /// The upstream broke: LLM streams get a terminal error event; others an error.

@@ -128,6 +128,42 @@ both_backends!(
     idle_timeout_cuts_a_stalled_stream
 );
 
+/// Chunks closer together than the idle limit keep a stream alive however long
+/// it runs in all (here 6 × 150 ms against a 300 ms idle limit): the idle clock
+/// restarts at every chunk.
+async fn idle_timeout_spares_a_stream_that_keeps_sending(backend: Backend) {
+    let h = Harness::start(backend, ROUTES).await;
+    let key = h.key().await;
+    let seen = stream(
+        &h,
+        &key,
+        "/idle/chat/completions",
+        "gpt-4o",
+        &[("x-mock-chunks", "6"), ("x-mock-chunk-delay-ms", "150")],
+    )
+    .await;
+    assert!(!seen.broke, "the stream was cut: {:?}", seen.events);
+    assert_eq!(
+        seen.events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{:?}",
+        seen.events
+    );
+    assert!(
+        seen.elapsed >= Duration::from_millis(600),
+        "the stream ran past the idle limit several times over: {:?}",
+        seen.elapsed
+    );
+    let rec = h.audit_of(&seen.request_id).await;
+    assert_eq!(rec.status_code, 200);
+    assert_eq!(rec.error_message, None);
+    h.stop().await;
+}
+both_backends!(
+    idle_timeout_spares_a_stream_that_keeps_sending,
+    idle_timeout_spares_a_stream_that_keeps_sending
+);
+
 async fn total_timeout_cuts_a_slow_stream(backend: Backend) {
     let h = Harness::start(backend, ROUTES).await;
     let key = h.key().await;
