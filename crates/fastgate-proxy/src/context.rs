@@ -113,7 +113,9 @@ pub struct TokenUsage {
 }
 
 impl RequestContext {
-    pub fn new(state: AppState, method: Method, path: String) -> Self {
+    /// A context for a request just received; its `path` is set once the path is
+    /// normalised (or, when it cannot be, as received).
+    pub fn new(state: AppState, method: Method) -> Self {
         let gateway_id = crate::headers::gateway_request_id();
         Self {
             state,
@@ -123,7 +125,7 @@ impl RequestContext {
             started: Instant::now(),
             request_time: Utc::now(),
             method,
-            path,
+            path: String::new(),
             query: None,
             protocol: ClientProtocol::OpenAi,
             client_ip: None,

@@ -56,8 +56,7 @@ pub async fn proxy_handler(State(state): State<AppState>, req: Request) -> Respo
 
 async fn proxy(state: AppState, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    // The path is set once normalised (or, if it cannot be, as received).
-    let mut ctx = RequestContext::new(state.clone(), parts.method.clone(), String::new());
+    let mut ctx = RequestContext::new(state.clone(), parts.method.clone());
     ctx.set_client_request_id(headers::request_id(&parts.headers));
     ctx.query = parts.uri.query().and_then(strip_key_param);
     ctx.protocol = ClientProtocol::detect(parts.uri.path(), &parts.headers, parts.uri.query());
