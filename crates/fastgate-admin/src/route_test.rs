@@ -214,7 +214,7 @@ async fn send(p: PreparedRequest<'_>) -> Value {
 
     let upstream = &route.upstream.name;
     let mut out = Outcome::default();
-    match tokio::time::timeout(first_byte, route.client.request(req)).await {
+    match tokio::time::timeout(first_byte, route.client.send(req)).await {
         Err(_) => {
             out.error = Some(format!(
                 "no response from upstream '{upstream}' within {first_byte:?}"

@@ -10,10 +10,9 @@ use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, Uri};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use rand::Rng;
 
-use crate::client::HttpClient;
+use crate::client::{ResponseBody, UpstreamClient};
 use crate::context::RequestContext;
 use crate::error::ProxyError;
 use crate::metrics as m;
@@ -28,7 +27,7 @@ use fastgate_upstream::rules::Outcome;
 /// timeouts and retries (from a route, or from a model deployment).
 pub struct Target<'a> {
     pub upstream: &'a UpstreamRuntime,
-    pub client: &'a HttpClient,
+    pub client: &'a UpstreamClient,
     pub add_headers: &'a [(HeaderName, HeaderValue)],
     pub timeout: TimeoutConfig,
     pub retries: u32,
@@ -256,7 +255,7 @@ async fn observe(
     ctx: &RequestContext,
     up: &UpstreamRuntime,
     using: &Attempting,
-    result: Result<Response<Incoming>, AttemptError>,
+    result: Result<Response<ResponseBody>, AttemptError>,
     latency: Duration,
     idle: Duration,
 ) -> Result<Response<UpstreamBody>, AttemptError> {
@@ -392,7 +391,7 @@ pub async fn forward(
             .first_byte
             .min(plan.deadline.saturating_duration_since(now));
         let sent_at = Instant::now();
-        let result = match tokio::time::timeout(wait, route.client.request(req)).await {
+        let result = match tokio::time::timeout(wait, route.client.send(req)).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(AttemptError::from_client(&e)),
             Err(_) => Err(AttemptError::Timeout(wait)),

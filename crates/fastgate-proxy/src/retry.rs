@@ -103,8 +103,8 @@ pub enum AttemptError {
 }
 
 impl AttemptError {
-    pub fn from_client(e: &hyper_util::client::legacy::Error) -> Self {
-        let reason = error_chain(e);
+    pub fn from_client(e: &crate::client::ClientError) -> Self {
+        let reason = e.to_string();
         if e.is_connect() {
             Self::Connect(reason)
         } else {
@@ -140,17 +140,6 @@ impl AttemptError {
             },
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use fastgate_routing::RouteTable;
 use http::header::{HeaderName, HeaderValue};
 use http::uri::{Authority, Scheme};
 
-use crate::client::{ClientCache, ClientSettings, HttpClient};
+use crate::client::{ClientCache, ClientSettings, UpstreamClient};
 use fastgate_upstream::health::HealthSettings;
 use fastgate_upstream::{CredentialHealth, HealthRegistry, PickContext};
 
@@ -73,7 +73,7 @@ pub struct RouteRuntime {
     pub name: Arc<str>,
     pub metrics: Arc<crate::metrics::RouteMetrics>,
     pub upstream: Arc<UpstreamRuntime>,
-    pub client: Arc<HttpClient>,
+    pub client: Arc<UpstreamClient>,
     pub add_headers: Vec<(HeaderName, HeaderValue)>,
     pub remove_headers: Vec<HeaderName>,
     pub add_body_fields: Option<serde_json::Map<String, serde_json::Value>>,

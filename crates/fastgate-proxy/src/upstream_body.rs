@@ -11,19 +11,20 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+
+use crate::client::ResponseBody;
 
 /// Most of an error answer read for rule matching.
 pub const PEEK_LIMIT: usize = 64 * 1024;
 
 pub struct UpstreamBody {
     ahead: VecDeque<Frame<Bytes>>,
-    rest: Option<Incoming>,
+    rest: Option<ResponseBody>,
 }
 
 impl UpstreamBody {
     /// The answer body as it comes, nothing read ahead.
-    pub fn new(body: Incoming) -> Self {
+    pub fn new(body: ResponseBody) -> Self {
         Self {
             ahead: VecDeque::new(),
             rest: Some(body),
@@ -33,7 +34,7 @@ impl UpstreamBody {
     /// Read up to [`PEEK_LIMIT`] bytes of the body (each read waiting at most
     /// `idle`), returning them and the whole body to relay. A body that fails
     /// or stalls while read ahead ends the relay there, as it would have anyway.
-    pub async fn peek(body: Incoming, idle: Duration) -> (Bytes, Self) {
+    pub async fn peek(body: ResponseBody, idle: Duration) -> (Bytes, Self) {
         let mut this = Self::new(body);
         let mut seen = BytesMut::new();
         while seen.len() < PEEK_LIMIT {

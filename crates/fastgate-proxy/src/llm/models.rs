@@ -12,13 +12,13 @@ use fastgate_llm::{Price, Protocol};
 use http::header::{HeaderName, HeaderValue};
 use rand::Rng;
 
-use crate::client::{ClientCache, ClientSettings, HttpClient};
+use crate::client::{ClientCache, ClientSettings, UpstreamClient};
 use crate::error::ProxyError;
 use crate::snapshot::{SnapshotError, UpstreamRuntime};
 
 pub struct DeploymentRuntime {
     pub upstream: Arc<UpstreamRuntime>,
-    pub client: Arc<HttpClient>,
+    pub client: Arc<UpstreamClient>,
     /// Model name sent upstream.
     pub model: String,
     pub weight: u32,

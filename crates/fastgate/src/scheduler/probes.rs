@@ -142,7 +142,7 @@ async fn send(
     *req.method_mut() = method;
     *req.uri_mut() = uri;
     *req.headers_mut() = headers;
-    let resp = tokio::time::timeout(probe.timeout, client.request(req))
+    let resp = tokio::time::timeout(probe.timeout, client.send(req))
         .await
         .map_err(|_| format!("no answer within {:?}", probe.timeout))?
         .map_err(|e| format!("request failed: {e}"))?;
