@@ -183,8 +183,9 @@ impl AuditRow {
     }
 }
 
-/// Adds one row's values, in `audit_cols!()` order.
-fn add_row<A>(args: &mut A, r: &AuditRow) -> Result<(), sqlx::error::BoxDynError>
+/// Adds one row's values, in `audit_cols!()` order. The row is moved in: its
+/// text goes to the statement without another copy.
+fn add_row<A>(args: &mut A, r: AuditRow) -> Result<(), sqlx::error::BoxDynError>
 where
     A: sqlx::Arguments,
     String: for<'q> Encode<'q, A::Database> + Type<A::Database>,
@@ -196,38 +197,38 @@ where
     Option<i64>: for<'q> Encode<'q, A::Database> + Type<A::Database>,
     Option<f64>: for<'q> Encode<'q, A::Database> + Type<A::Database>,
 {
-    args.add(r.request_id.clone())?;
-    args.add(r.key_id.clone())?;
-    args.add(r.key_name.clone())?;
-    args.add(r.source.clone())?;
-    args.add(r.method.clone())?;
-    args.add(r.path.clone())?;
-    args.add(r.query.clone())?;
-    args.add(r.route.clone())?;
-    args.add(r.upstream.clone())?;
-    args.add(r.credential.clone())?;
-    args.add(r.target_url.clone())?;
+    args.add(r.request_id)?;
+    args.add(r.key_id)?;
+    args.add(r.key_name)?;
+    args.add(r.source)?;
+    args.add(r.method)?;
+    args.add(r.path)?;
+    args.add(r.query)?;
+    args.add(r.route)?;
+    args.add(r.upstream)?;
+    args.add(r.credential)?;
+    args.add(r.target_url)?;
     args.add(r.status_code)?;
     args.add(r.request_time)?;
     args.add(r.ttfb_ms)?;
     args.add(r.duration_ms)?;
     args.add(r.request_bytes)?;
     args.add(r.response_bytes)?;
-    args.add(r.user_agent.clone())?;
-    args.add(r.client_ip.clone())?;
+    args.add(r.user_agent)?;
+    args.add(r.client_ip)?;
     args.add(r.is_stream)?;
     args.add(r.stream_chunks)?;
-    args.add(r.model.clone())?;
+    args.add(r.model)?;
     args.add(r.tokens_in)?;
     args.add(r.tokens_out)?;
     args.add(r.tokens_estimated)?;
     args.add(r.cost)?;
-    args.add(r.error_message.clone())?;
-    args.add(r.request_headers.clone())?;
-    args.add(r.response_headers.clone())?;
-    args.add(r.request_body.clone())?;
-    args.add(r.response_body.clone())?;
-    args.add(r.client_request_id.clone())?;
+    args.add(r.error_message)?;
+    args.add(r.request_headers)?;
+    args.add(r.response_headers)?;
+    args.add(r.request_body)?;
+    args.add(r.response_body)?;
+    args.add(r.client_request_id)?;
     Ok(())
 }
 
@@ -291,13 +292,13 @@ fn write_insert_sql(numbered: bool, rows: usize, read_back: bool) -> String {
 /// The records whose rows were inserted: for a request id inserted, its first
 /// occurrence in the batch (rows are inserted in order; later duplicates conflict).
 fn inserted_records<'a>(
-    rows: &'a [AuditRow],
+    ids: &'a [String],
     records: &'a [AuditRecord],
     mut new_ids: HashSet<String>,
 ) -> impl Iterator<Item = &'a AuditRecord> {
-    rows.iter()
+    ids.iter()
         .zip(records)
-        .filter(move |(row, _)| new_ids.remove(&row.request_id))
+        .filter(move |(id, _)| new_ids.remove(*id))
         .map(|(_, record)| record)
 }
 
@@ -321,14 +322,20 @@ impl Store {
         if records.is_empty() {
             return Ok(0);
         }
-        let rows = records
-            .iter()
-            .map(AuditRow::from_record)
-            .collect::<Result<Vec<_>, _>>()?;
-        if let Some(inserted) = self.insert_rows(&rows, records, false).await? {
+        let rows = |records: &[AuditRecord]| {
+            records
+                .iter()
+                .map(AuditRow::from_record)
+                .collect::<Result<Vec<_>, _>>()
+        };
+        if let Some(inserted) = self.insert_rows(rows(records)?, records, false).await? {
             return Ok(inserted);
         }
-        Ok(self.insert_rows(&rows, records, true).await?.unwrap_or(0))
+        // Rare (a replay, an id twice): the rows were moved into the first try.
+        Ok(self
+            .insert_rows(rows(records)?, records, true)
+            .await?
+            .unwrap_or(0))
     }
 
     /// One transaction of chunked inserts and the rollup upserts. With `read_back`
@@ -336,21 +343,25 @@ impl Store {
     /// up; without it every row must be new, and `None` (nothing kept) says one was not.
     async fn insert_rows(
         &self,
-        rows: &[AuditRow],
+        rows: Vec<AuditRow>,
         records: &[AuditRecord],
         read_back: bool,
     ) -> Result<Option<u64>, StoreError> {
+        let count = rows.len();
+        let ids: Vec<String> = if read_back {
+            rows.iter().map(|r| r.request_id.clone()).collect()
+        } else {
+            Vec::new()
+        };
         with_pool!(self, pool, DB => {
             let mut tx = pool.begin().await?;
             let mut new_ids = HashSet::new();
-            let mut rest = rows;
+            let mut rest = rows.into_iter();
             let numbered = matches!(self.inner, crate::store::Inner::Postgres(_));
-            for size in chunk_plan(rows.len()) {
-                let (chunk, tail) = rest.split_at(size);
-                rest = tail;
+            for size in chunk_plan(count) {
                 let sql = insert_sql(numbered, size, read_back);
                 let mut args = <DB as Database>::Arguments::default();
-                for row in chunk {
+                for row in rest.by_ref().take(size) {
                     add_row(&mut args, row).map_err(sqlx::Error::Encode)?;
                 }
                 if read_back {
@@ -366,9 +377,9 @@ impl Store {
             }
             let (inserted, groups) = if read_back {
                 let n = new_ids.len() as u64;
-                (n, rollups::aggregate(inserted_records(rows, records, new_ids)))
+                (n, rollups::aggregate(inserted_records(&ids, records, new_ids)))
             } else {
-                (rows.len() as u64, rollups::aggregate(records.iter()))
+                (count as u64, rollups::aggregate(records.iter()))
             };
             for chunk in rollups::chunks(&groups) {
                 let mut qb = QueryBuilder::<DB>::new(rollups::UPSERT_HEAD.as_str());
