@@ -32,7 +32,7 @@ pub use body::ResponseBody;
 pub use error::ClientError;
 
 use connect::Connector;
-use pool::{HostKey, Pool};
+use pool::{Checkout, HostKey, Pool};
 
 /// What every request sends: its body is read in full before forwarding.
 pub type RequestBody = Full<Bytes>;
@@ -80,8 +80,12 @@ impl UpstreamClient {
     ) -> Result<Response<ResponseBody>, ClientError> {
         let uri = req.uri().clone();
         let key = host_key(&uri)?;
-        to_origin_form(&mut req, &key, &uri)?;
-        let (slot, mut pooled) = self.pool.checkout(&key);
+        let Checkout {
+            slot,
+            conn: mut pooled,
+            host_header,
+        } = self.pool.checkout(&key);
+        to_origin_form(&mut req, host_header, &uri)?;
         loop {
             let (conn, reused) = match pooled.take() {
                 Some(conn) => (conn, true),
@@ -93,7 +97,7 @@ impl UpstreamClient {
                 Err((error, Some(unsent))) if reused => {
                     tracing::debug!(error = %error, "pooled upstream connection was closed: trying another");
                     req = unsent;
-                    pooled = self.pool.checkout(&key).1;
+                    pooled = self.pool.checkout(&key).conn;
                 }
                 Err((error, _)) => return Err(ClientError::transport(&error)),
             }
@@ -127,22 +131,16 @@ fn host_key(uri: &Uri) -> Result<HostKey<'_>, ClientError> {
     })
 }
 
-/// `req` in origin form (`/path?query`), with a `Host` header unless it has
-/// one: the URI's host, and its port unless it is the scheme's default.
+/// `req` in origin form (`/path?query`), with the target's `Host` header
+/// unless it has one.
 fn to_origin_form(
     req: &mut Request<RequestBody>,
-    key: &HostKey<'_>,
+    host_header: Option<HeaderValue>,
     uri: &Uri,
 ) -> Result<(), ClientError> {
     if !req.headers().contains_key(HOST) {
-        let default_port = if key.tls { 443 } else { 80 };
-        let value = if key.port == default_port {
-            HeaderValue::from_str(key.host)
-        } else {
-            HeaderValue::from_str(&format!("{}:{}", key.host, key.port))
-        };
-        let value = value
-            .map_err(|_| ClientError::InvalidUri(format!("{uri}: host is not a header value")))?;
+        let value = host_header
+            .ok_or_else(|| ClientError::InvalidUri(format!("{uri}: host is not a header value")))?;
         req.headers_mut().insert(HOST, value);
     }
     let path = uri

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use http::HeaderValue;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 
@@ -65,10 +66,35 @@ pub(crate) struct HostKey<'a> {
     pub(crate) port: u16,
 }
 
+impl HostKey<'_> {
+    /// The `Host` header for this host: its name, and its port unless it is
+    /// the scheme's default. `None` when the name cannot be a header value.
+    pub(crate) fn host_header(&self) -> Option<HeaderValue> {
+        let default_port = if self.tls { 443 } else { 80 };
+        let value = if self.port == default_port {
+            HeaderValue::from_str(self.host)
+        } else {
+            HeaderValue::from_str(&format!("{}:{}", self.host, self.port))
+        };
+        value.ok()
+    }
+}
+
+/// What [`Pool::checkout`] found for a host.
+pub(crate) struct Checkout {
+    /// Names the host for good (see [`Pool::checkin`]).
+    pub(crate) slot: usize,
+    /// Its most recent idle connection that is still usable.
+    pub(crate) conn: Option<Box<Conn>>,
+    /// Its `Host` header, made once per host rather than per request.
+    pub(crate) host_header: Option<HeaderValue>,
+}
+
 struct Host {
     tls: bool,
     host: Box<str>,
     port: u16,
+    host_header: Option<HeaderValue>,
     /// Oldest first; requests take the newest (the least likely to have been
     /// closed by the upstream's own idle timeout). Boxed: a connection moves
     /// from here to a request and its body and back, one pointer each time.
@@ -101,8 +127,9 @@ impl Pool {
         self.hosts.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The host's slot, and its most recent idle connection that is still usable.
-    pub(crate) fn checkout(self: &Arc<Self>, key: &HostKey<'_>) -> (usize, Option<Box<Conn>>) {
+    /// The host's slot and `Host` header, and its most recent idle connection
+    /// that is still usable.
+    pub(crate) fn checkout(self: &Arc<Self>, key: &HostKey<'_>) -> Checkout {
         self.start_sweeper();
         let mut stale = Vec::new();
         let mut hosts = self.hosts();
@@ -116,13 +143,16 @@ impl Pool {
                     tls: key.tls,
                     host: key.host.into(),
                     port: key.port,
+                    host_header: key.host_header(),
                     idle: Vec::new(),
                 });
                 hosts.len() - 1
             }
         };
         let mut found = None;
+        let mut host_header = None;
         if let Some(host) = hosts.get_mut(slot) {
+            host_header.clone_from(&host.host_header);
             while let Some(mut conn) = host.idle.pop() {
                 if conn.idle_since.elapsed() > self.idle_timeout {
                     // The newest is too old: so are all the others.
@@ -140,7 +170,11 @@ impl Pool {
         drop(hosts);
         // Closing sockets happens outside the lock.
         drop(stale);
-        (slot, found)
+        Checkout {
+            slot,
+            conn: found,
+            host_header,
+        }
     }
 
     /// Keep `conn` for a later request to the host in `slot`, if there is room.

@@ -298,7 +298,7 @@ async fn a_host_header_of_the_request_is_kept_and_default_ports_are_left_out() {
     let mut req = get("http://example.invalid:80/x");
     let uri = req.uri().clone();
     let key = host_key(&uri).unwrap();
-    to_origin_form(&mut req, &key, &uri).unwrap();
+    to_origin_form(&mut req, key.host_header(), &uri).unwrap();
     assert_eq!(req.headers()[http::header::HOST], "example.invalid");
     assert_eq!(req.uri().to_string(), "/x");
 }
