@@ -289,6 +289,7 @@ pub async fn show(
         (status = 200, description = "The key as changed.", body = fastgate_auth::ApiKeyRecord),
         (status = 400, description = "Invalid input; the message names the field.", body = crate::schemas::ErrorBody),
         (status = 404, description = "No such key.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "Another key has that name.", body = crate::schemas::ErrorBody),
     )
 )]
 pub async fn update(
