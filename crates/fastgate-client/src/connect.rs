@@ -1,6 +1,5 @@
 //! Opening a connection: name lookup, TCP (no delay, keep-alive probes), TLS
-//! with ALPN `http/1.1` for `https`, then the HTTP/1 handshake, all within the
-//! connect timeout.
+//! with ALPN `http/1.1` for `https`, all within the connect timeout.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -9,8 +8,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -75,11 +72,7 @@ impl Connector {
         } else {
             Stream::Plain(tcp)
         };
-        let (sender, driver) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| ClientError::connect("HTTP handshake failed", &e))?;
-        Ok(Conn::new(sender, driver))
+        Ok(Conn::new(stream))
     }
 }
 

@@ -16,6 +16,20 @@ pub enum ClientError {
     InvalidUri(String),
 }
 
+/// What went wrong on an upstream connection once it was open: the request
+/// written, the answer's head or its body read.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("upstream connection failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("reading the upstream answer's body failed: {0}")]
+    Body(std::io::Error),
+    #[error("the upstream closed the connection before the answer's end")]
+    Incomplete,
+    #[error("invalid answer from the upstream: {0}")]
+    Protocol(&'static str),
+}
+
 impl ClientError {
     /// True when no connection could be opened: the request never left, and
     /// another attempt may succeed (an invalid URI never will).

@@ -16,6 +16,7 @@
 mod body;
 mod connect;
 mod error;
+mod h1;
 mod pool;
 
 use std::collections::HashMap;
@@ -29,7 +30,7 @@ use http::{Request, Response, Uri};
 use http_body_util::Full;
 
 pub use body::ResponseBody;
-pub use error::ClientError;
+pub use error::{ClientError, WireError};
 
 use connect::Connector;
 use pool::{Checkout, HostKey, Pool};

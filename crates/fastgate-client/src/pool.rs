@@ -1,61 +1,80 @@
 //! Idle keep-alive connections, per upstream host.
 //!
-//! Nothing drives an idle connection: when one is taken out, it is polled once
+//! Nobody reads an idle connection: when one is taken out, it is polled once
 //! (without a waker) so a close or reset the upstream sent meanwhile is seen,
 //! and it is dropped if so or if it waited longer than the idle timeout. A
 //! sweeper task (one per pool, started with the first request) closes the
 //! expired and dead ones of hosts nobody asks for any more.
 
-use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use http::HeaderValue;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, ReadBuf};
 
-use crate::RequestBody;
 use crate::connect::Stream;
 
-/// What drives a connection: reads and writes its socket.
-pub(crate) type Driver = http1::Connection<TokioIo<Stream>, RequestBody>;
+/// First read size of a connection: an answer head and a streamed event fit.
+const READ_SIZE: usize = 4096;
+/// Reads that fill the buffer double the next one, up to this (large bodies).
+const MAX_READ_SIZE: usize = 64 * 1024;
+/// Less room than this left in the read buffer: make room first.
+const MIN_SPARE: usize = 512;
 
-/// One upstream connection: the handle requests are sent on, and its driver.
+/// One upstream connection: its socket and what was read but not consumed.
 pub(crate) struct Conn {
-    pub(crate) sender: http1::SendRequest<RequestBody>,
-    pub(crate) driver: Driver,
+    pub(crate) io: Stream,
+    pub(crate) read_buf: BytesMut,
+    read_size: usize,
     idle_since: Instant,
 }
 
 impl Conn {
-    pub(crate) fn new(sender: http1::SendRequest<RequestBody>, driver: Driver) -> Box<Self> {
+    pub(crate) fn new(io: Stream) -> Box<Self> {
         Box::new(Self {
-            sender,
-            driver,
+            io,
+            read_buf: BytesMut::new(),
+            read_size: READ_SIZE,
             idle_since: Instant::now(),
         })
     }
 
-    /// Can another request be sent on it? Polled without a waker: nobody is
-    /// waiting on an idle connection.
+    /// Can another request be sent on it? Nothing may be left unread, and the
+    /// socket (polled without a waker: nobody waits on an idle connection)
+    /// must have nothing to say: a close, a reset or stray bytes end it.
     pub(crate) fn is_reusable(&mut self) -> bool {
-        let mut cx = Context::from_waker(Waker::noop());
-        !drive(&mut self.driver, &mut cx) && self.sender.is_ready()
-    }
-}
-
-/// Make what progress the socket allows; `true` once the connection is finished.
-pub(crate) fn drive(driver: &mut Driver, cx: &mut Context<'_>) -> bool {
-    match Pin::new(driver).poll(cx) {
-        Poll::Pending => false,
-        Poll::Ready(Ok(())) => true,
-        Poll::Ready(Err(e)) => {
-            tracing::debug!(error = %e, "upstream connection failed");
-            true
+        if !self.read_buf.is_empty() {
+            return false;
         }
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut probe = [0u8; 1];
+        let mut probe = ReadBuf::new(&mut probe);
+        Pin::new(&mut self.io)
+            .poll_read(&mut cx, &mut probe)
+            .is_pending()
+    }
+
+    /// Read what the socket has into the read buffer; `Ok(0)` at its end. The
+    /// buffer's room is reused once what was taken from it is dropped.
+    pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.read_buf.capacity() - self.read_buf.len() < MIN_SPARE {
+            self.read_buf.reserve(self.read_size);
+        }
+        let room = self.read_buf.capacity() - self.read_buf.len();
+        let n = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut self.io),
+            cx,
+            &mut self.read_buf
+        ))?;
+        if n == room && self.read_size < MAX_READ_SIZE {
+            self.read_size *= 2;
+        }
+        Poll::Ready(Ok(n))
     }
 }
 

@@ -2,4 +2,6 @@
 //! timeout, pool settings), so upstreams with the same settings share
 //! connections and a config reload keeps warm pools.
 
-pub use fastgate_client::{ClientCache, ClientError, ClientSettings, ResponseBody, UpstreamClient};
+pub use fastgate_client::{
+    ClientCache, ClientError, ClientSettings, ResponseBody, UpstreamClient, WireError,
+};
