@@ -2,7 +2,10 @@ use clap::Parser;
 
 /// mimalloc instead of the system allocator: the request path allocates many
 /// small objects (headers, audit records) and glibc's malloc/free were 15-19% of
-/// CPU under load (docs/performance.md).
+/// CPU under load (docs/performance.md). The `system-allocator` feature keeps
+/// the system allocator instead, so heap profilers that hook malloc (valgrind's
+/// massif and dhat) can see every allocation (docs/performance-profile.md).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use fastgate::cli::{Cli, Command, run};
