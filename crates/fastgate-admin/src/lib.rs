@@ -115,7 +115,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics::metrics))
         .nest("/admin/api", admin)
-        .nest("/admin/ui", fastgate_ui::router(openapi::document()))
+        .nest("/admin/ui", fastgate_ui::router(openapi::document))
         .fallback(fastgate_proxy::proxy_handler)
         .with_state(state)
 }

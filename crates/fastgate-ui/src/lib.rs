@@ -50,8 +50,10 @@ const ASSETS: &[(&str, &str, &str)] = &[
 ];
 
 /// The UI's routes, to be nested at `/admin/ui` in a router whose state is [`AppState`].
-/// `openapi` is the admin API's OpenAPI document, rendered at `/api-reference`.
-pub fn router(openapi: std::sync::Arc<serde_json::Value>) -> Router<AppState> {
+/// `openapi` gives the admin API's OpenAPI document, rendered at
+/// `/api-reference`. It is asked for when the page is, not here: building the
+/// document takes megabytes the gateway should not hold from its start.
+pub fn router(openapi: fn() -> std::sync::Arc<serde_json::Value>) -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/login", get(login_page).post(login))

@@ -25,11 +25,10 @@ const METHODS: [&str; 8] = [
 const MAX_DEPTH: usize = 8;
 const SCHEMA_REF: &str = "#/components/schemas/";
 
-/// The page's route; `doc` is the OpenAPI document (JSON) to render.
-pub fn route(doc: Arc<Value>) -> MethodRouter<AppState> {
-    get(move |State(state): State<AppState>, headers: HeaderMap| {
-        let doc = Arc::clone(&doc);
-        async move {
+/// The page's route; `doc` gives the OpenAPI document (JSON) to render.
+pub fn route(doc: fn() -> Arc<Value>) -> MethodRouter<AppState> {
+    get(
+        move |State(state): State<AppState>, headers: HeaderMap| async move {
             if crate::session::from_headers(
                 &crate::admin_token(&state),
                 &headers,
@@ -39,9 +38,9 @@ pub fn route(doc: Arc<Value>) -> MethodRouter<AppState> {
             {
                 return crate::to_login();
             }
-            crate::html(StatusCode::OK, page(&doc, Lang::of(&headers)))
-        }
-    })
+            crate::html(StatusCode::OK, page(&doc(), Lang::of(&headers)))
+        },
+    )
 }
 
 fn text<'a>(v: &'a Value, key: &str) -> &'a str {
