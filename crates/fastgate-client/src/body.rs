@@ -117,11 +117,12 @@ fn poll_send(
 fn early_answer(conn: &mut Conn, cx: &mut Context<'_>, method: &Method) -> Option<Head> {
     loop {
         match conn.poll_fill(cx) {
-            Poll::Ready(Ok(n)) if n > 0 => {
-                if let Ok(Some(head)) = h1::parse_head(&mut conn.read_buf, method) {
-                    return Some(head);
-                }
-            }
+            Poll::Ready(Ok(n)) if n > 0 => match h1::parse_head(&mut conn.read_buf, method) {
+                Ok(Some(head)) => return Some(head),
+                Ok(None) => {}
+                // Not an answer (or one too large): the write reports the failure.
+                Err(_) => return None,
+            },
             _ => return None,
         }
     }

@@ -508,3 +508,45 @@ async fn chunks_sent_just_before_a_reset_come_before_the_error() {
     drop(body);
     assert_eq!(client.idle_connections(), 0);
 }
+
+#[tokio::test]
+async fn an_answer_sent_before_the_body_was_taken_is_returned() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An upstream that reads the head only, refuses with 413 and stops
+    // reading, holding the connection open: the client's write blocks.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (release, held) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let mut got = Vec::new();
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tcp.read(&mut buf).await.unwrap();
+            assert!(n > 0, "client closed before its head");
+            got.extend_from_slice(&buf[..n]);
+        }
+        tcp.write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 7\r\nconnection: close\r\n\r\ntoo big")
+            .await
+            .unwrap();
+        let _ = held.await;
+    });
+    let client = plain_client();
+    // Far more than the socket buffers hold while nobody reads.
+    let body = Bytes::from(vec![b'x'; 32 * 1024 * 1024]);
+    let req = Request::post(format!("http://{addr}/upload"))
+        .body(Full::new(body))
+        .unwrap();
+    let resp = tokio::time::timeout(WAIT, client.send(req))
+        .await
+        .expect("the early answer was not taken")
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(text(resp).await, "too big");
+    assert_eq!(
+        client.idle_connections(),
+        0,
+        "a half-sent connection was pooled"
+    );
+    let _ = release.send(());
+}
