@@ -46,12 +46,12 @@ pub(crate) async fn exchange(
     };
     let Head {
         response,
-        body,
+        body: decoder,
         keep_alive: reusable,
     } = answer.map_err(|e| (e, None))?;
     Ok(response.map(|()| ResponseBody {
         conn: Some(conn),
-        decoder: body,
+        decoder,
         keep_alive: keep_alive && reusable,
         pool: Arc::clone(pool),
         slot,
