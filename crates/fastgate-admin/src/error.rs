@@ -29,6 +29,10 @@ pub enum AdminError {
     /// Any other storage failure; the detail is in the server log.
     #[error("internal storage error (details are in the server log)")]
     Storage,
+    /// A failure inside the gateway that is not the database's; the detail is in the
+    /// server log.
+    #[error("internal error (details are in the server log)")]
+    Internal,
 }
 
 impl AdminError {
@@ -40,7 +44,7 @@ impl AdminError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Storage => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Storage | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
