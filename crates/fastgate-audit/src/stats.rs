@@ -8,6 +8,12 @@ use serde::Serialize;
 pub mod metric {
     /// Gauge: records waiting in the queue plus overflow records not yet spilled.
     pub const QUEUE_DEPTH: &str = "fastgate_audit_queue_depth";
+    /// Gauge: the deepest the queue has been since start (records waiting, overflow not
+    /// yet spilled included), as the writer finds it each time it reads the queue. Only
+    /// the writer takes records out, so the depth it finds is the highest since its
+    /// previous read: a scrape after a burst tells how close the queue came to its
+    /// capacity without sampling it during the burst.
+    pub const QUEUE_DEPTH_PEAK: &str = "fastgate_audit_queue_depth_peak";
     /// Gauge: bytes in the spill file (the backlog waiting for replay).
     pub const SPILL_BYTES: &str = "fastgate_audit_spill_bytes";
     /// Records the sink accepted from the live queue.
@@ -68,6 +74,8 @@ pub struct AuditStats {
     pub journal_errors: u64,
     /// Records recovered from journal segments at start.
     pub journal_recovered: u64,
+    /// The deepest the queue has been (see [`metric::QUEUE_DEPTH_PEAK`]).
+    pub queue_depth_peak: u64,
 }
 
 #[derive(Debug, Default)]
@@ -85,6 +93,7 @@ pub(crate) struct Counters {
     journal_recovered: AtomicU64,
     /// Overflow records handed to the spill task and not yet appended.
     overflow_pending: AtomicU64,
+    queue_depth_peak: AtomicU64,
     /// Completion time (unix ms) of the oldest record in the batch being collected or
     /// written; 0 when none.
     batch_oldest_ms: AtomicI64,
@@ -146,6 +155,16 @@ impl Counters {
         self.overflow_pending.load(Ordering::Relaxed)
     }
 
+    /// The batcher found `depth` records waiting: keep the highest.
+    pub(crate) fn queue_depth_seen(&self, depth: usize) {
+        let depth = u64::try_from(depth).unwrap_or(u64::MAX);
+        let before = self.queue_depth_peak.fetch_max(depth, Ordering::Relaxed);
+        // At 0 on the first call, so the gauge is there from the start.
+        if depth > before || depth == 0 && before == 0 {
+            metrics::gauge!(metric::QUEUE_DEPTH_PEAK).set(depth as f64);
+        }
+    }
+
     pub(crate) fn journal_error(&self) {
         bump(&self.journal_errors, metric::JOURNAL_ERRORS, 1);
     }
@@ -197,6 +216,7 @@ impl Counters {
             corrupt_lines: get(&self.corrupt_lines),
             journal_errors: get(&self.journal_errors),
             journal_recovered: get(&self.journal_recovered),
+            queue_depth_peak: get(&self.queue_depth_peak),
         }
     }
 }

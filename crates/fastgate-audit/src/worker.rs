@@ -226,6 +226,7 @@ pub(crate) async fn run_batcher(
         waiting: Vec::new(),
     };
     let mut gulp = Vec::with_capacity(batch_size.min(4096));
+    b.ctx.counters.queue_depth_seen(0);
     loop {
         match b.deadline {
             None => {
@@ -251,6 +252,9 @@ pub(crate) async fn run_batcher(
             }
         }
         // Everything that queued up meanwhile, in batch-sized gulps.
+        b.ctx
+            .counters
+            .queue_depth_seen(rx.len() + overflow_pending(&b.ctx));
         loop {
             let room = batch_size.saturating_sub(b.batch.len()).max(1);
             while gulp.len() < room {

@@ -270,6 +270,30 @@ async fn a_torn_line_is_not_glued_to_later_appends_when_the_sink_is_down_at_star
 }
 
 #[tokio::test]
+async fn the_queue_depth_peak_is_what_queued_up_while_the_writer_was_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Arc::new(MemorySink::new());
+    sink.set_holding(true);
+    let (sender, handle) =
+        start(config(dir.path(), 1000, 1, Duration::from_millis(5)), &sink).await;
+    assert_eq!(handle.stats().queue_depth_peak, 0);
+
+    let sent = ids("peak", 61);
+    send_all(&sender, &sent[..1]);
+    wait_until("the writer is stuck in the sink", || sink.calls() == 1).await;
+    send_all(&sender, &sent[1..]);
+    assert_eq!(sender.queue_depth(), 60);
+    sink.set_holding(false);
+    wait_until("everything written", || sink.len() == 61).await;
+    assert_eq!(sender.queue_depth(), 0);
+    // The writer found the 60 records at once when the sink let it go; the peak stays
+    // after the queue has drained.
+    let stats = handle.shutdown().await;
+    assert_eq!(stats.queue_depth_peak, 60, "{stats:?}");
+    assert_eq!(sink.ids(), sorted(&sent));
+}
+
+#[tokio::test]
 async fn a_full_queue_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let sink = Arc::new(MemorySink::new());

@@ -249,7 +249,11 @@ routes:
         Some(3.0),
         "{text}"
     );
-    for name in ["fastgate_requests_in_flight", "fastgate_audit_queue_depth"] {
+    for name in [
+        "fastgate_requests_in_flight",
+        "fastgate_audit_queue_depth",
+        "fastgate_audit_queue_depth_peak",
+    ] {
         let v = metric(&text, name).unwrap_or_else(|| panic!("missing {name}: {text}"));
         assert!(v >= 0.0, "{name} {v}");
     }
