@@ -229,19 +229,18 @@ impl RequestContext {
 
     fn into_record(self, o: Outcome, elapsed: Duration) -> AuditRecord {
         AuditRecord {
-            request_id: String::from_utf8_lossy(self.gateway_id.as_bytes()).into_owned(),
-            client_request_id: self
-                .client_request_id
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            request_id: header_text(&self.gateway_id),
+            client_request_id: self.client_request_id.as_ref().map(header_text),
             key_id: self.key.as_ref().map(|k| k.id.clone()),
             key_name: self.key.as_ref().map(|k| k.name.clone()),
             source: self.key.as_ref().and_then(|k| k.source.clone()),
             method: self.method.as_str().to_string(),
             path: self.path,
             query: self.query.map(crate::headers::redact_query),
-            route: self.route.map(|r| r.to_string()),
-            upstream: self.upstream.map(|u| u.to_string()),
-            credential: self.credential.map(|c| c.to_string()),
+            // `str::to_owned`, not `to_string`: the latter goes through the formatter.
+            route: self.route.map(|r| r.as_ref().to_owned()),
+            upstream: self.upstream.map(|u| u.as_ref().to_owned()),
+            credential: self.credential.map(|c| c.as_ref().to_owned()),
             target_url: self.target_url,
             status_code: o.status,
             request_time: self.request_time,
@@ -249,9 +248,7 @@ impl RequestContext {
             duration_ms: elapsed.as_secs_f64() * 1000.0,
             request_bytes: self.request_bytes,
             response_bytes: o.response_bytes,
-            user_agent: self
-                .user_agent
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            user_agent: self.user_agent.as_ref().map(header_text),
             client_ip: self.client_ip,
             is_stream: o.is_stream,
             stream_chunks: o.chunks,
@@ -266,6 +263,15 @@ impl RequestContext {
             request_body: self.request_body,
             response_body: o.response_body,
         }
+    }
+}
+
+/// A header value as text for the audit record: `str::from_utf8` checks ASCII a word
+/// at a time; the lossy decoding only for a value that is not UTF-8.
+fn header_text(v: &HeaderValue) -> String {
+    match std::str::from_utf8(v.as_bytes()) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
     }
 }
 
