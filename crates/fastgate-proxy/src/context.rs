@@ -266,13 +266,9 @@ impl RequestContext {
     }
 }
 
-/// A header value as text for the audit record: `str::from_utf8` checks ASCII a word
-/// at a time; the lossy decoding only for a value that is not UTF-8.
+/// A header value as an owned string for the audit record.
 fn header_text(v: &HeaderValue) -> String {
-    match std::str::from_utf8(v.as_bytes()) {
-        Ok(text) => text.to_owned(),
-        Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
-    }
+    crate::headers::value_text(v).into_owned()
 }
 
 /// Up to `max` bytes of `body` as text for the audit log (lossy UTF-8).
