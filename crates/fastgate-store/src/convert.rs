@@ -1,5 +1,7 @@
 //! Checked conversions between domain types and column types.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 
 use crate::StoreError;
@@ -11,10 +13,15 @@ pub const NUL_REPLACEMENT: char = '\u{FFFD}';
 /// `s` as both stores keep it: NUL replaced by U+FFFD (a Rust `str` is always valid
 /// UTF-8; bytes that were not have been decoded lossily before they became a `String`).
 pub(crate) fn storable(s: &str) -> String {
+    storable_cow(s).into_owned()
+}
+
+/// [`storable`] without a copy when `s` holds no NUL.
+pub(crate) fn storable_cow(s: &str) -> Cow<'_, str> {
     if s.contains('\0') {
-        s.replace('\0', NUL_REPLACEMENT.encode_utf8(&mut [0; 4]))
+        Cow::Owned(s.replace('\0', NUL_REPLACEMENT.encode_utf8(&mut [0; 4])))
     } else {
-        s.to_owned()
+        Cow::Borrowed(s)
     }
 }
 

@@ -14,6 +14,7 @@ mod backfill_tests;
 pub mod histogram;
 mod query;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
@@ -22,7 +23,7 @@ use fastgate_audit::AuditRecord;
 use sqlx::query_builder::Separated;
 use sqlx::{Database, Encode, Type};
 
-use crate::convert::{storable, to_ms};
+use crate::convert::{storable_cow, to_ms};
 use crate::{Store, StoreError};
 use histogram::{BUCKETS, bucket_of};
 
@@ -98,24 +99,25 @@ impl Grain {
     }
 }
 
-/// The dimensions of a rollup row ('' for none).
+/// The dimensions of a rollup row ('' for none), as stored. They borrow from the
+/// record while a batch is aggregated (a copy only where NUL must be replaced), and
+/// are copied once per group, not once per row.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Dims {
-    key_id: String,
-    route: String,
-    model: String,
-    upstream: String,
-    path: String,
+pub(crate) struct Dims<'a> {
+    key_id: Cow<'a, str>,
+    route: Cow<'a, str>,
+    model: Cow<'a, str>,
+    upstream: Cow<'a, str>,
+    path: Cow<'a, str>,
     status_code: i32,
 }
 
-impl Dims {
-    fn of(r: &AuditRecord) -> Dims {
-        let text = |v: &Option<String>| v.as_deref().map(storable).unwrap_or_default();
-        let path = storable(&r.path);
-        let path = match path.char_indices().nth(PATH_MAX_CHARS) {
-            Some((cut, _)) => path[..cut].to_owned(),
-            None => path,
+impl<'a> Dims<'a> {
+    fn of(r: &'a AuditRecord) -> Dims<'a> {
+        let text = |v: &'a Option<String>| v.as_deref().map_or(Cow::Borrowed(""), storable_cow);
+        let path = match storable_cow(&r.path) {
+            Cow::Borrowed(p) => Cow::Borrowed(cut_chars(p, PATH_MAX_CHARS)),
+            Cow::Owned(p) => Cow::Owned(cut_chars(&p, PATH_MAX_CHARS).to_owned()),
         };
         Dims {
             key_id: text(&r.key_id),
@@ -125,6 +127,25 @@ impl Dims {
             path,
             status_code: i32::from(r.status_code),
         }
+    }
+
+    fn into_owned(self) -> Dims<'static> {
+        Dims {
+            key_id: Cow::Owned(self.key_id.into_owned()),
+            route: Cow::Owned(self.route.into_owned()),
+            model: Cow::Owned(self.model.into_owned()),
+            upstream: Cow::Owned(self.upstream.into_owned()),
+            path: Cow::Owned(self.path.into_owned()),
+            status_code: self.status_code,
+        }
+    }
+}
+
+/// `s` cut to its first `max` characters.
+fn cut_chars(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((cut, _)) => &s[..cut],
+        None => s,
     }
 }
 
@@ -226,7 +247,7 @@ impl Measures {
 pub(crate) struct Group {
     grain: Grain,
     bucket_start: i64,
-    dims: Dims,
+    dims: Dims<'static>,
     measures: Measures,
 }
 
@@ -245,7 +266,7 @@ pub(crate) fn aggregate<'a>(records: impl Iterator<Item = &'a AuditRecord>) -> V
     }
     let mut groups = Vec::new();
     for grain in Grain::ALL {
-        let mut merged: BTreeMap<(i64, &Dims), Measures> = BTreeMap::new();
+        let mut merged: BTreeMap<(i64, &Dims<'_>), Measures> = BTreeMap::new();
         for ((minute, dims), m) in &minutes {
             merged
                 .entry((grain.floor(*minute), dims))
@@ -258,7 +279,7 @@ pub(crate) fn aggregate<'a>(records: impl Iterator<Item = &'a AuditRecord>) -> V
                 .map(|((bucket_start, dims), measures)| Group {
                     grain,
                     bucket_start,
-                    dims: dims.clone(),
+                    dims: dims.clone().into_owned(),
                     measures,
                 }),
         );
@@ -317,11 +338,11 @@ where
 {
     b.push_bind(g.grain.as_str())
         .push_bind(g.bucket_start)
-        .push_bind(g.dims.key_id.clone())
-        .push_bind(g.dims.route.clone())
-        .push_bind(g.dims.model.clone())
-        .push_bind(g.dims.upstream.clone())
-        .push_bind(g.dims.path.clone())
+        .push_bind(g.dims.key_id.to_string())
+        .push_bind(g.dims.route.to_string())
+        .push_bind(g.dims.model.to_string())
+        .push_bind(g.dims.upstream.to_string())
+        .push_bind(g.dims.path.to_string())
         .push_bind(g.dims.status_code);
     for v in g.measures.values() {
         b.push_bind(v);
@@ -440,7 +461,7 @@ mod tests {
             .iter()
             .map(|g| {
                 let m = &g.measures.sums;
-                (g.grain, g.bucket_start, g.dims.key_id.as_str(), m[0], m[1])
+                (g.grain, g.bucket_start, g.dims.key_id.as_ref(), m[0], m[1])
             })
             .collect();
         let want = [
@@ -465,6 +486,20 @@ mod tests {
         failed.is_stream = true;
         let m = Measures::of(&failed);
         assert_eq!(&m.sums[..4], [1, 1, 0, 1]);
+    }
+
+    #[test]
+    fn values_that_are_stored_alike_share_one_group() {
+        // NUL is stored as U+FFFD: both rows land in the same rollup row, so the
+        // statement must not carry it twice (PostgreSQL refuses that).
+        let mut a = record("a", 0, "k", 200);
+        a.model = Some("m\0x".into());
+        let mut b = record("b", 1, "k", 200);
+        b.model = Some("m\u{FFFD}x".into());
+        let groups = aggregate([a, b].iter());
+        assert_eq!(groups.len(), Grain::ALL.len());
+        assert!(groups.iter().all(|g| g.measures.sums[0] == 2));
+        assert!(groups.iter().all(|g| g.dims.model == "m\u{FFFD}x"));
     }
 
     #[test]
