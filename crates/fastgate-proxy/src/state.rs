@@ -353,7 +353,7 @@ impl AppState {
         let peer = peer?;
         let trusted = |ip: &IpAddr| self.inner.trusted_proxies.iter().any(|n| n.contains(*ip));
         if !trusted(&peer.ip()) {
-            return Some(peer.ip().to_string());
+            return Some(ip_text(peer.ip()));
         }
         let forwarded = headers
             .get("x-forwarded-for")
@@ -365,8 +365,30 @@ impl AppState {
                     .filter_map(|s| s.parse::<IpAddr>().ok())
                     .find(|ip| !trusted(ip))
             });
-        Some(forwarded.unwrap_or(peer.ip()).to_string())
+        Some(ip_text(forwarded.unwrap_or(peer.ip())))
     }
+}
+
+/// `ip` as `Display` writes it. IPv4 (nearly every client) without the formatter,
+/// which cost more than a thousand instructions a request.
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut text = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + octet / 10 % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+    text
 }
 
 /// An address block from `server.trusted_proxies` (`10.0.0.0/8`, or one address).
@@ -409,6 +431,42 @@ impl IpNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_text_writes_what_display_writes() {
+        let ips = [
+            "0.0.0.0",
+            "127.0.0.1",
+            "9.10.99.100",
+            "255.255.255.255",
+            "192.168.10.1",
+            "::1",
+            "::ffff:1.2.3.4",
+            "2001:db8::8a2e:370:7334",
+        ];
+        for ip in ips {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+        for n in [
+            0u32,
+            1,
+            9,
+            10,
+            99,
+            100,
+            199,
+            200,
+            255,
+            256,
+            65_535,
+            0x0a00_0001,
+            u32::MAX,
+        ] {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(n));
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+    }
 
     #[test]
     fn ip_blocks() {
