@@ -1,6 +1,7 @@
 //! The audit log (`audit_logs`): batched idempotent inserts, filtered reads, retention.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use fastgate_audit::{AuditFilter, AuditRecord};
@@ -8,7 +9,7 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use crate::audit_filter::{push_order, push_order_and_page, push_where};
 use crate::convert::{
-    from_ms, i32_to_u16, i64_to_u64, opt_i64_to_u64, opt_storable, opt_u64_to_i64, storable, to_ms,
+    from_ms, i32_to_u16, i64_to_u64, opt_i64_to_u64, opt_u64_to_i64, storable, storable_cow, to_ms,
     u64_to_i64,
 };
 use crate::{Store, StoreError, rollups};
@@ -27,6 +28,9 @@ macro_rules! audit_cols {
 const AUDIT_COLUMNS: usize = 32;
 /// SQLite's default `SQLITE_MAX_VARIABLE_NUMBER` (PostgreSQL allows 65535).
 const SQLITE_MAX_BINDS: usize = 32766;
+/// Encoded bytes of a typical row (PostgreSQL's argument buffer is reserved with it).
+const ROW_BYTES_HINT: usize = 512;
+
 /// Rows per multi-row `INSERT`, within both backends' bind limits.
 const ROWS_PER_INSERT: usize = {
     let fit = SQLITE_MAX_BINDS / AUDIT_COLUMNS;
@@ -103,48 +107,6 @@ pub(crate) struct AuditRow {
 }
 
 impl AuditRow {
-    fn from_record(r: &AuditRecord) -> Result<Self, StoreError> {
-        Ok(Self {
-            request_id: storable(&r.request_id),
-            key_id: opt_storable(&r.key_id),
-            key_name: opt_storable(&r.key_name),
-            source: opt_storable(&r.source),
-            method: storable(&r.method),
-            path: storable(&r.path),
-            query: opt_storable(&r.query),
-            route: opt_storable(&r.route),
-            upstream: opt_storable(&r.upstream),
-            credential: opt_storable(&r.credential),
-            target_url: opt_storable(&r.target_url),
-            status_code: i32::from(r.status_code),
-            request_time: to_ms(r.request_time),
-            // SQLite turns NaN into NULL; both stores get the same finite values.
-            ttfb_ms: r.ttfb_ms.filter(|v| v.is_finite()),
-            duration_ms: if r.duration_ms.is_finite() {
-                r.duration_ms
-            } else {
-                0.0
-            },
-            request_bytes: u64_to_i64("request_bytes", r.request_bytes)?,
-            response_bytes: u64_to_i64("response_bytes", r.response_bytes)?,
-            user_agent: opt_storable(&r.user_agent),
-            client_ip: opt_storable(&r.client_ip),
-            is_stream: r.is_stream,
-            stream_chunks: u64_to_i64("stream_chunks", r.stream_chunks)?,
-            model: opt_storable(&r.model),
-            tokens_in: opt_u64_to_i64("tokens_in", r.tokens_in)?,
-            tokens_out: opt_u64_to_i64("tokens_out", r.tokens_out)?,
-            tokens_estimated: r.tokens_estimated,
-            cost: r.cost.filter(|v| v.is_finite()),
-            error_message: opt_storable(&r.error_message),
-            request_headers: opt_storable(&r.request_headers),
-            response_headers: opt_storable(&r.response_headers),
-            request_body: opt_storable(&r.request_body),
-            response_body: opt_storable(&r.response_body),
-            client_request_id: opt_storable(&r.client_request_id),
-        })
-    }
-
     pub(crate) fn into_record(self) -> Result<AuditRecord, StoreError> {
         Ok(AuditRecord {
             status_code: i32_to_u16("status_code", self.status_code)?,
@@ -183,53 +145,79 @@ impl AuditRow {
     }
 }
 
-/// Adds one row's values, in `audit_cols!()` order. The row is moved in: its
-/// text goes to the statement without another copy.
-fn add_row<A>(args: &mut A, r: AuditRow) -> Result<(), sqlx::error::BoxDynError>
+/// Text as stored ([`storable_cow`]), shared with the statement: the one copy a
+/// value needs, where a `String` would also box itself for the statement.
+fn text(s: &str) -> Arc<str> {
+    Arc::from(storable_cow(s).as_ref())
+}
+
+fn opt_text(s: &Option<String>) -> Option<Arc<str>> {
+    s.as_deref().map(text)
+}
+
+/// Adds the values of `r`'s row, in `audit_cols!()` order, as [`AuditRow`] reads
+/// them back.
+fn add_record<A>(args: &mut A, r: &AuditRecord) -> Result<(), StoreError>
 where
     A: sqlx::Arguments,
-    String: for<'q> Encode<'q, A::Database> + Type<A::Database>,
+    Arc<str>: for<'q> Encode<'q, A::Database> + Type<A::Database>,
     i64: for<'q> Encode<'q, A::Database> + Type<A::Database>,
     i32: for<'q> Encode<'q, A::Database> + Type<A::Database>,
     f64: for<'q> Encode<'q, A::Database> + Type<A::Database>,
     bool: for<'q> Encode<'q, A::Database> + Type<A::Database>,
-    Option<String>: for<'q> Encode<'q, A::Database> + Type<A::Database>,
+    Option<Arc<str>>: for<'q> Encode<'q, A::Database> + Type<A::Database>,
     Option<i64>: for<'q> Encode<'q, A::Database> + Type<A::Database>,
     Option<f64>: for<'q> Encode<'q, A::Database> + Type<A::Database>,
 {
-    args.add(r.request_id)?;
-    args.add(r.key_id)?;
-    args.add(r.key_name)?;
-    args.add(r.source)?;
-    args.add(r.method)?;
-    args.add(r.path)?;
-    args.add(r.query)?;
-    args.add(r.route)?;
-    args.add(r.upstream)?;
-    args.add(r.credential)?;
-    args.add(r.target_url)?;
-    args.add(r.status_code)?;
-    args.add(r.request_time)?;
-    args.add(r.ttfb_ms)?;
-    args.add(r.duration_ms)?;
-    args.add(r.request_bytes)?;
-    args.add(r.response_bytes)?;
-    args.add(r.user_agent)?;
-    args.add(r.client_ip)?;
-    args.add(r.is_stream)?;
-    args.add(r.stream_chunks)?;
-    args.add(r.model)?;
-    args.add(r.tokens_in)?;
-    args.add(r.tokens_out)?;
-    args.add(r.tokens_estimated)?;
-    args.add(r.cost)?;
-    args.add(r.error_message)?;
-    args.add(r.request_headers)?;
-    args.add(r.response_headers)?;
-    args.add(r.request_body)?;
-    args.add(r.response_body)?;
-    args.add(r.client_request_id)?;
-    Ok(())
+    let request_bytes = u64_to_i64("request_bytes", r.request_bytes)?;
+    let response_bytes = u64_to_i64("response_bytes", r.response_bytes)?;
+    let stream_chunks = u64_to_i64("stream_chunks", r.stream_chunks)?;
+    let tokens_in = opt_u64_to_i64("tokens_in", r.tokens_in)?;
+    let tokens_out = opt_u64_to_i64("tokens_out", r.tokens_out)?;
+    // SQLite turns NaN into NULL; both stores get the same finite values.
+    let ttfb_ms = r.ttfb_ms.filter(|v| v.is_finite());
+    let duration_ms = if r.duration_ms.is_finite() {
+        r.duration_ms
+    } else {
+        0.0
+    };
+    let cost = r.cost.filter(|v| v.is_finite());
+    let add = |args: &mut A| -> Result<(), sqlx::error::BoxDynError> {
+        args.add(text(&r.request_id))?;
+        args.add(opt_text(&r.key_id))?;
+        args.add(opt_text(&r.key_name))?;
+        args.add(opt_text(&r.source))?;
+        args.add(text(&r.method))?;
+        args.add(text(&r.path))?;
+        args.add(opt_text(&r.query))?;
+        args.add(opt_text(&r.route))?;
+        args.add(opt_text(&r.upstream))?;
+        args.add(opt_text(&r.credential))?;
+        args.add(opt_text(&r.target_url))?;
+        args.add(i32::from(r.status_code))?;
+        args.add(to_ms(r.request_time))?;
+        args.add(ttfb_ms)?;
+        args.add(duration_ms)?;
+        args.add(request_bytes)?;
+        args.add(response_bytes)?;
+        args.add(opt_text(&r.user_agent))?;
+        args.add(opt_text(&r.client_ip))?;
+        args.add(r.is_stream)?;
+        args.add(stream_chunks)?;
+        args.add(opt_text(&r.model))?;
+        args.add(tokens_in)?;
+        args.add(tokens_out)?;
+        args.add(r.tokens_estimated)?;
+        args.add(cost)?;
+        args.add(opt_text(&r.error_message))?;
+        args.add(opt_text(&r.request_headers))?;
+        args.add(opt_text(&r.response_headers))?;
+        args.add(opt_text(&r.request_body))?;
+        args.add(opt_text(&r.response_body))?;
+        args.add(opt_text(&r.client_request_id))?;
+        Ok(())
+    };
+    add(args).map_err(|e| StoreError::from(sqlx::Error::Encode(e)))
 }
 
 /// The insert statement for `rows` rows: `$n` placeholders when `numbered`
@@ -322,20 +310,11 @@ impl Store {
         if records.is_empty() {
             return Ok(0);
         }
-        let rows = |records: &[AuditRecord]| {
-            records
-                .iter()
-                .map(AuditRow::from_record)
-                .collect::<Result<Vec<_>, _>>()
-        };
-        if let Some(inserted) = self.insert_rows(rows(records)?, records, false).await? {
+        if let Some(inserted) = self.insert_rows(records, false).await? {
             return Ok(inserted);
         }
-        // Rare (a replay, an id twice): the rows were moved into the first try.
-        Ok(self
-            .insert_rows(rows(records)?, records, true)
-            .await?
-            .unwrap_or(0))
+        // Rare (a replay, an id twice): insert again, asking which rows went in.
+        Ok(self.insert_rows(records, true).await?.unwrap_or(0))
     }
 
     /// One transaction of chunked inserts and the rollup upserts. With `read_back`
@@ -343,26 +322,26 @@ impl Store {
     /// up; without it every row must be new, and `None` (nothing kept) says one was not.
     async fn insert_rows(
         &self,
-        rows: Vec<AuditRow>,
         records: &[AuditRecord],
         read_back: bool,
     ) -> Result<Option<u64>, StoreError> {
-        let count = rows.len();
+        let count = records.len();
         let ids: Vec<String> = if read_back {
-            rows.iter().map(|r| r.request_id.clone()).collect()
+            records.iter().map(|r| storable(&r.request_id)).collect()
         } else {
             Vec::new()
         };
         with_pool!(self, pool, DB => {
             let mut tx = pool.begin().await?;
             let mut new_ids = HashSet::new();
-            let mut rest = rows.into_iter();
+            let mut rest = records.iter();
             let numbered = matches!(self.inner, crate::store::Inner::Postgres(_));
             for size in chunk_plan(count) {
                 let sql = insert_sql(numbered, size, read_back);
                 let mut args = <DB as Database>::Arguments::default();
-                for row in rest.by_ref().take(size) {
-                    add_row(&mut args, row).map_err(sqlx::Error::Encode)?;
+                sqlx::Arguments::reserve(&mut args, size * AUDIT_COLUMNS, size * ROW_BYTES_HINT);
+                for record in rest.by_ref().take(size) {
+                    add_record(&mut args, record)?;
                 }
                 if read_back {
                     let ids: Vec<String> =
