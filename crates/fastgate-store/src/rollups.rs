@@ -100,8 +100,7 @@ impl Grain {
 }
 
 /// The dimensions of a rollup row ('' for none), as stored. They borrow from the
-/// record while a batch is aggregated (a copy only where NUL must be replaced), and
-/// are copied once per group, not once per row.
+/// records of the batch (a copy only where NUL must be replaced) until they are bound.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Dims<'a> {
     key_id: Cow<'a, str>,
@@ -126,17 +125,6 @@ impl<'a> Dims<'a> {
             upstream: text(&r.upstream),
             path,
             status_code: i32::from(r.status_code),
-        }
-    }
-
-    fn into_owned(self) -> Dims<'static> {
-        Dims {
-            key_id: Cow::Owned(self.key_id.into_owned()),
-            route: Cow::Owned(self.route.into_owned()),
-            model: Cow::Owned(self.model.into_owned()),
-            upstream: Cow::Owned(self.upstream.into_owned()),
-            path: Cow::Owned(self.path.into_owned()),
-            status_code: self.status_code,
         }
     }
 }
@@ -244,10 +232,10 @@ impl Measures {
 }
 
 /// One rollup row's share of a batch, ready to bind.
-pub(crate) struct Group {
+pub(crate) struct Group<'a> {
     grain: Grain,
     bucket_start: i64,
-    dims: Dims<'static>,
+    dims: Dims<'a>,
     measures: Measures,
 }
 
@@ -255,7 +243,7 @@ pub(crate) struct Group {
 /// grain (finest first), bucket, then dimensions: one statement row per stored row
 /// (PostgreSQL refuses to update a row twice in one statement), and concurrent
 /// batches lock their rows in the same order.
-pub(crate) fn aggregate<'a>(records: impl Iterator<Item = &'a AuditRecord>) -> Vec<Group> {
+pub(crate) fn aggregate<'a>(records: impl Iterator<Item = &'a AuditRecord>) -> Vec<Group<'a>> {
     let mut minutes: BTreeMap<(i64, Dims), Measures> = BTreeMap::new();
     for r in records {
         let bucket = Grain::Minute.floor(to_ms(r.request_time));
@@ -279,7 +267,7 @@ pub(crate) fn aggregate<'a>(records: impl Iterator<Item = &'a AuditRecord>) -> V
                 .map(|((bucket_start, dims), measures)| Group {
                     grain,
                     bucket_start,
-                    dims: dims.clone().into_owned(),
+                    dims: dims.clone(),
                     measures,
                 }),
         );
@@ -315,7 +303,7 @@ pub(crate) static UPSERT_TAIL: LazyLock<String> = LazyLock::new(|| {
 const CHUNK_SIZES: [usize; 4] = [128, 32, 8, 1];
 
 /// `groups` cut into chunks of the sizes in `CHUNK_SIZES`, largest first.
-pub(crate) fn chunks(mut groups: &[Group]) -> Vec<&[Group]> {
+pub(crate) fn chunks<'g, 'a>(mut groups: &'g [Group<'a>]) -> Vec<&'g [Group<'a>]> {
     let mut out = Vec::new();
     for size in CHUNK_SIZES {
         while groups.len() >= size {
@@ -328,7 +316,7 @@ pub(crate) fn chunks(mut groups: &[Group]) -> Vec<&[Group]> {
 }
 
 /// Binds one group's values, in [`UPSERT_HEAD`] order.
-pub(crate) fn push_group<DB>(mut b: Separated<'_, DB, &'static str>, g: &Group)
+pub(crate) fn push_group<DB>(mut b: Separated<'_, DB, &'static str>, g: &Group<'_>)
 where
     DB: Database,
     for<'q> String: Encode<'q, DB> + Type<DB>,
@@ -496,7 +484,8 @@ mod tests {
         a.model = Some("m\0x".into());
         let mut b = record("b", 1, "k", 200);
         b.model = Some("m\u{FFFD}x".into());
-        let groups = aggregate([a, b].iter());
+        let rows = [a, b];
+        let groups = aggregate(rows.iter());
         assert_eq!(groups.len(), Grain::ALL.len());
         assert!(groups.iter().all(|g| g.measures.sums[0] == 2));
         assert!(groups.iter().all(|g| g.dims.model == "m\u{FFFD}x"));
