@@ -504,6 +504,33 @@ mod tests {
         }
     }
 
+    /// The partial index (rows with a client id only) still serves the lookup.
+    #[tokio::test]
+    async fn client_request_id_lookup_reads_the_partial_index() {
+        use sqlx::Row;
+        let store = Store::connect("sqlite::memory:", 1).await.expect("store");
+        let crate::store::Inner::Sqlite(pool) = &store.inner else {
+            unreachable!("an in-memory SQLite store")
+        };
+        let f = AuditFilter {
+            client_request_id: Some("c".into()),
+            ..AuditFilter::default()
+        };
+        for head in ["SELECT COUNT(*) FROM audit_logs", SELECT_HEAD] {
+            let mut qb = QueryBuilder::<sqlx::Sqlite>::new(format!("EXPLAIN QUERY PLAN {head}"));
+            push_where(&mut qb, &f);
+            push_order(&mut qb, &f);
+            let plan = qb.build().fetch_all(pool).await.expect("plan");
+            let steps: Vec<String> = plan.iter().map(|r| r.get("detail")).collect();
+            assert!(
+                steps
+                    .iter()
+                    .any(|s| s.contains("USING") && s.contains("audit_logs_client_request_id_idx")),
+                "{steps:?}"
+            );
+        }
+    }
+
     #[test]
     fn column_count_matches() {
         assert_eq!(audit_cols!().split(',').count(), AUDIT_COLUMNS);
