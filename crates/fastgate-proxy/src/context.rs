@@ -165,8 +165,12 @@ impl RequestContext {
     /// Put `x-request-id` (the client's, else ours) and `x-fastgate-request-id` (ours,
     /// the key of the audit record) on a response to the client.
     pub fn insert_id_headers(&self, h: &mut HeaderMap) {
-        h.insert("x-request-id", self.request_id.clone());
-        h.insert("x-fastgate-request-id", self.gateway_id.clone());
+        // Named by constants: a `&str` name is parsed and checked on every insert.
+        h.insert(crate::headers::X_REQUEST_ID, self.request_id.clone());
+        h.insert(
+            crate::headers::X_FASTGATE_REQUEST_ID,
+            self.gateway_id.clone(),
+        );
     }
 
     /// Close the request: limits settled, metrics, key usage, and one audit record.

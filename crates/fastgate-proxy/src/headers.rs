@@ -17,12 +17,16 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::PROXY_AUTHORIZATION,
 ];
 
+/// The client's request id, echoed back (and kept in the audit record).
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The gateway's own request id (the audit record's key).
+pub const X_FASTGATE_REQUEST_ID: HeaderName = HeaderName::from_static("x-fastgate-request-id");
+
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+const X_GOOG_API_KEY: HeaderName = HeaderName::from_static("x-goog-api-key");
+
 /// Headers that may carry the client's gateway key; never forwarded upstream.
-const CLIENT_CREDENTIALS: [HeaderName; 3] = [
-    header::AUTHORIZATION,
-    HeaderName::from_static("x-api-key"),
-    HeaderName::from_static("x-goog-api-key"),
-];
+const CLIENT_CREDENTIALS: [HeaderName; 3] = [header::AUTHORIZATION, X_API_KEY, X_GOOG_API_KEY];
 
 /// Where the client's key came from (so the right header can be stripped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,8 +58,8 @@ pub fn extract_key<'a>(
         }
     }
     for (name, source) in [
-        ("x-api-key", KeySource::XApiKey),
-        ("x-goog-api-key", KeySource::GoogApiKey),
+        (X_API_KEY, KeySource::XApiKey),
+        (X_GOOG_API_KEY, KeySource::GoogApiKey),
     ] {
         if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
             let v = v.trim();
@@ -376,7 +380,7 @@ fn needs_escape(b: u8) -> bool {
 /// record's `client_request_id`, but it never identifies the record: that is
 /// [`gateway_request_id`]. Anything else is ignored.
 pub fn request_id(headers: &HeaderMap) -> Option<HeaderValue> {
-    let v = headers.get("x-request-id")?;
+    let v = headers.get(X_REQUEST_ID)?;
     let b = v.as_bytes();
     let plain = !b.is_empty()
         && b.len() <= 128
