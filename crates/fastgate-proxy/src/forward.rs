@@ -60,7 +60,6 @@ pub struct ForwardPlan<'a> {
 
 const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
 const AZURE_API_KEY: HeaderName = HeaderName::from_static("api-key");
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The upstream URL: base URL's scheme, authority and path, then `path` and `query`;
 /// for an `azure` upstream, its `api-version` when the request carries none.
@@ -153,7 +152,7 @@ pub fn outbound_headers(
     if up.kind == UpstreamKind::Anthropic && !headers.contains_key(&ANTHROPIC_VERSION) {
         headers.insert(ANTHROPIC_VERSION, HeaderValue::from_static("2023-06-01"));
     }
-    headers.insert(REQUEST_ID, request_id);
+    headers.insert(crate::headers::X_REQUEST_ID, request_id);
     headers
 }
 
