@@ -260,7 +260,24 @@ fn assert_clean(out: &str) {
     }
 }
 
+/// The definition `is_reserved_path` implements by looking at the first bytes: the
+/// first segment, cut at its first `;` and then at its first `%3B`, is `admin`.
+fn reserved_by_definition(p: &str) -> bool {
+    let Some(rest) = p.strip_prefix('/') else {
+        return false;
+    };
+    let first = rest.split('/').next().unwrap_or("");
+    let first = first.split(';').next().unwrap_or("");
+    let first = first.split("%3B").next().unwrap_or("");
+    first.eq_ignore_ascii_case("admin")
+}
+
 proptest! {
+    #[test]
+    fn reserved_check_matches_its_definition(p in "/?(admin|ADMIN|aDmIn|admi|n|;|/|%3B|%3b|%3|x){0,6}") {
+        prop_assert_eq!(is_reserved_path(&p), reserved_by_definition(&p), "{}", p);
+    }
+
     #[test]
     fn idempotent_on_tricky_paths(raw in tricky_path()) {
         if let Ok(once) = normalize_path(&raw) {
