@@ -4,7 +4,7 @@
 //! caller. Lookup is by SHA-256 of the presented key; the final comparison of the
 //! stored and computed hash is constant-time.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};

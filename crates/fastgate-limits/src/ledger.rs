@@ -9,7 +9,7 @@ use crate::types::{PeriodUsage, Totals};
 
 #[derive(Default)]
 pub struct UsageLedger {
-    pending: DashMap<(Arc<str>, String), Totals>,
+    pending: DashMap<(Arc<str>, String), Totals, foldhash::fast::RandomState>,
 }
 
 impl UsageLedger {

@@ -16,7 +16,7 @@ const MAX_ENTRIES: usize = 100_000;
 
 #[derive(Default)]
 pub(crate) struct RefusalCache {
-    until: DashMap<(ScopeKind, Arc<str>), (i64, Refusal)>,
+    until: DashMap<(ScopeKind, Arc<str>), (i64, Refusal), foldhash::fast::RandomState>,
 }
 
 impl RefusalCache {

@@ -1,9 +1,9 @@
 //! The compiled route table and the matcher.
 
 use crate::route::{BodyCheck, Route, RouteError, RouteSpec};
+use foldhash::{HashMap, HashMapExt};
 use http::{HeaderMap, Method};
 use serde_json::Value;
-use std::collections::HashMap;
 
 /// The request body as far as the caller has read it.
 #[derive(Debug, Clone, Copy)]

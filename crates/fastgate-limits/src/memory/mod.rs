@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
+use foldhash::fast::RandomState;
 
 use crate::backend::{AdmitResult, BackendError, LimitBackend};
 use crate::clock::{Clock, SystemClock};
@@ -35,8 +36,8 @@ type Shared<T> = Arc<Mutex<T>>;
 
 pub struct MemoryBackend {
     clock: Arc<dyn Clock>,
-    scopes: DashMap<(ScopeKind, Arc<str>), Shared<ScopeState>>,
-    quotas: DashMap<Arc<str>, Shared<QuotaState>>,
+    scopes: DashMap<(ScopeKind, Arc<str>), Shared<ScopeState>, RandomState>,
+    quotas: DashMap<Arc<str>, Shared<QuotaState>, RandomState>,
 }
 
 impl Default for MemoryBackend {
@@ -57,8 +58,8 @@ impl MemoryBackend {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         Self {
             clock,
-            scopes: DashMap::new(),
-            quotas: DashMap::new(),
+            scopes: DashMap::with_hasher(RandomState::default()),
+            quotas: DashMap::with_hasher(RandomState::default()),
         }
     }
 

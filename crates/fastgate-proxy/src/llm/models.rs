@@ -2,7 +2,7 @@
 //! the upstream's defaults and the deployment's overrides merged once, at build
 //! time) and its fallbacks; plus the order in which a request tries them.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use fastgate_config::{

@@ -54,7 +54,7 @@ struct Entry {
 
 #[derive(Debug)]
 pub(super) struct HitState {
-    entries: DashMap<Key, Entry>,
+    entries: DashMap<Key, Entry, foldhash::fast::RandomState>,
     /// Sweep when the map holds more entries than this.
     sweep_above: AtomicUsize,
 }
@@ -62,7 +62,7 @@ pub(super) struct HitState {
 impl Default for HitState {
     fn default() -> Self {
         Self {
-            entries: DashMap::new(),
+            entries: DashMap::with_hasher(foldhash::fast::RandomState::default()),
             sweep_above: AtomicUsize::new(SWEEP_ABOVE),
         }
     }
