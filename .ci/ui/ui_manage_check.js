@@ -189,7 +189,7 @@ async function credentials(page) {
   const health = (await admin("GET", "/upstreams/ui-loop/credentials")).body.data.find((c) => c.name === "k1").health;
   if (health.state !== "disabled" || !health.until) fail("the credential was not disabled for 2 h: " + JSON.stringify(health));
   // Times in the configured zone (Asia/Shanghai, UTC+8): the hour shown is until's there.
-  const shanghai = new Intl.DateTimeFormat("en", { timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit", hour12: false })
+  const shanghai = new Intl.DateTimeFormat("en", { timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit", hourCycle: "h23" })
     .format(new Date(health.until));
   if (!(await state("k1")).includes(shanghai)) fail("until is not shown in the configured time zone (" + shanghai + "): " + (await state("k1")));
   await page.screenshot({ path: path.join(shots, "upstreams-en.png"), fullPage: true });

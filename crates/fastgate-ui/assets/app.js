@@ -54,7 +54,7 @@
 
   const timeFmt = new Intl.DateTimeFormat(lang, {
     timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit",
-    hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
   });
   function when(v) {
     if (v === null || v === undefined || v === "") return "—";
@@ -127,7 +127,7 @@
     svg.setAttribute("aria-label", label);
     const max = Math.max(1, ...points.map((p) => p.requests));
     const bw = (w - pad) / Math.max(1, points.length);
-    const hourFmt = new Intl.DateTimeFormat(lang, { timeZone: tz, hour: "2-digit", hour12: false });
+    const hourFmt = new Intl.DateTimeFormat(lang, { timeZone: tz, hour: "2-digit", hourCycle: "h23" });
     points.forEach((p, i) => {
       const x = pad + i * bw;
       const total = ((h - pad) * p.requests) / max;
