@@ -531,6 +531,52 @@ mod tests {
         }
     }
 
+    /// Status filters that only match status >= 300 read the partial status index
+    /// (the list's id subquery and the count); the term they add changes no result
+    /// (tests/audit.rs `audit_every_filter` checks the rows on both backends).
+    #[tokio::test]
+    async fn status_filters_read_the_partial_status_index() {
+        use sqlx::Row;
+        let store = Store::connect("sqlite::memory:", 1).await.expect("store");
+        let crate::store::Inner::Sqlite(pool) = &store.inner else {
+            unreachable!("an in-memory SQLite store")
+        };
+        let filters = [
+            AuditFilter {
+                status_min: Some(500),
+                ..AuditFilter::default()
+            },
+            AuditFilter {
+                status: Some(404),
+                ..AuditFilter::default()
+            },
+            AuditFilter {
+                status_min: Some(300),
+                status_max: Some(399),
+                ..AuditFilter::default()
+            },
+        ];
+        for f in &filters {
+            for head in [
+                "SELECT COUNT(*) FROM audit_logs",
+                "SELECT request_id FROM audit_logs",
+            ] {
+                let mut qb =
+                    QueryBuilder::<sqlx::Sqlite>::new(format!("EXPLAIN QUERY PLAN {head}"));
+                push_where(&mut qb, f);
+                push_order(&mut qb, f);
+                let plan = qb.build().fetch_all(pool).await.expect("plan");
+                let steps: Vec<String> = plan.iter().map(|r| r.get("detail")).collect();
+                assert!(
+                    steps
+                        .iter()
+                        .any(|s| s.contains("USING") && s.contains("audit_logs_status_time_idx")),
+                    "{f:?} {head}: {steps:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn column_count_matches() {
         assert_eq!(audit_cols!().split(',').count(), AUDIT_COLUMNS);

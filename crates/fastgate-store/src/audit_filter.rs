@@ -53,6 +53,9 @@ where
     if let Some(s) = f.status_max {
         qb.push(" AND status_code <= ").push_bind(i32::from(s));
     }
+    if only_indexed_statuses(f) {
+        qb.push(" AND status_code >= ").push(INDEXED_STATUS_MIN);
+    }
     if let Some(p) = &f.path_prefix {
         qb.push(" AND path LIKE ")
             .push_bind(like_prefix(&storable(p)))
@@ -66,6 +69,18 @@ where
         Some(false) => qb.push(" AND (error_message IS NULL OR error_message = '')"),
         None => qb,
     };
+}
+
+/// The smallest status the partial status index holds (migration 0011).
+const INDEXED_STATUS_MIN: u16 = 300;
+
+/// True when the status filter only matches rows the partial status index holds.
+/// The query then says so with a literal term (`status_code >= 300`): a bound value
+/// proves nothing to either planner at prepare time, the literal lets both use the
+/// index. The term changes no result: it is implied by the filter.
+fn only_indexed_statuses(f: &AuditFilter) -> bool {
+    f.status.is_some_and(|s| s >= INDEXED_STATUS_MIN)
+        || f.status_min.is_some_and(|s| s >= INDEXED_STATUS_MIN)
 }
 
 /// Appends ` ORDER BY … LIMIT … OFFSET …` (limit clamped to 1..=1000, default 100).
