@@ -79,6 +79,13 @@ fn chunk_plan(mut n: usize, sizes: &[usize]) -> Vec<usize> {
 }
 
 const INSERT_HEAD: &str = concat!("INSERT INTO audit_logs (", audit_cols!(), ") ");
+/// SQLite's form. `ON CONFLICT (request_id) DO NOTHING` leaves the NOT NULL checks on
+/// their default, abort, and a multi-row statement that may abort inside a
+/// transaction keeps a statement journal: a copy of every page it touches, before it
+/// touches it. `OR IGNORE` resolves every constraint by skipping the row, so no
+/// journal is kept. The only other constraints are NOT NULL on values
+/// [`add_record`] always binds (never `None`), so the rows skipped are the same.
+const SQLITE_INSERT_HEAD: &str = concat!("INSERT OR IGNORE INTO audit_logs (", audit_cols!(), ") ");
 pub(crate) const SELECT_HEAD: &str = concat!("SELECT ", audit_cols!(), " FROM audit_logs");
 const SELECT_ONE: &str = concat!(
     "SELECT ",
@@ -269,8 +276,13 @@ fn insert_sql(numbered: bool, rows: usize, read_back: bool) -> &'static str {
 }
 
 fn write_insert_sql(numbered: bool, rows: usize, read_back: bool) -> String {
-    let mut sql = String::with_capacity(INSERT_HEAD.len() + rows * AUDIT_COLUMNS * 7 + 64);
-    sql.push_str(INSERT_HEAD);
+    let head = if numbered {
+        INSERT_HEAD
+    } else {
+        SQLITE_INSERT_HEAD
+    };
+    let mut sql = String::with_capacity(head.len() + rows * AUDIT_COLUMNS * 7 + 64);
+    sql.push_str(head);
     sql.push_str("VALUES ");
     let mut n = 0usize;
     for row in 0..rows {
@@ -289,7 +301,9 @@ fn write_insert_sql(numbered: bool, rows: usize, read_back: bool) -> String {
         }
         sql.push(')');
     }
-    sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
+    if numbered {
+        sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
+    }
     if read_back {
         sql.push_str(" RETURNING request_id");
     }
@@ -312,8 +326,8 @@ fn inserted_records<'a>(
 impl Store {
     /// Inserts records in one transaction, as multi-row `INSERT`s of the fixed
     /// sizes in [`chunk_sizes`]. Idempotent on `request_id` — the gateway's own id, never
-    /// the client's — (`ON CONFLICT DO NOTHING`), so replaying a spill file or the
-    /// journal is safe. Text is stored as [`crate::convert::storable`] makes it (NUL
+    /// the client's — (`ON CONFLICT DO NOTHING` on PostgreSQL, `INSERT OR IGNORE` on
+    /// SQLite), so replaying a spill file or the journal is safe. Text is stored as [`crate::convert::storable`] makes it (NUL
     /// becomes U+FFFD on both backends). The rows inserted are added to the rollups
     /// in the same transaction (see [`crate::rollups`]). Returns the number of rows
     /// inserted.
@@ -494,7 +508,9 @@ mod tests {
         for rows in [1, 8, 128] {
             let sqlite = write_insert_sql(false, rows, false);
             assert_eq!(sqlite.matches('?').count(), rows * AUDIT_COLUMNS);
-            assert!(sqlite.ends_with("ON CONFLICT (request_id) DO NOTHING"));
+            assert!(sqlite.starts_with("INSERT OR IGNORE INTO audit_logs"));
+            assert!(sqlite.ends_with(')'));
+            assert!(write_insert_sql(false, rows, true).ends_with(") RETURNING request_id"));
             let pg = write_insert_sql(true, rows, true);
             let last = rows * AUDIT_COLUMNS;
             assert!(pg.contains(&format!("${last})")));
