@@ -30,6 +30,51 @@ async fn sqlite_file_is_created_with_parent_dirs_and_persists() {
     store.close().await;
 }
 
+/// The page size stored in a SQLite file's header (bytes 16-17; 1 means 65,536).
+fn page_size(file: &std::path::Path) -> u32 {
+    let bytes = std::fs::read(file).unwrap();
+    match u16::from_be_bytes([bytes[16], bytes[17]]) {
+        1 => 65_536,
+        n => u32::from(n),
+    }
+}
+
+/// New files get 16 KiB pages (fewer WAL writes per audit row); a database made with
+/// another page size keeps it and works as before (WAL mode cannot change it).
+#[tokio::test]
+async fn sqlite_page_size_is_16k_for_new_files_and_kept_for_old_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let new_file = dir.path().join("new.db");
+    let store = Store::connect(&format!("sqlite://{}", new_file.display()), 2)
+        .await
+        .unwrap();
+    store.insert_audit_batch(&[audit("r1", at(0))]).await.unwrap();
+    store.close().await;
+    assert_eq!(page_size(&new_file), 16_384);
+
+    let old_file = dir.path().join("old.db");
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&old_file)
+        .create_if_missing(true)
+        .page_size(4096)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+    let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+    sqlx::query("CREATE TABLE before_fastgate (x INTEGER)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let store = Store::connect(&format!("sqlite://{}", old_file.display()), 2)
+        .await
+        .unwrap();
+    store.insert_audit_batch(&[audit("r2", at(0))]).await.unwrap();
+    let rows = store.query_audit(&AuditFilter::default()).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].request_id, "r2");
+    store.close().await;
+    assert_eq!(page_size(&old_file), 4096);
+}
+
 #[tokio::test]
 async fn bad_urls_are_rejected() {
     for url in ["mysql://x/y", "", "file.db"] {
