@@ -48,7 +48,10 @@ async fn sqlite_page_size_is_16k_for_new_files_and_kept_for_old_ones() {
     let store = Store::connect(&format!("sqlite://{}", new_file.display()), 2)
         .await
         .unwrap();
-    store.insert_audit_batch(&[audit("r1", at(0))]).await.unwrap();
+    store
+        .insert_audit_batch(&[audit("r1", at(0))])
+        .await
+        .unwrap();
     store.close().await;
     assert_eq!(page_size(&new_file), 16_384);
 
@@ -67,7 +70,10 @@ async fn sqlite_page_size_is_16k_for_new_files_and_kept_for_old_ones() {
     let store = Store::connect(&format!("sqlite://{}", old_file.display()), 2)
         .await
         .unwrap();
-    store.insert_audit_batch(&[audit("r2", at(0))]).await.unwrap();
+    store
+        .insert_audit_batch(&[audit("r2", at(0))])
+        .await
+        .unwrap();
     let rows = store.query_audit(&AuditFilter::default()).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].request_id, "r2");
