@@ -120,6 +120,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// True for the paths [`router`] has routes for (`/health`, `/metrics`, and everything
+/// under `/admin`, which also holds the paths the proxy refuses to forward). Every
+/// other path goes to its fallback, [`fastgate_proxy::proxy_handler`], which the
+/// listener then calls directly: matching the path against the router's tree,
+/// mapping the handler's future and boxing its service cost about 3.5k instructions a
+/// request, 3 % of the whole. A path this says `true` for still reaches the proxy
+/// through the router's fallback when no route matches it.
+pub fn routed_by_router(path: &str) -> bool {
+    path.starts_with("/admin") || path == "/health" || path == "/metrics"
+}
+
 /// Constant-time comparison of the presented bearer token with the admin token.
 pub(crate) fn is_admin(state: &AppState, headers: &http::HeaderMap) -> bool {
     let expected = state.inner().admin_token.expose().as_bytes();
@@ -258,4 +269,40 @@ async fn health(State(state): State<AppState>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
     });
     (status, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::routed_by_router;
+
+    /// The router's own paths (and everything under `/admin`, routed or refused there)
+    /// go through it; every other path is the proxy's, called directly.
+    #[test]
+    fn router_paths_are_told_apart_from_proxy_paths() {
+        for path in [
+            "/health",
+            "/metrics",
+            "/admin",
+            "/admin/api/keys",
+            "/admin/api/logs/abc",
+            "/admin/ui/",
+            "/admin;x",
+            "/adminx",
+        ] {
+            assert!(routed_by_router(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/v1/chat/completions",
+            "/v1/messages",
+            "/healthz",
+            "/health/",
+            "/metrics/x",
+            "//admin/api/keys",
+            "/%61dmin/api/keys",
+            "/openai/admin",
+        ] {
+            assert!(!routed_by_router(path), "{path}");
+        }
+    }
 }

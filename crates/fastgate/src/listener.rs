@@ -9,9 +9,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use fastgate_config::Config;
-use fastgate_proxy::{ClientProtocol, ConnAbort, PeerAddr, ProxyError};
+use fastgate_proxy::{AppState, ClientProtocol, ConnAbort, PeerAddr, ProxyError};
 use http::header::{self, HeaderValue};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -25,9 +26,13 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 /// Serve until `cancel` fires, then let open connections finish within the grace period.
+///
+/// Requests for paths the router has no route for ([`fastgate_admin::routed_by_router`])
+/// go straight to the proxy handler, its fallback, with `state` (the router's own).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    state: AppState,
     config: Config,
     cancel: CancellationToken,
 ) {
@@ -68,17 +73,23 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
+        let state = state.clone();
         let conn_abort = ConnAbort::default();
         let signal = conn_abort.clone();
         let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
             req.extensions_mut().insert(PeerAddr(peer));
             req.extensions_mut().insert(signal.clone());
             let router = router.clone();
+            let state = state.clone();
             async move {
                 if let Some(reason) = bad_framing(req.headers()) {
                     return Ok(framing_error(reason));
                 }
-                router.oneshot(req).await
+                if fastgate_admin::routed_by_router(req.uri().path()) {
+                    return router.oneshot(req).await;
+                }
+                let req = req.map(axum::body::Body::new);
+                Ok(fastgate_proxy::proxy_handler(State(state), req).await)
             }
         });
         let builder = Arc::clone(&builder);

@@ -111,6 +111,7 @@ pub async fn start_from(
     let accept = tokio::spawn(crate::listener::serve(
         listener,
         fastgate_admin::router(state.clone()),
+        state.clone(),
         config.clone(),
         cancel.clone(),
     ));
