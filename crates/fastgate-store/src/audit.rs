@@ -520,10 +520,26 @@ mod tests {
         }
     }
 
+    /// The details of SQLite's plan for `head` with `f`'s `WHERE` and `ORDER BY`.
+    async fn plan_steps(pool: &sqlx::SqlitePool, head: &str, f: &AuditFilter) -> Vec<String> {
+        use sqlx::Row;
+        let mut qb = QueryBuilder::<sqlx::Sqlite>::new(format!("EXPLAIN QUERY PLAN {head}"));
+        push_where(&mut qb, f);
+        push_order(&mut qb, f);
+        let plan = qb.build().fetch_all(pool).await.expect("plan");
+        plan.iter().map(|r| r.get("detail")).collect()
+    }
+
+    /// True when a step of the plan reads `index`.
+    fn uses(steps: &[String], index: &str) -> bool {
+        steps
+            .iter()
+            .any(|s| s.contains("USING") && s.contains(index))
+    }
+
     /// The partial index (rows with a client id only) still serves the lookup.
     #[tokio::test]
     async fn client_request_id_lookup_reads_the_partial_index() {
-        use sqlx::Row;
         let store = Store::connect("sqlite::memory:", 1).await.expect("store");
         let crate::store::Inner::Sqlite(pool) = &store.inner else {
             unreachable!("an in-memory SQLite store")
@@ -533,15 +549,9 @@ mod tests {
             ..AuditFilter::default()
         };
         for head in ["SELECT COUNT(*) FROM audit_logs", SELECT_HEAD] {
-            let mut qb = QueryBuilder::<sqlx::Sqlite>::new(format!("EXPLAIN QUERY PLAN {head}"));
-            push_where(&mut qb, &f);
-            push_order(&mut qb, &f);
-            let plan = qb.build().fetch_all(pool).await.expect("plan");
-            let steps: Vec<String> = plan.iter().map(|r| r.get("detail")).collect();
+            let steps = plan_steps(pool, head, &f).await;
             assert!(
-                steps
-                    .iter()
-                    .any(|s| s.contains("USING") && s.contains("audit_logs_client_request_id_idx")),
+                uses(&steps, "audit_logs_client_request_id_idx"),
                 "{steps:?}"
             );
         }
@@ -552,7 +562,6 @@ mod tests {
     /// (tests/audit.rs `audit_every_filter` checks the rows on both backends).
     #[tokio::test]
     async fn status_filters_read_the_partial_status_index() {
-        use sqlx::Row;
         let store = Store::connect("sqlite::memory:", 1).await.expect("store");
         let crate::store::Inner::Sqlite(pool) = &store.inner else {
             unreachable!("an in-memory SQLite store")
@@ -577,16 +586,9 @@ mod tests {
                 "SELECT COUNT(*) FROM audit_logs",
                 "SELECT request_id FROM audit_logs",
             ] {
-                let mut qb =
-                    QueryBuilder::<sqlx::Sqlite>::new(format!("EXPLAIN QUERY PLAN {head}"));
-                push_where(&mut qb, f);
-                push_order(&mut qb, f);
-                let plan = qb.build().fetch_all(pool).await.expect("plan");
-                let steps: Vec<String> = plan.iter().map(|r| r.get("detail")).collect();
+                let steps = plan_steps(pool, head, f).await;
                 assert!(
-                    steps
-                        .iter()
-                        .any(|s| s.contains("USING") && s.contains("audit_logs_status_time_idx")),
+                    uses(&steps, "audit_logs_status_time_idx"),
                     "{f:?} {head}: {steps:?}"
                 );
             }
