@@ -10,7 +10,7 @@ use fastgate_config::RateLimitsConfig;
 use fastgate_limits::{
     AdmitError, AdmitRequest, Demand, LimitKind, Limits, Refusal, Scope, ScopeKind, Window,
 };
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::context::RequestContext;
 use crate::error::ProxyError;
@@ -295,18 +295,24 @@ struct HeaderWindow {
     reset: Option<Duration>,
 }
 
+/// The three `x-ratelimit-*` names of a window's unit, parsed once: inserting with a
+/// `&str` name validates and lowercases it on every call (six names on every admitted
+/// response cost 4.7k instructions per request, callgrind, a32).
+const REQUEST_WINDOW_NAMES: [HeaderName; 3] = [
+    HeaderName::from_static("x-ratelimit-limit-requests"),
+    HeaderName::from_static("x-ratelimit-remaining-requests"),
+    HeaderName::from_static("x-ratelimit-reset-requests"),
+];
+const TOKEN_WINDOW_NAMES: [HeaderName; 3] = [
+    HeaderName::from_static("x-ratelimit-limit-tokens"),
+    HeaderName::from_static("x-ratelimit-remaining-tokens"),
+    HeaderName::from_static("x-ratelimit-reset-tokens"),
+];
+
 fn insert_window(h: &mut HeaderMap, unit: &'static str, w: &HeaderWindow) {
-    let (limit, remaining, reset) = match unit {
-        "tokens" => (
-            "x-ratelimit-limit-tokens",
-            "x-ratelimit-remaining-tokens",
-            "x-ratelimit-reset-tokens",
-        ),
-        _ => (
-            "x-ratelimit-limit-requests",
-            "x-ratelimit-remaining-requests",
-            "x-ratelimit-reset-requests",
-        ),
+    let [limit, remaining, reset] = match unit {
+        "tokens" => TOKEN_WINDOW_NAMES,
+        _ => REQUEST_WINDOW_NAMES,
     };
     h.insert(limit, HeaderValue::from(w.limit));
     h.insert(remaining, HeaderValue::from(w.remaining));

@@ -27,9 +27,11 @@ impl ClientProtocol {
             || path
                 .rsplit_once('/')
                 .is_some_and(|(dir, last)| dir.ends_with("/models") && last.contains(':'));
-        let google_key = headers.contains_key("x-goog-api-key")
+        let google_key = headers.contains_key(crate::headers::X_GOOG_API_KEY)
             || query.is_some_and(|q| q.split('&').any(|p| p.starts_with("key=")));
-        if path.starts_with("/v1/messages") || headers.contains_key("anthropic-version") {
+        if path.starts_with("/v1/messages")
+            || headers.contains_key(crate::headers::ANTHROPIC_VERSION)
+        {
             Self::Anthropic
         } else if gemini_path || google_key {
             Self::Gemini

@@ -15,6 +15,7 @@ use rand::Rng;
 use crate::client::{ResponseBody, UpstreamClient};
 use crate::context::RequestContext;
 use crate::error::ProxyError;
+use crate::headers::ANTHROPIC_VERSION;
 use crate::metrics as m;
 use crate::retry::{AttemptError, RetryPolicy};
 use crate::snapshot::{CredentialRuntime, RouteRuntime, UpstreamRuntime};
@@ -58,7 +59,6 @@ pub struct ForwardPlan<'a> {
     pub deadline: tokio::time::Instant,
 }
 
-const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
 const AZURE_API_KEY: HeaderName = HeaderName::from_static("api-key");
 
 /// The upstream URL: base URL's scheme, authority and path, then `path` and `query`;

@@ -21,9 +21,12 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The gateway's own request id (the audit record's key).
 pub const X_FASTGATE_REQUEST_ID: HeaderName = HeaderName::from_static("x-fastgate-request-id");
+/// Sent by Anthropic clients (and added upstream when they leave it out).
+pub(crate) const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-const X_GOOG_API_KEY: HeaderName = HeaderName::from_static("x-goog-api-key");
+pub(crate) const X_GOOG_API_KEY: HeaderName = HeaderName::from_static("x-goog-api-key");
 
 /// Headers that may carry the client's gateway key; never forwarded upstream.
 const CLIENT_CREDENTIALS: [HeaderName; 3] = [header::AUTHORIZATION, X_API_KEY, X_GOOG_API_KEY];

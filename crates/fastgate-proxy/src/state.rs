@@ -356,7 +356,7 @@ impl AppState {
             return Some(ip_text(peer.ip()));
         }
         let forwarded = headers
-            .get("x-forwarded-for")
+            .get(crate::headers::X_FORWARDED_FOR)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| {
                 v.split(',')

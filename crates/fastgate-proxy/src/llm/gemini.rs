@@ -53,7 +53,7 @@ pub fn path_model(path: &str) -> Option<&str> {
 
 /// `GET /v1/models[/{model}]` answers in Gemini's shape when the key came the Google way.
 pub fn wants_list(headers: &HeaderMap, query: Option<&str>) -> bool {
-    headers.contains_key("x-goog-api-key")
+    headers.contains_key(crate::headers::X_GOOG_API_KEY)
         || query.is_some_and(|q| q.split('&').any(|p| p.starts_with("key=")))
 }
 
