@@ -12,8 +12,13 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Straight from `SystemTime` (the limiter reads the clock about five times a
+    /// request; `chrono::Utc::now` builds a calendar date-time first).
     fn now_ms(&self) -> i64 {
-        chrono::Utc::now().timestamp_millis()
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
+            Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+        }
     }
 }
 
@@ -39,5 +44,21 @@ impl FakeClock {
 impl Clock for FakeClock {
     fn now_ms(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_system_clock_reads_unix_milliseconds() {
+        let before = chrono::Utc::now().timestamp_millis();
+        let now = SystemClock.now_ms();
+        let after = chrono::Utc::now().timestamp_millis();
+        assert!(
+            before <= now && now <= after,
+            "{before} <= {now} <= {after}"
+        );
     }
 }

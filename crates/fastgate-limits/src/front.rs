@@ -16,7 +16,6 @@ use crate::backend::{BackendError, LimitBackend};
 use crate::clock::{Clock, SystemClock};
 use crate::ledger::UsageLedger;
 use crate::memory::MemoryBackend;
-use crate::period::Period;
 use crate::redis::{RedisBackend, RedisSettings};
 use crate::types::{
     AdmitError, AdmitRequest, Admitted, KeyUsageView, PeriodUsage, QuotaCheck, Refusal,
@@ -99,6 +98,8 @@ pub struct Limiter {
     ledgers: Arc<Ledgers>,
     /// Redis's recent refusals, for [`Limiter::precheck`].
     refusals: crate::refusals::RefusalCache,
+    /// The current quota periods, for [`Limiter::quota_check`].
+    periods: crate::period::PeriodCache,
 }
 
 impl Default for Limiter {
@@ -143,6 +144,7 @@ impl Limiter {
                 outage: UsageLedger::new(),
             }),
             refusals: crate::refusals::RefusalCache::default(),
+            periods: crate::period::PeriodCache::default(),
         };
         limiter.publish_mode(mode);
         limiter
@@ -196,7 +198,9 @@ impl Limiter {
         QuotaCheck {
             key_id: Arc::clone(key_id),
             quota: quota.clone(),
-            period: Period::at(quota.period, self.clock.now_ms(), self.settings.load().tz),
+            period: self
+                .periods
+                .at(quota.period, self.clock.now_ms(), self.settings.load().tz),
         }
     }
 
