@@ -118,6 +118,21 @@ mod tests {
     }
 
     #[test]
+    fn a_nul_anywhere_in_a_long_text_is_found_and_plain_text_is_not_copied() {
+        let plain = "x".repeat(300);
+        assert!(matches!(storable_cow(&plain), Cow::Borrowed(_)));
+        for at in [0, 1, 31, 32, 33, 150, 299] {
+            let mut bytes = plain.clone().into_bytes();
+            bytes[at] = 0;
+            let text = String::from_utf8(bytes).unwrap();
+            let stored = storable_cow(&text);
+            assert!(matches!(stored, Cow::Owned(_)), "NUL at {at}");
+            assert_eq!(stored.chars().filter(|&c| c == NUL_REPLACEMENT).count(), 1);
+            assert!(!stored.contains('\0'));
+        }
+    }
+
+    #[test]
     fn u64_overflow_is_an_error() {
         assert!(u64_to_i64("x", u64::MAX).is_err());
         assert_eq!(u64_to_i64("x", 7).ok(), Some(7));

@@ -131,6 +131,11 @@ impl<'a> Dims<'a> {
 
 /// `s` cut to its first `max` characters.
 fn cut_chars(s: &str, max: usize) -> &str {
+    // No more bytes than `max` means no more characters: nothing to count (every
+    // audit row's path passes here).
+    if s.len() <= max {
+        return s;
+    }
     match s.char_indices().nth(max) {
         Some((cut, _)) => &s[..cut],
         None => s,
@@ -508,6 +513,16 @@ mod tests {
         assert!(groups.iter().all(|g| g.measures.latency[lat] == 2));
         assert!(groups.iter().all(|g| g.measures.ttfb[ttfb] == 2));
         assert!(groups.iter().all(|g| g.measures.sums[4] == 240_000));
+    }
+
+    #[test]
+    fn cut_chars_counts_characters_not_bytes() {
+        let short = "é".repeat(150); // 300 bytes, 150 characters
+        assert_eq!(cut_chars(&short, 200), short);
+        let long = "é".repeat(201);
+        assert_eq!(cut_chars(&long, 200), "é".repeat(200));
+        assert_eq!(cut_chars("abc", 3), "abc");
+        assert_eq!(cut_chars("abcd", 3), "abc");
     }
 
     #[test]
