@@ -268,22 +268,27 @@ pub fn refusal_headers(h: &mut HeaderMap, r: &Refusal) {
         LimitKind::RequestsPerMinute
         | LimitKind::RequestsPerDay
         | LimitKind::Concurrency
-        | LimitKind::QuotaRequests => insert_window(h, "requests", &window),
-        LimitKind::TokensPerMinute | LimitKind::QuotaTokens => insert_window(h, "tokens", &window),
+        | LimitKind::QuotaRequests => insert_window(h, REQUEST_WINDOW_NAMES, &window),
+        LimitKind::TokensPerMinute | LimitKind::QuotaTokens => {
+            insert_window(h, TOKEN_WINDOW_NAMES, &window)
+        }
         LimitKind::Budget => {}
     }
 }
 
 /// The `x-ratelimit-*` headers of an admitted request, as OpenAI sends them.
 pub fn insert_rate_headers(h: &mut HeaderMap, windows: (Option<Window>, Option<Window>)) {
-    for (unit, w) in [("requests", windows.0), ("tokens", windows.1)] {
+    for (names, w) in [
+        (REQUEST_WINDOW_NAMES, windows.0),
+        (TOKEN_WINDOW_NAMES, windows.1),
+    ] {
         if let Some(w) = w {
             let w = HeaderWindow {
                 limit: w.limit,
                 remaining: w.remaining,
                 reset: Some(w.reset),
             };
-            insert_window(h, unit, &w);
+            insert_window(h, names, &w);
         }
     }
 }
@@ -309,11 +314,9 @@ const TOKEN_WINDOW_NAMES: [HeaderName; 3] = [
     HeaderName::from_static("x-ratelimit-reset-tokens"),
 ];
 
-fn insert_window(h: &mut HeaderMap, unit: &'static str, w: &HeaderWindow) {
-    let [limit, remaining, reset] = match unit {
-        "tokens" => TOKEN_WINDOW_NAMES,
-        _ => REQUEST_WINDOW_NAMES,
-    };
+/// Inserts a window's three headers under `[limit, remaining, reset]` names.
+fn insert_window(h: &mut HeaderMap, names: [HeaderName; 3], w: &HeaderWindow) {
+    let [limit, remaining, reset] = names;
     h.insert(limit, HeaderValue::from(w.limit));
     h.insert(remaining, HeaderValue::from(w.remaining));
     // A refusal that waiting cannot cure carries no reset.
