@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 
-use crate::AuditRecord;
+use crate::AuditRecordRef;
 use crate::journal_codec::{self, Frames};
 use crate::spill::{self, SpillFile};
 use crate::stats::Counters;
@@ -118,7 +118,11 @@ impl Journal {
 
     /// Append `record` with one `write`. Returns the segment, which the caller must keep
     /// until the record is in the queue or the overflow channel. `None` once closed.
-    pub(crate) fn append(&self, record: &AuditRecord, counters: &Counters) -> Option<Arc<Segment>> {
+    pub(crate) fn append(
+        &self,
+        record: &AuditRecordRef<'_>,
+        counters: &Counters,
+    ) -> Option<Arc<Segment>> {
         let segment = self.current.load_full()?;
         let written = LINE
             .try_with(|cell| match cell.try_borrow_mut() {
@@ -225,7 +229,11 @@ pub(crate) async fn quiesce(segments: &[Arc<Segment>], limit: Duration) -> bool 
     }
 }
 
-fn write_line(file: &std::fs::File, record: &AuditRecord, buf: &mut Vec<u8>) -> io::Result<()> {
+fn write_line(
+    file: &std::fs::File,
+    record: &AuditRecordRef<'_>,
+    buf: &mut Vec<u8>,
+) -> io::Result<()> {
     journal_codec::encode(record, buf);
     // One write(2) for the whole frame (O_APPEND): a short write happens only when the
     // disk is full, and then the frame is torn and its checksum fails at recovery.
@@ -302,16 +310,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let counters = Counters::default();
         let journal = Journal::open(dir.path(), 7).unwrap();
-        let held = journal.append(&sample_record("a"), &counters).unwrap();
+        let held = journal
+            .append(&sample_record("a").view(), &counters)
+            .unwrap();
         assert_eq!(Arc::strong_count(&held), 2);
         drop(held);
         journal.rotate().unwrap();
-        drop(journal.append(&sample_record("b"), &counters));
+        drop(journal.append(&sample_record("b").view(), &counters));
         assert_eq!(journal.take_retired().len(), 1);
         // Simulate a torn last line (power loss) in the newest segment.
         let newest = dir.path().join(segment_name(8));
         let mut torn = Vec::new();
-        journal_codec::encode(&sample_record("c"), &mut torn);
+        crate::journal_codec::encode(&sample_record("c").view(), &mut torn);
         torn.truncate(torn.len() / 2);
         std::fs::OpenOptions::new()
             .append(true)

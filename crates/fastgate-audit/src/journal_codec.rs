@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::AuditRecord;
+use crate::{AuditRecord, AuditRecordRef};
 
 pub(crate) const MAGIC: [u8; 2] = [0xFA, 0x6A];
 const VERSION: u8 = 1;
@@ -20,23 +20,23 @@ const HEADER: usize = 10;
 const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 
 /// Append the frame of `r` to `out`.
-pub(crate) fn encode(r: &AuditRecord, out: &mut Vec<u8>) {
+pub(crate) fn encode(r: &AuditRecordRef<'_>, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER]);
     let body = out.len();
     out.push(VERSION);
-    put_str(out, &r.request_id);
-    put_opt_str(out, r.client_request_id.as_deref());
-    put_opt_str(out, r.key_id.as_deref());
-    put_opt_str(out, r.key_name.as_deref());
-    put_opt_str(out, r.source.as_deref());
-    put_str(out, &r.method);
-    put_str(out, &r.path);
-    put_opt_str(out, r.query.as_deref());
-    put_opt_str(out, r.route.as_deref());
-    put_opt_str(out, r.upstream.as_deref());
-    put_opt_str(out, r.credential.as_deref());
-    put_opt_str(out, r.target_url.as_deref());
+    put_str(out, r.request_id);
+    put_opt_str(out, r.client_request_id);
+    put_opt_str(out, r.key_id);
+    put_opt_str(out, r.key_name);
+    put_opt_str(out, r.source);
+    put_str(out, r.method);
+    put_str(out, r.path);
+    put_opt_str(out, r.query);
+    put_opt_str(out, r.route);
+    put_opt_str(out, r.upstream);
+    put_opt_str(out, r.credential);
+    put_opt_str(out, r.target_url);
     out.extend_from_slice(&r.status_code.to_le_bytes());
     out.extend_from_slice(&r.request_time.timestamp().to_le_bytes());
     out.extend_from_slice(&r.request_time.timestamp_subsec_nanos().to_le_bytes());
@@ -44,20 +44,20 @@ pub(crate) fn encode(r: &AuditRecord, out: &mut Vec<u8>) {
     out.extend_from_slice(&r.duration_ms.to_le_bytes());
     out.extend_from_slice(&r.request_bytes.to_le_bytes());
     out.extend_from_slice(&r.response_bytes.to_le_bytes());
-    put_opt_str(out, r.user_agent.as_deref());
-    put_opt_str(out, r.client_ip.as_deref());
+    put_opt_str(out, r.user_agent);
+    put_opt_str(out, r.client_ip);
     out.push(u8::from(r.is_stream));
     out.extend_from_slice(&r.stream_chunks.to_le_bytes());
-    put_opt_str(out, r.model.as_deref());
+    put_opt_str(out, r.model);
     put_opt_u64(out, r.tokens_in);
     put_opt_u64(out, r.tokens_out);
     out.push(u8::from(r.tokens_estimated));
     put_opt_f64(out, r.cost);
-    put_opt_str(out, r.error_message.as_deref());
-    put_opt_str(out, r.request_headers.as_deref());
-    put_opt_str(out, r.response_headers.as_deref());
-    put_opt_str(out, r.request_body.as_deref());
-    put_opt_str(out, r.response_body.as_deref());
+    put_opt_str(out, r.error_message);
+    put_opt_str(out, r.request_headers);
+    put_opt_str(out, r.response_headers);
+    put_opt_str(out, r.request_body);
+    put_opt_str(out, r.response_body);
     let payload = &out[body..];
     let len = u32::try_from(payload.len())
         .unwrap_or(u32::MAX)
@@ -138,7 +138,7 @@ impl<'a> Frames<'a> {
         if crate::spill::crc32(payload) != sum {
             return None;
         }
-        Some((decode(payload)?, HEADER + len))
+        Some((decode(payload)?.to_record(), HEADER + len))
     }
 }
 
@@ -209,10 +209,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn string(&mut self) -> Option<String> {
+    fn string(&mut self) -> Option<&'a str> {
         let len = u32::from_le_bytes(self.array()?) as usize;
         let bytes = self.take(len)?;
-        std::str::from_utf8(bytes).ok().map(str::to_owned)
+        std::str::from_utf8(bytes).ok()
     }
 
     fn opt<T>(&mut self, f: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
@@ -223,17 +223,18 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn opt_string(&mut self) -> Option<Option<String>> {
+    fn opt_string(&mut self) -> Option<Option<&'a str>> {
         self.opt(Self::string)
     }
 }
 
-fn decode(payload: &[u8]) -> Option<AuditRecord> {
+/// The record in a frame's payload, borrowing its text.
+fn decode(payload: &[u8]) -> Option<AuditRecordRef<'_>> {
     let mut r = Reader { data: payload };
     if r.u8()? != VERSION {
         return None;
     }
-    let record = AuditRecord {
+    let record = AuditRecordRef {
         request_id: r.string()?,
         client_request_id: r.opt_string()?,
         key_id: r.opt_string()?,
@@ -297,7 +298,7 @@ mod tests {
         let mut buf = Vec::new();
         let records = [full(), sample_record("b"), sample_record("c")];
         for r in &records {
-            encode(r, &mut buf);
+            encode(&r.view(), &mut buf);
         }
         let mut frames = Frames::new(&buf);
         let got: Vec<_> = frames.by_ref().collect();
@@ -309,7 +310,7 @@ mod tests {
     fn damage_is_skipped_and_the_rest_recovered() {
         let mut buf = Vec::new();
         for id in ["a", "b", "c"] {
-            encode(&sample_record(id), &mut buf);
+            encode(&sample_record(id).view(), &mut buf);
         }
         let one = buf.len() / 3;
         // Flip a byte in the middle of "b" and tear "c".
@@ -328,7 +329,7 @@ mod tests {
 
         // A zero-filled tail is not damage.
         let mut zeros = Vec::new();
-        encode(&sample_record("z"), &mut zeros);
+        encode(&sample_record("z").view(), &mut zeros);
         zeros.extend_from_slice(&[0; 100]);
         let mut frames = Frames::new(&zeros);
         assert_eq!(frames.by_ref().count(), 1);

@@ -20,7 +20,9 @@
 //!   saw complete survives a crash of the process. Segments rotate and are deleted once a
 //!   barrier confirms that their records are in the sink or the spill file; segments left
 //!   by a crash are moved to the spill file at start (see the `journal` module).
-//! * **Request path.** [`AuditSender::send`] never awaits and never blocks: it `try_send`s
+//! * **Request path.** [`AuditSender::send`] never awaits and never blocks: it copies the
+//!   record's text into one buffer ([`PackedRecord`]; a batch of records held as separate
+//!   strings came back to the request path's allocations cold) and `try_send`s it
 //!   into a bounded queue (`queue_capacity`). When the queue is full, the record goes to
 //!   an *overflow channel* read by the spill task, which appends it to the spill file at
 //!   once. That channel is unbounded in type but drained at local-disk speed (one write
@@ -69,6 +71,7 @@
 mod journal;
 mod journal_codec;
 mod maintenance;
+mod packed;
 mod record;
 mod sink;
 mod spill;
@@ -79,7 +82,8 @@ mod worker;
 mod writer;
 
 pub use journal::{JOURNAL_PREFIX, JOURNAL_SUFFIX};
-pub use record::{AuditFilter, AuditRecord, SortOrder};
+pub use packed::{AsAuditRef, PackedRecord};
+pub use record::{AuditFilter, AuditRecord, AuditRecordRef, SortOrder};
 pub use sink::{AuditSink, SinkError};
 pub use spill::{REJECTED_FILE_NAME, SPILL_FILE_NAME};
 pub use stats::{AuditStats, metric};

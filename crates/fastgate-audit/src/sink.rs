@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::AuditRecord;
+use crate::PackedRecord;
 
 /// Where the writer delivers batches (the database, in production).
 ///
@@ -15,7 +15,7 @@ pub trait AuditSink: Send + Sync + 'static {
     /// written. Returns the number of rows actually inserted (duplicates may be skipped).
     fn write_batch<'a>(
         &'a self,
-        rows: &'a [AuditRecord],
+        rows: &'a [PackedRecord],
     ) -> Pin<Box<dyn Future<Output = Result<u64, SinkError>> + Send + 'a>>;
 }
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use tokio::fs::{File, OpenOptions};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 
-use crate::AuditRecord;
+use crate::{AsAuditRef, AuditRecord, AuditRecordRef};
 
 /// File name of the spill file inside the configured spill directory.
 pub const SPILL_FILE_NAME: &str = "audit-spill.ndjson";
@@ -32,7 +32,7 @@ pub(crate) fn crc32(data: &[u8]) -> u32 {
 /// A non-finite `duration_ms` (which JSON cannot carry and would make the line unreadable)
 /// is written as 0.
 pub(crate) fn encode_line(
-    record: &AuditRecord,
+    record: &AuditRecordRef<'_>,
     out: &mut Vec<u8>,
 ) -> Result<(), serde_json::Error> {
     let start = out.len();
@@ -42,7 +42,7 @@ pub(crate) fn encode_line(
     if record.duration_ms.is_finite() {
         serde_json::to_writer(&mut *out, record)?;
     } else {
-        let mut fixed = record.clone();
+        let mut fixed = *record;
         fixed.duration_ms = 0.0;
         serde_json::to_writer(&mut *out, &fixed)?;
     }
@@ -135,10 +135,10 @@ impl SpillFile {
     }
 
     /// Append `records` with one write and make them durable (`fdatasync`).
-    pub(crate) async fn append(&mut self, records: &[AuditRecord]) -> io::Result<()> {
+    pub(crate) async fn append<R: AsAuditRef>(&mut self, records: &[R]) -> io::Result<()> {
         let mut buf = Vec::with_capacity(records.len() * 512);
         for record in records {
-            encode_line(record, &mut buf).map_err(io::Error::other)?;
+            encode_line(&record.audit_ref(), &mut buf).map_err(io::Error::other)?;
         }
         self.file.write_all(&buf).await?;
         self.file.sync_data().await?;
@@ -211,7 +211,7 @@ pub(crate) fn restrict_file(meta: &std::fs::Metadata, path: &Path) -> io::Result
 /// Synchronous single-record append, used only after the writer stopped (a record sent
 /// after shutdown). One `write` call per line, `O_APPEND`, so concurrent appenders never
 /// interleave within a line.
-pub(crate) fn append_blocking(path: &Path, record: &AuditRecord) -> io::Result<()> {
+pub(crate) fn append_blocking(path: &Path, record: &AuditRecordRef<'_>) -> io::Result<()> {
     use std::io::Write;
     let mut line = Vec::with_capacity(1024);
     encode_line(record, &mut line).map_err(io::Error::other)?;
@@ -263,7 +263,7 @@ mod tests {
     fn line_round_trips() {
         let record = sample_record("r-1");
         let mut buf = Vec::new();
-        encode_line(&record, &mut buf).unwrap();
+        encode_line(&record.view(), &mut buf).unwrap();
         assert_eq!(buf.iter().filter(|&&b| b == b'\n').count(), 1);
         assert_eq!(decode_line(&buf).unwrap(), record);
         // Without the newline (complete but unterminated) it still decodes.
@@ -275,7 +275,7 @@ mod tests {
         let mut record = sample_record("r-2");
         record.response_body = Some("line one\nline two\r\n".into());
         let mut buf = Vec::new();
-        encode_line(&record, &mut buf).unwrap();
+        encode_line(&record.view(), &mut buf).unwrap();
         assert_eq!(buf.iter().filter(|&&b| b == b'\n').count(), 1);
         assert_eq!(decode_line(&buf).unwrap(), record);
     }
@@ -283,7 +283,7 @@ mod tests {
     #[test]
     fn damaged_lines_are_rejected() {
         let mut buf = Vec::new();
-        encode_line(&sample_record("r-3"), &mut buf).unwrap();
+        encode_line(&sample_record("r-3").view(), &mut buf).unwrap();
         let torn = &buf[..buf.len() / 2];
         assert_eq!(decode_line(torn), Err(LineError::Checksum));
         let mut flipped = buf.clone();
@@ -303,9 +303,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(SPILL_FILE_NAME);
         let mut good = Vec::new();
-        encode_line(&sample_record("a"), &mut good).unwrap();
+        encode_line(&sample_record("a").view(), &mut good).unwrap();
         let mut torn = Vec::new();
-        encode_line(&sample_record("b"), &mut torn).unwrap();
+        encode_line(&sample_record("b").view(), &mut torn).unwrap();
         torn.truncate(torn.len() / 2);
         std::fs::write(&path, [good.as_slice(), torn.as_slice()].concat()).unwrap();
 
@@ -353,7 +353,7 @@ mod tests {
     async fn blocking_append_writes_a_valid_line() {
         let dir = tempfile::tempdir().unwrap();
         let file = SpillFile::open(dir.path(), SPILL_FILE_NAME).await.unwrap();
-        append_blocking(file.path(), &sample_record("late")).unwrap();
+        append_blocking(file.path(), &sample_record("late").view()).unwrap();
         let mut reader = file.reader().await.unwrap();
         let line = reader.next_line().await.unwrap().unwrap().to_vec();
         assert_eq!(decode_line(&line).unwrap().request_id, "late");

@@ -241,17 +241,3 @@ pub(crate) fn report_oldest(counters: &Counters) {
     let now = chrono::Utc::now().timestamp_millis();
     metrics::gauge!(metric::OLDEST_UNFLUSHED_SECONDS).set(counters.oldest_unflushed_seconds(now));
 }
-
-/// When the request behind `record` finished (unix ms): arrival plus duration.
-pub(crate) fn completed_ms(record: &crate::AuditRecord) -> i64 {
-    let duration = if record.duration_ms.is_finite() && record.duration_ms > 0.0 {
-        record.duration_ms as i64
-    } else {
-        0
-    };
-    record
-        .request_time
-        .timestamp_millis()
-        .saturating_add(duration)
-        .max(1)
-}

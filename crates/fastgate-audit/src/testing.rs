@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::Utc;
 use tokio::sync::watch;
 
-use crate::{AuditRecord, AuditSink, SinkError};
+use crate::{AuditRecord, AuditSink, PackedRecord, SinkError};
 
 /// A plausible completed request with the given id.
 pub fn sample_record(request_id: &str) -> AuditRecord {
@@ -131,7 +131,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl AuditSink for MemorySink {
     fn write_batch<'a>(
         &'a self,
-        rows: &'a [AuditRecord],
+        rows: &'a [PackedRecord],
     ) -> Pin<Box<dyn Future<Output = Result<u64, SinkError>> + Send + 'a>> {
         Box::pin(async move {
             self.calls.fetch_add(1, Ordering::SeqCst);
@@ -143,17 +143,18 @@ impl AuditSink for MemorySink {
             }
             {
                 let poison = lock(&self.poison);
-                if let Some(bad) = rows.iter().find(|r| poison.contains(&r.request_id)) {
+                if let Some(bad) = rows.iter().find(|r| poison.contains(r.view().request_id)) {
                     return Err(SinkError::rejected(format!(
                         "memory sink: rejects {}",
-                        bad.request_id
+                        bad.view().request_id
                     )));
                 }
             }
             let mut stored = lock(&self.rows);
             let mut inserted = 0;
             for row in rows {
-                if stored.insert(row.request_id.clone(), row.clone()).is_none() {
+                let row = row.to_record();
+                if stored.insert(row.request_id.clone(), row).is_none() {
                     inserted += 1;
                 }
             }

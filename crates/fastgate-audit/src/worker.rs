@@ -11,9 +11,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::spill::{self, SpillFile};
-use crate::stats::{Counters, completed_ms, metric, report_depth, report_spill_bytes};
+use crate::stats::{Counters, metric, report_depth, report_spill_bytes};
 use crate::writer::{AuditConfig, AuditTuning, Msg, SpillMsg};
-use crate::{AuditRecord, AuditSink};
+use crate::{AuditSink, PackedRecord};
 
 /// Most records the spill worker appends with one write.
 const MAX_APPEND: usize = 4096;
@@ -28,7 +28,7 @@ pub(crate) struct Ctx {
     /// Result of the last sink call (for logging transitions only).
     healthy: AtomicBool,
     /// A record the sink accepted recently: rewriting it (idempotent) probes the sink.
-    last_good: Mutex<Option<AuditRecord>>,
+    last_good: Mutex<Option<PackedRecord>>,
 }
 
 /// A sink call failed.
@@ -60,7 +60,7 @@ impl Ctx {
     }
 
     /// One sink call with the timeout, timed and counted.
-    async fn attempt(&self, rows: &[AuditRecord]) -> Result<u64, Failure> {
+    async fn attempt(&self, rows: &[PackedRecord]) -> Result<u64, Failure> {
         let started = Instant::now();
         let result =
             tokio::time::timeout(self.tuning.sink_timeout, self.sink.write_batch(rows)).await;
@@ -113,7 +113,7 @@ impl Ctx {
 
     /// A live batch: a few quick attempts with exponential backoff. A timeout is not
     /// retried (the database is slow; the spill file is the faster place).
-    async fn write_with_retry(&self, rows: &[AuditRecord]) -> bool {
+    async fn write_with_retry(&self, rows: &[PackedRecord]) -> bool {
         let mut delay = self.tuning.retry_base_delay;
         for attempt in 1..=self.tuning.max_attempts {
             match self.attempt(rows).await {
@@ -135,7 +135,7 @@ impl Ctx {
 struct Batcher {
     ctx: Arc<Ctx>,
     spill_tx: mpsc::UnboundedSender<SpillMsg>,
-    batch: Vec<AuditRecord>,
+    batch: Vec<PackedRecord>,
     /// When the current batch must be written even if not full.
     deadline: Option<Instant>,
     /// Lazy barriers waiting for the current batch to be delivered.
@@ -148,7 +148,9 @@ impl Batcher {
             Msg::Record(record) => {
                 if self.batch.is_empty() {
                     self.deadline = Some(Instant::now() + self.ctx.flush_interval);
-                    self.ctx.counters.set_batch_oldest(completed_ms(&record));
+                    self.ctx
+                        .counters
+                        .set_batch_oldest(record.view().completed_ms());
                 }
                 self.batch.push(record);
                 if self.batch.len() >= self.ctx.batch_size {
@@ -296,7 +298,7 @@ pub(crate) struct SpillWorker {
     rejected_path: PathBuf,
     rx: mpsc::UnboundedReceiver<SpillMsg>,
     /// Records the spill file would not take (disk full?), retried on every tick.
-    stuck: Vec<AuditRecord>,
+    stuck: Vec<PackedRecord>,
 }
 
 impl SpillWorker {
@@ -401,7 +403,7 @@ impl SpillWorker {
         }
     }
 
-    async fn persist(&mut self, records: Vec<AuditRecord>) {
+    async fn persist(&mut self, records: Vec<PackedRecord>) {
         if records.is_empty() {
             return;
         }
@@ -418,8 +420,8 @@ impl SpillWorker {
         }
     }
 
-    fn note_oldest(&self, records: &[AuditRecord]) {
-        if let Some(oldest) = records.iter().map(completed_ms).min() {
+    fn note_oldest(&self, records: &[PackedRecord]) {
+        if let Some(oldest) = records.iter().map(|r| r.view().completed_ms()).min() {
             self.ctx.counters.spill_holds(oldest);
         }
     }
@@ -467,7 +469,7 @@ impl SpillWorker {
             let eof = match reader.next_line().await {
                 Ok(Some(line)) => {
                     match spill::decode_line(line) {
-                        Ok(record) => batch.push(record),
+                        Ok(record) => batch.push(PackedRecord::from(&record)),
                         Err(_) => corrupt += 1,
                     }
                     false
@@ -531,10 +533,14 @@ impl SpillWorker {
     /// while it demonstrably accepts others are poison and go to the quarantine file
     /// (counted as rejected, kept for an operator, never lost). Returns how many records
     /// were written, or `None` if the sink looks down (give up until the next pass).
-    async fn isolate_poison(&mut self, batch: Vec<AuditRecord>, sink_up: &mut bool) -> Option<u64> {
+    async fn isolate_poison(
+        &mut self,
+        batch: Vec<PackedRecord>,
+        sink_up: &mut bool,
+    ) -> Option<u64> {
         let mut written = 0u64;
-        let mut suspects: Vec<AuditRecord> = Vec::new();
-        let mut stack: Vec<Vec<AuditRecord>> = Vec::new();
+        let mut suspects: Vec<PackedRecord> = Vec::new();
+        let mut stack: Vec<Vec<PackedRecord>> = Vec::new();
         push_halves(&mut stack, batch);
         while let Some(group) = stack.pop() {
             let result = self.ctx.attempt(&group).await;
@@ -585,7 +591,7 @@ impl SpillWorker {
         Some(written)
     }
 
-    async fn quarantine(&mut self, rejected: &[AuditRecord]) -> bool {
+    async fn quarantine(&mut self, rejected: &[PackedRecord]) -> bool {
         let dir = self
             .rejected_path
             .parent()
@@ -604,7 +610,7 @@ impl SpillWorker {
         match result {
             Ok(()) => {
                 self.ctx.counters.rejected(rejected.len());
-                let ids: Vec<&str> = rejected.iter().map(|r| r.request_id.as_str()).collect();
+                let ids: Vec<&str> = rejected.iter().map(|r| r.view().request_id).collect();
                 tracing::error!(?ids, path = %self.rejected_path.display(), "audit sink rejects these records; moved to quarantine");
                 true
             }
@@ -616,7 +622,7 @@ impl SpillWorker {
     }
 }
 
-fn push_halves(stack: &mut Vec<Vec<AuditRecord>>, mut group: Vec<AuditRecord>) {
+fn push_halves(stack: &mut Vec<Vec<PackedRecord>>, mut group: Vec<PackedRecord>) {
     if group.len() <= 1 {
         stack.push(group);
         return;

@@ -15,7 +15,7 @@ use crate::maintenance;
 use crate::spill::{self, REJECTED_FILE_NAME, SPILL_FILE_NAME, SpillFile};
 use crate::stats::{AuditStats, Counters, report_depth, report_journal_bytes};
 use crate::worker::{self, Ctx, SpillWorker};
-use crate::{AuditRecord, AuditSink};
+use crate::{AuditRecord, AuditRecordRef, AuditSink, PackedRecord};
 
 /// Writer settings.
 #[derive(Debug, Clone)]
@@ -90,7 +90,7 @@ pub enum AuditError {
     reason = "nearly every message is a record; boxing would add an allocation per request"
 )]
 pub(crate) enum Msg {
-    Record(AuditRecord),
+    Record(PackedRecord),
     /// Answered once every record queued before it was written or spilled: `true` when
     /// all of them are durable (none is stuck in memory).
     Flush(oneshot::Sender<bool>),
@@ -100,15 +100,11 @@ pub(crate) enum Msg {
 }
 
 /// Message to the spill task.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "overflow records are the common message; boxing would add an allocation each"
-)]
 pub(crate) enum SpillMsg {
     /// A record that found the queue full (or closed).
-    Overflow(AuditRecord),
+    Overflow(PackedRecord),
     /// A batch the sink did not take.
-    Failed(Vec<AuditRecord>),
+    Failed(Vec<PackedRecord>),
     /// Answered once everything before it is in the spill file (`true`), or kept in
     /// memory because the file refused it (`false`).
     Flush(oneshot::Sender<bool>),
@@ -172,13 +168,20 @@ impl AuditSender {
     /// Queue a record. If the queue is full the record takes the overflow path to the spill
     /// file (counted in `fastgate_audit_overflow_total`); it is never silently dropped.
     pub fn send(&self, record: AuditRecord) {
+        self.send_ref(&record.view());
+    }
+
+    /// Queue a record made of borrowed text (see [`AuditSender::send`]). Its text is
+    /// copied into one buffer ([`PackedRecord`]) here, on the caller's thread.
+    pub fn send_ref(&self, record: &AuditRecordRef<'_>) {
         // Journal first; the segment is held until the record is queued (or spilled), so
         // that the segment cannot be deleted in between. Dropped at the end of `send`.
         let _held = self
             .inner
             .journal
             .as_ref()
-            .and_then(|j| j.append(&record, &self.inner.counters));
+            .and_then(|j| j.append(record, &self.inner.counters));
+        let record = PackedRecord::pack(record);
         let record = match self.inner.tx.try_send(Msg::Record(record)) {
             Ok(()) => return,
             Err(err) => match err.into_inner() {
@@ -209,13 +212,14 @@ impl AuditSender {
 
     /// The writer has stopped: append straight to the spill file so that the record is
     /// replayed at the next start. Blocking file I/O, only reachable after shutdown.
-    fn late_append(&self, record: &AuditRecord) {
+    fn late_append(&self, record: &PackedRecord) {
         let _guard = self
             .inner
             .late
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        match spill::append_blocking(&self.inner.spill_path, record) {
+        let record = record.view();
+        match spill::append_blocking(&self.inner.spill_path, &record) {
             Ok(()) => {
                 self.inner.counters.spilled(1);
                 tracing::warn!(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use fastgate_audit::AuditRecord;
+use fastgate_audit::AuditRecordRef;
 use fastgate_auth::ApiKeyRecord;
 use fastgate_config::RouteAuditConfig;
 use http::{HeaderMap, HeaderValue, Method};
@@ -212,8 +212,7 @@ impl RequestContext {
             }
         }
         if self.state.audits() {
-            let state = self.state.clone();
-            state.send_audit(self.into_record(outcome, elapsed));
+            self.send_record(&outcome, elapsed);
         }
     }
 
@@ -231,48 +230,52 @@ impl RequestContext {
         }
     }
 
-    fn into_record(self, o: Outcome, elapsed: Duration) -> AuditRecord {
-        AuditRecord {
-            request_id: header_text(&self.gateway_id),
-            client_request_id: self.client_request_id.as_ref().map(header_text),
-            key_id: self.key.as_ref().map(|k| k.id.clone()),
-            key_name: self.key.as_ref().map(|k| k.name.clone()),
-            source: self.key.as_ref().and_then(|k| k.source.clone()),
-            method: self.method.as_str().to_string(),
-            path: self.path,
-            query: self.query.map(crate::headers::redact_query),
-            // `str::to_owned`, not `to_string`: the latter goes through the formatter.
-            route: self.route.map(|r| r.as_ref().to_owned()),
-            upstream: self.upstream.map(|u| u.as_ref().to_owned()),
-            credential: self.credential.map(|c| c.as_ref().to_owned()),
-            target_url: self.target_url,
+    /// The request's audit record, borrowing the context's own text: the sender packs
+    /// it into one buffer, and the strings are freed here, still in the cache.
+    fn send_record(&mut self, o: &Outcome, elapsed: Duration) {
+        use crate::headers::value_text;
+        let request_id = value_text(&self.gateway_id);
+        let client_request_id = self.client_request_id.as_ref().map(value_text);
+        let user_agent = self.user_agent.as_ref().map(value_text);
+        let query = self.query.take().map(crate::headers::redact_query);
+        let key = self.key.as_deref();
+        let usage = o.usage;
+        let record = AuditRecordRef {
+            request_id: &request_id,
+            client_request_id: client_request_id.as_deref(),
+            key_id: key.map(|k| k.id.as_str()),
+            key_name: key.map(|k| k.name.as_str()),
+            source: key.and_then(|k| k.source.as_deref()),
+            method: self.method.as_str(),
+            path: &self.path,
+            query: query.as_deref(),
+            route: self.route.as_deref(),
+            upstream: self.upstream.as_deref(),
+            credential: self.credential.as_deref(),
+            target_url: self.target_url.as_deref(),
             status_code: o.status,
             request_time: self.request_time,
             ttfb_ms: o.ttfb.map(|d| d.as_secs_f64() * 1000.0),
             duration_ms: elapsed.as_secs_f64() * 1000.0,
             request_bytes: self.request_bytes,
             response_bytes: o.response_bytes,
-            user_agent: self.user_agent.as_ref().map(header_text),
-            client_ip: self.client_ip,
+            user_agent: user_agent.as_deref(),
+            client_ip: self.client_ip.as_deref(),
             is_stream: o.is_stream,
             stream_chunks: o.chunks,
-            model: self.model,
-            tokens_in: o.usage.map(|u| u.input),
-            tokens_out: o.usage.map(|u| u.output),
-            tokens_estimated: o.usage.is_some_and(|u| u.estimated),
-            cost: o.usage.and_then(|u| u.cost),
-            error_message: o.error,
-            request_headers: self.request_headers,
-            response_headers: o.response_headers,
-            request_body: self.request_body,
-            response_body: o.response_body,
-        }
+            model: self.model.as_deref(),
+            tokens_in: usage.map(|u| u.input),
+            tokens_out: usage.map(|u| u.output),
+            tokens_estimated: usage.is_some_and(|u| u.estimated),
+            cost: usage.and_then(|u| u.cost),
+            error_message: o.error.as_deref(),
+            request_headers: self.request_headers.as_deref(),
+            response_headers: o.response_headers.as_deref(),
+            request_body: self.request_body.as_deref(),
+            response_body: o.response_body.as_deref(),
+        };
+        self.state.send_audit(&record);
     }
-}
-
-/// A header value as an owned string for the audit record.
-fn header_text(v: &HeaderValue) -> String {
-    crate::headers::value_text(v).into_owned()
 }
 
 /// Up to `max` bytes of `body` as text for the audit log (lossy UTF-8).

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use arc_swap::ArcSwap;
-use fastgate_audit::{AuditRecord, AuditSender};
+use fastgate_audit::{AuditRecordRef, AuditSender};
 use fastgate_auth::{ApiKeyRecord, KeyIndex};
 use fastgate_config::{Config, Secret};
 use fastgate_store::Store;
@@ -319,9 +319,9 @@ impl AppState {
         self.inner.audit.is_some()
     }
 
-    pub fn send_audit(&self, record: AuditRecord) {
+    pub fn send_audit(&self, record: &AuditRecordRef<'_>) {
         if let Some(tx) = &self.inner.audit {
-            tx.send(record);
+            tx.send_ref(record);
         }
     }
 

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use fastgate_audit::{AuditFilter, AuditRecord};
+use fastgate_audit::{AsAuditRef, AuditFilter, AuditRecord, AuditRecordRef};
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use crate::audit_filter::{push_order, push_order_and_page, push_where};
@@ -177,13 +177,13 @@ fn text(s: &str) -> Arc<str> {
     Arc::from(storable_cow(s).as_ref())
 }
 
-fn opt_text(s: &Option<String>) -> Option<Arc<str>> {
-    s.as_deref().map(text)
+fn opt_text(s: Option<&str>) -> Option<Arc<str>> {
+    s.map(text)
 }
 
 /// Adds the values of `r`'s row, in `audit_cols!()` order, as [`AuditRow`] reads
 /// them back.
-fn add_record<A>(args: &mut A, r: &AuditRecord) -> Result<(), StoreError>
+fn add_record<A>(args: &mut A, r: &AuditRecordRef<'_>) -> Result<(), StoreError>
 where
     A: sqlx::Arguments,
     Arc<str>: for<'q> Encode<'q, A::Database> + Type<A::Database>,
@@ -209,38 +209,38 @@ where
     };
     let cost = r.cost.filter(|v| v.is_finite());
     let add = |args: &mut A| -> Result<(), sqlx::error::BoxDynError> {
-        args.add(text(&r.request_id))?;
-        args.add(opt_text(&r.key_id))?;
-        args.add(opt_text(&r.key_name))?;
-        args.add(opt_text(&r.source))?;
-        args.add(text(&r.method))?;
-        args.add(text(&r.path))?;
-        args.add(opt_text(&r.query))?;
-        args.add(opt_text(&r.route))?;
-        args.add(opt_text(&r.upstream))?;
-        args.add(opt_text(&r.credential))?;
-        args.add(opt_text(&r.target_url))?;
+        args.add(text(r.request_id))?;
+        args.add(opt_text(r.key_id))?;
+        args.add(opt_text(r.key_name))?;
+        args.add(opt_text(r.source))?;
+        args.add(text(r.method))?;
+        args.add(text(r.path))?;
+        args.add(opt_text(r.query))?;
+        args.add(opt_text(r.route))?;
+        args.add(opt_text(r.upstream))?;
+        args.add(opt_text(r.credential))?;
+        args.add(opt_text(r.target_url))?;
         args.add(i32::from(r.status_code))?;
         args.add(to_ms(r.request_time))?;
         args.add(ttfb_ms)?;
         args.add(duration_ms)?;
         args.add(request_bytes)?;
         args.add(response_bytes)?;
-        args.add(opt_text(&r.user_agent))?;
-        args.add(opt_text(&r.client_ip))?;
+        args.add(opt_text(r.user_agent))?;
+        args.add(opt_text(r.client_ip))?;
         args.add(r.is_stream)?;
         args.add(stream_chunks)?;
-        args.add(opt_text(&r.model))?;
+        args.add(opt_text(r.model))?;
         args.add(tokens_in)?;
         args.add(tokens_out)?;
         args.add(r.tokens_estimated)?;
         args.add(cost)?;
-        args.add(opt_text(&r.error_message))?;
-        args.add(opt_text(&r.request_headers))?;
-        args.add(opt_text(&r.response_headers))?;
-        args.add(opt_text(&r.request_body))?;
-        args.add(opt_text(&r.response_body))?;
-        args.add(opt_text(&r.client_request_id))?;
+        args.add(opt_text(r.error_message))?;
+        args.add(opt_text(r.request_headers))?;
+        args.add(opt_text(r.response_headers))?;
+        args.add(opt_text(r.request_body))?;
+        args.add(opt_text(r.response_body))?;
+        args.add(opt_text(r.client_request_id))?;
         Ok(())
     };
     add(args).map_err(|e| StoreError::from(sqlx::Error::Encode(e)))
@@ -312,15 +312,15 @@ fn write_insert_sql(numbered: bool, rows: usize, read_back: bool) -> String {
 
 /// The records whose rows were inserted: for a request id inserted, its first
 /// occurrence in the batch (rows are inserted in order; later duplicates conflict).
-fn inserted_records<'a>(
+fn inserted_records<'a, R: AsAuditRef>(
     ids: &'a [String],
-    records: &'a [AuditRecord],
+    records: &'a [R],
     mut new_ids: HashSet<String>,
-) -> impl Iterator<Item = &'a AuditRecord> {
+) -> impl Iterator<Item = AuditRecordRef<'a>> {
     ids.iter()
         .zip(records)
         .filter(move |(id, _)| new_ids.remove(*id))
-        .map(|(_, record)| record)
+        .map(|(_, record)| record.audit_ref())
 }
 
 impl Store {
@@ -340,6 +340,15 @@ impl Store {
     /// thread and the writer task: with them on every batch the writer used about
     /// as much CPU as the whole request path.
     pub async fn insert_audit_batch(&self, records: &[AuditRecord]) -> Result<u64, StoreError> {
+        self.insert_audit_rows(records).await
+    }
+
+    /// [`Store::insert_audit_batch`] for records in any form (the audit writer's
+    /// packed records).
+    pub async fn insert_audit_rows<R: AsAuditRef + Sync>(
+        &self,
+        records: &[R],
+    ) -> Result<u64, StoreError> {
         if records.is_empty() {
             return Ok(0);
         }
@@ -353,20 +362,26 @@ impl Store {
     /// One transaction of chunked inserts and the rollup upserts. With `read_back`
     /// the inserted ids are returned by the database and only those rows are rolled
     /// up; without it every row must be new, and `None` (nothing kept) says one was not.
-    async fn insert_rows(
+    async fn insert_rows<R: AsAuditRef + Sync>(
         &self,
-        records: &[AuditRecord],
+        records: &[R],
         read_back: bool,
     ) -> Result<Option<u64>, StoreError> {
         let count = records.len();
         let ids: Vec<String> = if read_back {
-            records.iter().map(|r| storable(&r.request_id)).collect()
+            records
+                .iter()
+                .map(|r| storable(r.audit_ref().request_id))
+                .collect()
         } else {
             Vec::new()
         };
         with_pool!(self, pool, DB => {
             let mut tx = pool.begin().await?;
             let mut new_ids = HashSet::new();
+            // Rolled up as they are bound (each record read once); with `read_back`
+            // only the rows that went in, once they are known.
+            let mut rollup = rollups::Aggregator::default();
             let mut rest = records.iter();
             let numbered = matches!(self.inner, crate::store::Inner::Postgres(_));
             for size in chunk_plan(count, chunk_sizes(numbered)) {
@@ -374,7 +389,11 @@ impl Store {
                 let mut args = <DB as Database>::Arguments::default();
                 sqlx::Arguments::reserve(&mut args, size * AUDIT_COLUMNS, size * ROW_BYTES_HINT);
                 for record in rest.by_ref().take(size) {
-                    add_record(&mut args, record)?;
+                    let row = record.audit_ref();
+                    add_record(&mut args, &row)?;
+                    if !read_back {
+                        rollup.add(&row);
+                    }
                 }
                 if read_back {
                     let ids: Vec<String> =
@@ -391,7 +410,7 @@ impl Store {
                 let n = new_ids.len() as u64;
                 (n, rollups::aggregate(inserted_records(&ids, records, new_ids)))
             } else {
-                (count as u64, rollups::aggregate(records.iter()))
+                (count as u64, rollup.groups())
             };
             for chunk in rollups::chunks(&groups) {
                 let mut qb = QueryBuilder::<DB>::new(rollups::UPSERT_HEAD.as_str());

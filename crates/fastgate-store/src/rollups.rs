@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use fastgate_audit::AuditRecord;
+use fastgate_audit::AuditRecordRef;
 use sqlx::query_builder::Separated;
 use sqlx::{Database, Encode, Type};
 
@@ -112,17 +112,17 @@ pub(crate) struct Dims<'a> {
 }
 
 impl<'a> Dims<'a> {
-    fn of(r: &'a AuditRecord) -> Dims<'a> {
-        let text = |v: &'a Option<String>| v.as_deref().map_or(Cow::Borrowed(""), storable_cow);
-        let path = match storable_cow(&r.path) {
+    fn of(r: &AuditRecordRef<'a>) -> Dims<'a> {
+        let text = |v: Option<&'a str>| v.map_or(Cow::Borrowed(""), storable_cow);
+        let path = match storable_cow(r.path) {
             Cow::Borrowed(p) => Cow::Borrowed(cut_chars(p, PATH_MAX_CHARS)),
             Cow::Owned(p) => Cow::Owned(cut_chars(&p, PATH_MAX_CHARS).to_owned()),
         };
         Dims {
-            key_id: text(&r.key_id),
-            route: text(&r.route),
-            model: text(&r.model),
-            upstream: text(&r.upstream),
+            key_id: text(r.key_id),
+            route: text(r.route),
+            model: text(r.model),
+            upstream: text(r.upstream),
             path,
             status_code: i32::from(r.status_code),
         }
@@ -197,7 +197,7 @@ impl Measures {
     /// One audit row, with its values as the store keeps them (non-finite
     /// durations are 0, non-finite TTFB and cost absent).
     #[cfg(test)]
-    fn of(r: &AuditRecord) -> Measures {
+    fn of(r: &AuditRecordRef<'_>) -> Measures {
         let mut m = Measures::default();
         m.add_row(r);
         m
@@ -206,7 +206,7 @@ impl Measures {
     /// Adds one audit row: its sums and one count in each histogram. Touches only
     /// what the row changes (building a whole `Measures` per row and adding all its
     /// 58 columns cost more than the rest of the grouping).
-    fn add_row(&mut self, r: &AuditRecord) {
+    fn add_row(&mut self, r: &AuditRecordRef<'_>) {
         let duration = if r.duration_ms.is_finite() {
             r.duration_ms
         } else {
@@ -264,33 +264,54 @@ pub(crate) struct Group<'a> {
 /// grain (finest first), bucket, then dimensions: one statement row per stored row
 /// (PostgreSQL refuses to update a row twice in one statement), and concurrent
 /// batches lock their rows in the same order.
-pub(crate) fn aggregate<'a>(records: impl Iterator<Item = &'a AuditRecord>) -> Vec<Group<'a>> {
-    let mut minutes: BTreeMap<(i64, Dims), Measures> = BTreeMap::new();
+pub(crate) fn aggregate<'a>(records: impl Iterator<Item = AuditRecordRef<'a>>) -> Vec<Group<'a>> {
+    let mut aggregator = Aggregator::default();
     for r in records {
+        aggregator.add(&r);
+    }
+    aggregator.groups()
+}
+
+/// [`aggregate`] one record at a time, so that a record is read once, while it is
+/// being bound to the insert.
+#[derive(Default)]
+pub(crate) struct Aggregator<'a> {
+    minutes: BTreeMap<(i64, Dims<'a>), Measures>,
+}
+
+impl<'a> Aggregator<'a> {
+    pub(crate) fn add(&mut self, r: &AuditRecordRef<'a>) {
         let bucket = Grain::Minute.floor(to_ms(r.request_time));
-        minutes.entry((bucket, Dims::of(r))).or_default().add_row(r);
+        self.minutes
+            .entry((bucket, Dims::of(r)))
+            .or_default()
+            .add_row(r);
     }
-    let mut groups = Vec::new();
-    for grain in Grain::ALL {
-        let mut merged: BTreeMap<(i64, &Dims<'_>), Measures> = BTreeMap::new();
-        for ((minute, dims), m) in &minutes {
-            merged
-                .entry((grain.floor(*minute), dims))
-                .or_default()
-                .add(m);
+
+    /// The groups of every grain, in the order [`aggregate`] describes.
+    pub(crate) fn groups(self) -> Vec<Group<'a>> {
+        let mut groups = Vec::new();
+        for grain in Grain::ALL {
+            let mut merged: BTreeMap<(i64, &Dims<'_>), Measures> = BTreeMap::new();
+            for ((minute, dims), m) in &self.minutes {
+                merged
+                    .entry((grain.floor(*minute), dims))
+                    .or_default()
+                    .add(m);
+            }
+            groups.extend(
+                merged
+                    .into_iter()
+                    .map(|((bucket_start, dims), measures)| Group {
+                        grain,
+                        bucket_start,
+                        dims: dims.clone(),
+                        measures,
+                    }),
+            );
         }
-        groups.extend(
-            merged
-                .into_iter()
-                .map(|((bucket_start, dims), measures)| Group {
-                    grain,
-                    bucket_start,
-                    dims: dims.clone(),
-                    measures,
-                }),
-        );
+        groups
     }
-    groups
 }
 
 /// `INSERT INTO audit_rollups (…) ` before the `VALUES` of [`push_group`].
@@ -402,6 +423,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fastgate_audit::AuditRecord;
 
     fn record(id: &str, ms: i64, key: &str, status: u16) -> AuditRecord {
         AuditRecord {
@@ -462,7 +484,7 @@ mod tests {
             record("c", hour + 61_000, "k1", 200),
             record("d", 2 * hour, "k1", 200),
         ];
-        let groups = aggregate(rows.iter());
+        let groups = aggregate(rows.iter().map(AuditRecord::view));
         let got: Vec<_> = groups
             .iter()
             .map(|g| {
@@ -490,7 +512,7 @@ mod tests {
         assert_eq!(groups[4].measures.sums[2], 1, "gateway_errors");
         let mut failed = record("e", 0, "k1", 503);
         failed.is_stream = true;
-        let m = Measures::of(&failed);
+        let m = Measures::of(&failed.view());
         assert_eq!(&m.sums[..4], [1, 1, 0, 1]);
     }
 
@@ -503,7 +525,7 @@ mod tests {
         let mut b = record("b", 1, "k", 200);
         b.model = Some("m\u{FFFD}x".into());
         let rows = [a, b];
-        let groups = aggregate(rows.iter());
+        let groups = aggregate(rows.iter().map(AuditRecord::view));
         assert_eq!(groups.len(), Grain::ALL.len());
         assert!(groups.iter().all(|g| g.measures.sums[0] == 2));
         assert!(groups.iter().all(|g| g.dims.model == "m\u{FFFD}x"));
@@ -532,9 +554,9 @@ mod tests {
         r.tokens_in = Some(u64::MAX);
         r.cost = Some(-1.0);
         r.duration_ms = f64::INFINITY;
-        let d = Dims::of(&r);
+        let d = Dims::of(&r.view());
         assert_eq!(d.path.chars().count(), PATH_MAX_CHARS);
-        let m = Measures::of(&r);
+        let m = Measures::of(&r.view());
         assert_eq!(m.sums[7], MAX_TOKENS_PER_ROW as i64);
         assert_eq!(m.sums[9], 0);
         assert_eq!(m.sums[4], 0);
