@@ -181,9 +181,61 @@ fn opt_text(s: Option<&str>) -> Option<Arc<str>> {
     s.map(text)
 }
 
+/// The text columns whose values repeat from row to row: the key, the route, the
+/// upstream, the model, the client... (indexes into [`RepeatedText`]).
+mod col {
+    pub(super) const KEY_ID: usize = 0;
+    pub(super) const KEY_NAME: usize = 1;
+    pub(super) const SOURCE: usize = 2;
+    pub(super) const METHOD: usize = 3;
+    pub(super) const PATH: usize = 4;
+    pub(super) const ROUTE: usize = 5;
+    pub(super) const UPSTREAM: usize = 6;
+    pub(super) const CREDENTIAL: usize = 7;
+    pub(super) const TARGET_URL: usize = 8;
+    pub(super) const USER_AGENT: usize = 9;
+    pub(super) const CLIENT_IP: usize = 10;
+    pub(super) const MODEL: usize = 11;
+    pub(super) const REQUEST_HEADERS: usize = 12;
+    pub(super) const RESPONSE_HEADERS: usize = 13;
+    pub(super) const COUNT: usize = 14;
+}
+
+/// Each repeating column's last value, shared with the next row that has the same:
+/// a batch's rows mostly come from a few keys, routes and clients, and a clone of
+/// the `Arc` replaces an allocation and a copy (14 of them per row before).
+#[derive(Default)]
+struct RepeatedText<'a> {
+    last: [Option<(&'a str, Arc<str>)>; col::COUNT],
+}
+
+impl<'a> RepeatedText<'a> {
+    fn text(&mut self, column: usize, s: &'a str) -> Arc<str> {
+        let Some(slot) = self.last.get_mut(column) else {
+            return text(s);
+        };
+        if let Some((raw, stored)) = slot
+            && *raw == s
+        {
+            return Arc::clone(stored);
+        }
+        let stored = text(s);
+        *slot = Some((s, Arc::clone(&stored)));
+        stored
+    }
+
+    fn opt(&mut self, column: usize, s: Option<&'a str>) -> Option<Arc<str>> {
+        s.map(|s| self.text(column, s))
+    }
+}
+
 /// Adds the values of `r`'s row, in `audit_cols!()` order, as [`AuditRow`] reads
 /// them back.
-fn add_record<A>(args: &mut A, r: &AuditRecordRef<'_>) -> Result<(), StoreError>
+fn add_record<'a, A>(
+    args: &mut A,
+    r: &AuditRecordRef<'a>,
+    shared: &mut RepeatedText<'a>,
+) -> Result<(), StoreError>
 where
     A: sqlx::Arguments,
     Arc<str>: for<'q> Encode<'q, A::Database> + Type<A::Database>,
@@ -208,36 +260,36 @@ where
         0.0
     };
     let cost = r.cost.filter(|v| v.is_finite());
-    let add = |args: &mut A| -> Result<(), sqlx::error::BoxDynError> {
+    let mut add = |args: &mut A| -> Result<(), sqlx::error::BoxDynError> {
         args.add(text(r.request_id))?;
-        args.add(opt_text(r.key_id))?;
-        args.add(opt_text(r.key_name))?;
-        args.add(opt_text(r.source))?;
-        args.add(text(r.method))?;
-        args.add(text(r.path))?;
+        args.add(shared.opt(col::KEY_ID, r.key_id))?;
+        args.add(shared.opt(col::KEY_NAME, r.key_name))?;
+        args.add(shared.opt(col::SOURCE, r.source))?;
+        args.add(shared.text(col::METHOD, r.method))?;
+        args.add(shared.text(col::PATH, r.path))?;
         args.add(opt_text(r.query))?;
-        args.add(opt_text(r.route))?;
-        args.add(opt_text(r.upstream))?;
-        args.add(opt_text(r.credential))?;
-        args.add(opt_text(r.target_url))?;
+        args.add(shared.opt(col::ROUTE, r.route))?;
+        args.add(shared.opt(col::UPSTREAM, r.upstream))?;
+        args.add(shared.opt(col::CREDENTIAL, r.credential))?;
+        args.add(shared.opt(col::TARGET_URL, r.target_url))?;
         args.add(i32::from(r.status_code))?;
         args.add(to_ms(r.request_time))?;
         args.add(ttfb_ms)?;
         args.add(duration_ms)?;
         args.add(request_bytes)?;
         args.add(response_bytes)?;
-        args.add(opt_text(r.user_agent))?;
-        args.add(opt_text(r.client_ip))?;
+        args.add(shared.opt(col::USER_AGENT, r.user_agent))?;
+        args.add(shared.opt(col::CLIENT_IP, r.client_ip))?;
         args.add(r.is_stream)?;
         args.add(stream_chunks)?;
-        args.add(opt_text(r.model))?;
+        args.add(shared.opt(col::MODEL, r.model))?;
         args.add(tokens_in)?;
         args.add(tokens_out)?;
         args.add(r.tokens_estimated)?;
         args.add(cost)?;
         args.add(opt_text(r.error_message))?;
-        args.add(opt_text(r.request_headers))?;
-        args.add(opt_text(r.response_headers))?;
+        args.add(shared.opt(col::REQUEST_HEADERS, r.request_headers))?;
+        args.add(shared.opt(col::RESPONSE_HEADERS, r.response_headers))?;
         args.add(opt_text(r.request_body))?;
         args.add(opt_text(r.response_body))?;
         args.add(opt_text(r.client_request_id))?;
@@ -382,6 +434,7 @@ impl Store {
             // Rolled up as they are bound (each record read once); with `read_back`
             // only the rows that went in, once they are known.
             let mut rollup = rollups::Aggregator::default();
+            let mut shared = RepeatedText::default();
             let mut rest = records.iter();
             let numbered = matches!(self.inner, crate::store::Inner::Postgres(_));
             for size in chunk_plan(count, chunk_sizes(numbered)) {
@@ -390,7 +443,7 @@ impl Store {
                 sqlx::Arguments::reserve(&mut args, size * AUDIT_COLUMNS, size * ROW_BYTES_HINT);
                 for record in rest.by_ref().take(size) {
                     let row = record.audit_ref();
-                    add_record(&mut args, &row)?;
+                    add_record(&mut args, &row, &mut shared)?;
                     if !read_back {
                         rollup.add(&row);
                     }
@@ -618,5 +671,44 @@ mod tests {
     fn column_count_matches() {
         assert_eq!(audit_cols!().split(',').count(), AUDIT_COLUMNS);
         const { assert!(ROWS_PER_INSERT * AUDIT_COLUMNS <= SQLITE_MAX_BINDS) };
+    }
+
+    #[test]
+    fn repeated_text_is_shared_per_column_and_stored_as_text_is() {
+        let mut shared = RepeatedText::default();
+        let a = shared.text(col::ROUTE, "chat");
+        let b = shared.text(col::ROUTE, "chat");
+        assert!(Arc::ptr_eq(&a, &b));
+        // Same text, another column: its own value.
+        let c = shared.text(col::MODEL, "chat");
+        assert!(!Arc::ptr_eq(&a, &c));
+        // A change replaces the column's value; going back makes a new one.
+        assert_eq!(&*shared.text(col::ROUTE, "embed"), "embed");
+        let d = shared.text(col::ROUTE, "chat");
+        assert!(!Arc::ptr_eq(&a, &d));
+        assert_eq!(&*d, "chat");
+        // Stored as `text` stores it (NUL replaced), shared or not.
+        assert_eq!(&*shared.text(col::PATH, "/a\0b"), &*text("/a\0b"));
+        assert_eq!(&*shared.text(col::PATH, "/a\0b"), "/a\u{FFFD}b");
+        assert_eq!(shared.opt(col::KEY_ID, None), None);
+    }
+
+    #[tokio::test]
+    async fn rows_that_share_values_read_back_as_written() {
+        let store = Store::connect("sqlite::memory:", 1).await.unwrap();
+        let mut records = Vec::new();
+        for (i, key) in ["k1", "k1", "k2", "k1"].into_iter().enumerate() {
+            let mut r = fastgate_audit::sample_record(&format!("shared-{i}"));
+            r.key_id = Some(key.to_owned());
+            r.model = (i != 2).then(|| "m".to_owned());
+            records.push(r);
+        }
+        assert_eq!(store.insert_audit_batch(&records).await.unwrap(), 4);
+        for r in &records {
+            let got = store.get_audit(&r.request_id).await.unwrap().unwrap();
+            assert_eq!(got.key_id, r.key_id);
+            assert_eq!(got.model, r.model);
+            assert_eq!(got.route, r.route);
+        }
     }
 }
