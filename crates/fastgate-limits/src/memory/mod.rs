@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use foldhash::fast::RandomState;
+use smallvec::SmallVec;
 
 use crate::backend::{AdmitResult, BackendError, LimitBackend};
 use crate::clock::{Clock, SystemClock};
@@ -50,9 +51,13 @@ impl Default for MemoryBackend {
 /// since the guards borrow them).
 struct Counted {
     windows: Windows,
-    scopes: Vec<ScopeHold>,
+    scopes: ScopeList<ScopeHold>,
     quota: Option<QuotaHold>,
 }
+
+/// A request's scopes (a key, a route, a credential, rarely more) and what goes with
+/// them, kept inline: the admission made seven allocations a request with `Vec`s.
+pub(super) type ScopeList<T> = SmallVec<[T; 4]>;
 
 impl MemoryBackend {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
@@ -91,7 +96,7 @@ impl MemoryBackend {
     /// [`LimitBackend::admit`] without the future: everything is synchronous.
     pub fn admit_now(&self, req: &AdmitRequest) -> AdmitResult {
         let quota = req.quota.as_ref().filter(|q| !q.is_unlimited());
-        let mut scopes: Vec<&Scope> = req
+        let mut scopes: ScopeList<&Scope> = req
             .scopes
             .iter()
             .filter(|s| !s.limits.is_unlimited())
@@ -104,13 +109,13 @@ impl MemoryBackend {
         // the contract) is locked once instead of deadlocking.
         scopes.sort_by(|a, b| (a.kind, &*a.id).cmp(&(b.kind, &*b.id)));
         scopes.dedup_by(|a, b| a.kind == b.kind && a.id == b.id);
-        let states: Vec<_> = scopes.iter().map(|s| self.scope_state(s)).collect();
+        let states: ScopeList<_> = scopes.iter().map(|s| self.scope_state(s)).collect();
         let quota_state = quota.map(|q| self.quota_state(&q.key_id));
 
         let counted =
             self.check_and_count(req, &scopes, &states, quota.zip(quota_state.as_ref()))?;
 
-        let held_scopes: Vec<_> = states
+        let held_scopes: ScopeList<_> = states
             .into_iter()
             .zip(counted.scopes)
             .filter(|(_, hold)| hold.needs_settling())
@@ -162,7 +167,7 @@ impl MemoryBackend {
         states: &[Shared<ScopeState>],
         quota: Option<(&QuotaCheck, &Shared<QuotaState>)>,
     ) -> Result<Counted, AdmitError> {
-        let mut guards: Vec<_> = states.iter().map(|s| lock(s)).collect();
+        let mut guards: ScopeList<_> = states.iter().map(|s| lock(s)).collect();
         let mut quota = quota.map(|(q, s)| (q, lock(s)));
         // Read with every lock held: admissions of one scope see times in the
         // order they count, so a window never starts after a later `now`.

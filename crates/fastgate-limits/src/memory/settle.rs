@@ -13,7 +13,7 @@ use super::state::{QuotaState, ScopeState, lock};
 /// by `retain` meanwhile is settled in its own, now unreachable, state and a
 /// recreated state is never touched) and what was added to each.
 pub(super) struct MemorySettle {
-    pub scopes: Vec<(Arc<Mutex<ScopeState>>, ScopeHold)>,
+    pub scopes: super::ScopeList<(Arc<Mutex<ScopeState>>, ScopeHold)>,
     pub quota: Option<(Arc<Mutex<QuotaState>>, QuotaHold)>,
 }
 
