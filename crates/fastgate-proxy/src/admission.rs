@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use fastgate_config::RateLimitsConfig;
 use fastgate_limits::{
     AdmitError, AdmitRequest, Demand, LimitKind, Limits, Refusal, Scope, ScopeKind, Window,
@@ -268,9 +269,11 @@ pub fn refusal_headers(h: &mut HeaderMap, r: &Refusal) {
         LimitKind::RequestsPerMinute
         | LimitKind::RequestsPerDay
         | LimitKind::Concurrency
-        | LimitKind::QuotaRequests => insert_window(h, REQUEST_WINDOW_NAMES, &window),
+        | LimitKind::QuotaRequests => {
+            insert_windows(h, [Some((REQUEST_WINDOW_NAMES, window)), None])
+        }
         LimitKind::TokensPerMinute | LimitKind::QuotaTokens => {
-            insert_window(h, TOKEN_WINDOW_NAMES, &window)
+            insert_windows(h, [Some((TOKEN_WINDOW_NAMES, window)), None])
         }
         LimitKind::Budget => {}
     }
@@ -278,19 +281,18 @@ pub fn refusal_headers(h: &mut HeaderMap, r: &Refusal) {
 
 /// The `x-ratelimit-*` headers of an admitted request, as OpenAI sends them.
 pub fn insert_rate_headers(h: &mut HeaderMap, windows: (Option<Window>, Option<Window>)) {
-    for (names, w) in [
-        (REQUEST_WINDOW_NAMES, windows.0),
-        (TOKEN_WINDOW_NAMES, windows.1),
-    ] {
-        if let Some(w) = w {
-            let w = HeaderWindow {
-                limit: w.limit,
-                remaining: w.remaining,
-                reset: Some(w.reset),
-            };
-            insert_window(h, names, &w);
-        }
-    }
+    let header = |w: Window| HeaderWindow {
+        limit: w.limit,
+        remaining: w.remaining,
+        reset: Some(w.reset),
+    };
+    insert_windows(
+        h,
+        [
+            windows.0.map(|w| (REQUEST_WINDOW_NAMES, header(w))),
+            windows.1.map(|w| (TOKEN_WINDOW_NAMES, header(w))),
+        ],
+    );
 }
 
 /// What the three headers of one window say.
@@ -314,37 +316,135 @@ const TOKEN_WINDOW_NAMES: [HeaderName; 3] = [
     HeaderName::from_static("x-ratelimit-reset-tokens"),
 ];
 
-/// Inserts a window's three headers under `[limit, remaining, reset]` names.
-fn insert_window(h: &mut HeaderMap, names: [HeaderName; 3], w: &HeaderWindow) {
-    let [limit, remaining, reset] = names;
-    h.insert(limit, HeaderValue::from(w.limit));
-    h.insert(remaining, HeaderValue::from(w.remaining));
-    // A refusal that waiting cannot cure carries no reset.
-    if let Some(d) = w.reset
-        && let Ok(v) = HeaderValue::from_str(&openai_duration(d))
-    {
-        h.insert(reset, v);
+/// Inserts each window's headers under its `[limit, remaining, reset]` names. The
+/// values are written into one buffer that the headers share: one allocation where a
+/// `HeaderValue` per number (and a `String` and a copy per reset) made eight.
+fn insert_windows(h: &mut HeaderMap, windows: [Option<([HeaderName; 3], HeaderWindow)>; 2]) {
+    let mut buf = BytesMut::with_capacity(128);
+    let mut ends = [[0usize; 3]; 2];
+    let mut digits = itoa::Buffer::new();
+    for (window, ends) in windows.iter().zip(&mut ends) {
+        let Some((_, w)) = window else { continue };
+        buf.extend_from_slice(digits.format(w.limit).as_bytes());
+        ends[0] = buf.len();
+        buf.extend_from_slice(digits.format(w.remaining).as_bytes());
+        ends[1] = buf.len();
+        // A refusal that waiting cannot cure carries no reset.
+        if let Some(d) = w.reset {
+            push_openai_duration(&mut buf, d);
+        }
+        ends[2] = buf.len();
+    }
+    let values = buf.freeze();
+    let mut start = 0;
+    for (window, ends) in windows.into_iter().zip(ends) {
+        let Some((names, _)) = window else { continue };
+        for (name, end) in names.into_iter().zip(ends) {
+            if end > start
+                && let Ok(v) = HeaderValue::from_maybe_shared(values.slice(start..end))
+            {
+                h.insert(name, v);
+            }
+            start = end;
+        }
     }
 }
 
 /// A duration as OpenAI writes its resets: `20ms`, `1s`, `6m0s`, `1h2m3s`.
 pub fn openai_duration(d: Duration) -> String {
+    let mut buf = BytesMut::new();
+    push_openai_duration(&mut buf, d);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// [`openai_duration`], appended to `out`.
+fn push_openai_duration(out: &mut BytesMut, d: Duration) {
+    let mut digits = itoa::Buffer::new();
+    let mut push = |n: u64, unit: &str| {
+        out.extend_from_slice(digits.format(n).as_bytes());
+        out.extend_from_slice(unit.as_bytes());
+    };
     let ms = d.as_millis();
     if ms < 1000 {
-        return format!("{ms}ms");
+        push(ms as u64, "ms");
+        return;
     }
     let secs = d.as_secs() + u64::from(d.subsec_millis() >= 500);
     let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    match (h, m) {
-        (0, 0) => format!("{s}s"),
-        (0, _) => format!("{m}m{s}s"),
-        _ => format!("{h}h{m}m{s}s"),
+    if h > 0 {
+        push(h, "h");
     }
+    if h > 0 || m > 0 {
+        push(m, "m");
+    }
+    push(s, "s");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_headers_carry_both_windows() {
+        let mut h = HeaderMap::new();
+        let requests = Window {
+            limit: 100_000_000,
+            remaining: 99_999_998,
+            reset: Duration::from_millis(20),
+        };
+        let tokens = Window {
+            limit: 7,
+            remaining: 0,
+            reset: Duration::from_secs(3723),
+        };
+        insert_rate_headers(&mut h, (Some(requests), Some(tokens)));
+        let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        assert_eq!(
+            get("x-ratelimit-limit-requests").as_deref(),
+            Some("100000000")
+        );
+        assert_eq!(
+            get("x-ratelimit-remaining-requests").as_deref(),
+            Some("99999998")
+        );
+        assert_eq!(get("x-ratelimit-reset-requests").as_deref(), Some("20ms"));
+        assert_eq!(get("x-ratelimit-limit-tokens").as_deref(), Some("7"));
+        assert_eq!(get("x-ratelimit-remaining-tokens").as_deref(), Some("0"));
+        assert_eq!(get("x-ratelimit-reset-tokens").as_deref(), Some("1h2m3s"));
+        assert_eq!(h.len(), 6);
+
+        // Only the token window: the request headers stay absent.
+        let mut h = HeaderMap::new();
+        insert_rate_headers(&mut h, (None, Some(tokens)));
+        assert_eq!(h.len(), 3);
+        assert!(h.get("x-ratelimit-limit-requests").is_none());
+        assert_eq!(
+            h.get("x-ratelimit-limit-tokens").map(|v| v.as_bytes()),
+            Some(&b"7"[..])
+        );
+    }
+
+    #[test]
+    fn a_refusal_without_a_reset_sends_no_reset_header() {
+        let mut h = HeaderMap::new();
+        let window = HeaderWindow {
+            limit: 5,
+            remaining: 0,
+            reset: None,
+        };
+        insert_windows(&mut h, [Some((REQUEST_WINDOW_NAMES, window)), None]);
+        assert_eq!(h.len(), 2);
+        assert_eq!(
+            h.get("x-ratelimit-limit-requests").map(|v| v.as_bytes()),
+            Some(&b"5"[..])
+        );
+        assert_eq!(
+            h.get("x-ratelimit-remaining-requests")
+                .map(|v| v.as_bytes()),
+            Some(&b"0"[..])
+        );
+        assert!(h.get("x-ratelimit-reset-requests").is_none());
+    }
 
     #[test]
     fn durations_read_like_openai() {
