@@ -36,6 +36,7 @@ mod admin_events;
 mod audit;
 mod audit_export;
 mod audit_filter;
+mod audit_insert;
 mod changes;
 mod convert;
 mod error;
