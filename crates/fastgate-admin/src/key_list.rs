@@ -138,9 +138,17 @@ mod tests {
     #[test]
     fn search_then_page() {
         let now = chrono::Utc::now();
+        // The search also reads ids and display prefixes, which are random: fixed
+        // ones here, or a prefix holding "al" would match too.
         let keys: Vec<ApiKeyRecord> = ["alpha", "beta", "Alpine", "gamma"]
             .iter()
-            .map(|n| fastgate_auth::new_key_record(n, now).1)
+            .enumerate()
+            .map(|(i, n)| {
+                let mut k = fastgate_auth::new_key_record(n, now).1;
+                k.id = format!("id-{i}");
+                k.prefix = format!("fg_test{i}");
+                k
+            })
             .collect();
         let p = query(Some("AL"), Some("1"), Some("1"))
             .paging()
