@@ -278,25 +278,16 @@ fn decode(payload: &[u8]) -> Option<AuditRecordRef<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::sample_record;
-
-    fn full() -> AuditRecord {
-        let mut r = sample_record("full");
-        r.client_request_id = Some("c-1".into());
-        r.query = Some("a=1".into());
-        r.error_message = Some("x\ny\0z".into());
-        r.request_headers = Some("{\"a\":\"b\"}".into());
-        r.response_headers = Some(String::new());
-        r.request_body = Some("ünïcödé".into());
-        r.response_body = Some("data: {}\n\n".into());
-        r.cost = None;
-        r
-    }
+    use crate::testing::{every_field_set, sample_record};
 
     #[test]
     fn frames_round_trip() {
         let mut buf = Vec::new();
-        let records = [full(), sample_record("b"), sample_record("c")];
+        let records = [
+            every_field_set("full"),
+            sample_record("b"),
+            sample_record("c"),
+        ];
         for r in &records {
             encode(&r.view(), &mut buf);
         }

@@ -196,28 +196,11 @@ impl AsAuditRef for PackedRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::sample_record;
-
-    fn every_field_set() -> AuditRecord {
-        let mut r = sample_record("packed-1");
-        r.client_request_id = Some("client-7".into());
-        r.query = Some("a=1&b=2".into());
-        r.error_message = Some("line\nbreak\0nul".into());
-        r.request_headers = Some("{\"accept\":\"*/*\"}".into());
-        r.response_headers = Some(String::new());
-        r.request_body = Some("ünïcödé ✓".into());
-        r.response_body = Some("data: {}\n\n".into());
-        r.tokens_in = Some(u64::MAX);
-        r.tokens_out = Some(0);
-        r.cost = Some(f64::MIN_POSITIVE);
-        r.ttfb_ms = None;
-        r.duration_ms = f64::INFINITY;
-        r
-    }
+    use crate::testing::{every_field_set, sample_record};
 
     #[test]
     fn packing_keeps_every_field() {
-        for record in [every_field_set(), sample_record("plain")] {
+        for record in [every_field_set("packed-1"), sample_record("plain")] {
             let packed = PackedRecord::from(&record);
             assert_eq!(packed.view(), record.view());
             assert_eq!(packed.to_record(), record);
@@ -245,7 +228,7 @@ mod tests {
 
     #[test]
     fn all_text_is_one_buffer() {
-        let record = every_field_set();
+        let record = every_field_set("packed-1");
         let packed = PackedRecord::from(&record);
         let view = record.view();
         let text_fields = [
@@ -276,7 +259,7 @@ mod tests {
 
     #[test]
     fn a_view_serialises_as_the_record_does() {
-        for record in [every_field_set(), sample_record("plain")] {
+        for record in [every_field_set("packed-1"), sample_record("plain")] {
             let mut record = record;
             record.duration_ms = 12.5;
             let packed = PackedRecord::from(&record);

@@ -50,6 +50,27 @@ pub fn sample_record(request_id: &str) -> AuditRecord {
     }
 }
 
+/// A record with every optional field set, where the edges are: empty text, text
+/// with newlines, NUL and multi-byte characters, extreme counts, absent numbers and
+/// a non-finite duration. For this crate's encoding round trips.
+#[cfg(test)]
+pub(crate) fn every_field_set(request_id: &str) -> AuditRecord {
+    let mut r = sample_record(request_id);
+    r.client_request_id = Some("client-7".into());
+    r.query = Some("a=1&b=2".into());
+    r.error_message = Some("line\nbreak\0nul".into());
+    r.request_headers = Some("{\"accept\":\"*/*\"}".into());
+    r.response_headers = Some(String::new());
+    r.request_body = Some("ünïcödé ✓".into());
+    r.response_body = Some("data: {}\n\n".into());
+    r.tokens_in = Some(u64::MAX);
+    r.tokens_out = Some(0);
+    r.cost = None;
+    r.ttfb_ms = None;
+    r.duration_ms = f64::INFINITY;
+    r
+}
+
 /// An in-memory sink that deduplicates by `request_id`, like the real store.
 pub struct MemorySink {
     rows: Mutex<BTreeMap<String, AuditRecord>>,
