@@ -175,7 +175,7 @@ impl AuditSender {
     /// copied into one buffer ([`PackedRecord`]) here, on the caller's thread.
     pub fn send_ref(&self, record: &AuditRecordRef<'_>) {
         // Journal first; the segment is held until the record is queued (or spilled), so
-        // that the segment cannot be deleted in between. Dropped at the end of `send`.
+        // that the segment cannot be deleted in between. Dropped at the end of `send_ref`.
         let _held = self
             .inner
             .journal
